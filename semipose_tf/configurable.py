@@ -1,0 +1,50 @@
+"""Gin bindings for the library, in one place: gin stays at the edges (scripts, factories).
+
+Importing this module registers the configurables; the library itself never imports gin.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import gin
+
+from semipose_tf import keypoints
+
+GIN_CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin_configs")
+
+custom_spec = gin.external_configurable(keypoints.custom_spec, "custom_spec")
+
+
+def find_gin_file(name: str) -> str:
+  """Returns ``name`` if it exists, else ``gin_configs/<name>``; a clear error when neither does."""
+  for candidate in (name, os.path.join(GIN_CONFIG_DIR, name)):
+    if os.path.isfile(candidate):
+      return candidate
+  raise FileNotFoundError(f"gin file {name!r} not found (looked in the current directory and {GIN_CONFIG_DIR})")
+
+
+def parse_gin(files: Sequence[str] = (), params: Sequence[str] = ()) -> None:
+  """Parses gin files (found in ``gin_configs/`` without a path) and bindings."""
+  if not files and not params:
+    return
+  gin.add_config_file_search_path(GIN_CONFIG_DIR)
+  gin.parse_config_files_and_bindings([find_gin_file(f) for f in files], list(params))
+
+
+def resolve_spec(name: str) -> keypoints.KeypointSpec:
+  """A built-in or registered spec by name, else the one gin defines with ``custom_spec`` for that name.
+
+  In gin, either unscoped (``custom_spec.name = "mine"``, ``custom_spec.names = [...]``) or scoped by the name
+  (``mine/custom_spec.names = [...]``).
+  """
+  try:
+    return keypoints.get_spec(name)
+  except KeyError as unknown:
+    try:
+      with gin.config_scope(name):
+        spec = custom_spec(name=name)
+    except TypeError as e:  # custom_spec() missing `names`: gin defines no such spec.
+      raise KeyError(f"{unknown.args[0]}; gin defines no custom_spec for {name!r} ({e})") from None
+    return spec

@@ -1,0 +1,221 @@
+"""The TFRecord schema, the atomic sharded writer and the manifest that marks a set complete.
+
+Storage: one ``tf.train.Example`` per *image*, holding the image's encoded bytes once and every selected person
+instance of that image as parallel per-instance arrays. The pipeline expands a record into one element per
+instance after decoding the image once. Per-instance records would repeat an image's JPEG bytes for every person
+in it (COCO has about 2.6 keypoint-labeled people per image), and re-encoded crops would lose quality; storing
+each image once keeps a set at ~1.0x its source bytes and decodes each image once per pass.
+
+A set is a directory with ``manifest.json`` and shards ``<set>-SSSSS-of-NNNNN.tfrecord``. Shards are written
+under a temporary name and renamed when complete; the manifest is written last, also atomically, and lists
+every shard with its size. A reader accepts a set only through its manifest, so a killed converter leaves
+nothing a reader would take for complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from typing import Any, Iterable
+
+import numpy as np
+import tensorflow as tf
+
+FORMAT = "semipose_tf.tfrecord.v1"
+MANIFEST = "manifest.json"
+_TMP_MARK = ".tmp-"
+
+
+@dataclasses.dataclass
+class Instance:
+  """One person: box (x, y, w, h) in image pixels, keypoints [K, 3] (x, y, v), detector or GT score."""
+
+  ann_id: int
+  bbox: np.ndarray
+  keypoints: np.ndarray
+  score: float = 1.0
+  area: float = 0.0
+
+
+@dataclasses.dataclass
+class ImageEntry:
+  """One image file and the instances selected from it."""
+
+  image_id: int
+  path: str
+  width: int
+  height: int
+  instances: list[Instance]
+
+
+def _bytes(values):
+  return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+
+
+def _ints(values):
+  return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
+
+
+def _floats(values):
+  return tf.train.Feature(float_list=tf.train.FloatList(value=np.asarray(values, np.float32).ravel()))
+
+
+def serialize(entry: ImageEntry, encoded: bytes) -> bytes:
+  """Serializes an image and its instances to a ``tf.train.Example``."""
+  inst = entry.instances
+  feats = {
+      "image/encoded": _bytes([encoded]),
+      "image/filename": _bytes([os.path.basename(entry.path).encode()]),
+      "image/id": _ints([entry.image_id]),
+      "image/height": _ints([entry.height]),
+      "image/width": _ints([entry.width]),
+      "instance/id": _ints([i.ann_id for i in inst]),
+      "instance/bbox": _floats([i.bbox for i in inst]),
+      "instance/keypoints": _floats([i.keypoints for i in inst]),
+      "instance/score": _floats([i.score for i in inst]),
+      "instance/area": _floats([i.area for i in inst]),
+  }
+  return tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString()
+
+
+def parse(serialized: tf.Tensor, num_keypoints: int) -> dict[str, tf.Tensor]:
+  """Parses one serialized record (graph op).
+
+  Returns:
+    A dict with ``image/encoded`` [] string, ``image/id`` [] int64, ``image/filename`` [] string, ``image/height``
+    and ``image/width`` [] int64, and per-instance ``instance/id`` [n] int64, ``instance/bbox`` [n, 4],
+    ``instance/keypoints`` [n, K, 3], ``instance/score`` [n], ``instance/area`` [n] float32.
+  """
+  spec = {
+      "image/encoded": tf.io.FixedLenFeature([], tf.string),
+      "image/filename": tf.io.FixedLenFeature([], tf.string, default_value=""),
+      "image/id": tf.io.FixedLenFeature([], tf.int64),
+      "image/height": tf.io.FixedLenFeature([], tf.int64),
+      "image/width": tf.io.FixedLenFeature([], tf.int64),
+      "instance/id": tf.io.VarLenFeature(tf.int64),
+      "instance/bbox": tf.io.VarLenFeature(tf.float32),
+      "instance/keypoints": tf.io.VarLenFeature(tf.float32),
+      "instance/score": tf.io.VarLenFeature(tf.float32),
+      "instance/area": tf.io.VarLenFeature(tf.float32),
+  }
+  ex = tf.io.parse_single_example(serialized, spec)
+  out = {k: v for k, v in ex.items() if not isinstance(v, tf.SparseTensor)}
+  for k, v in ex.items():
+    if isinstance(v, tf.SparseTensor):
+      out[k] = tf.sparse.to_dense(v)
+  out["instance/bbox"] = tf.reshape(out["instance/bbox"], [-1, 4])
+  out["instance/keypoints"] = tf.reshape(out["instance/keypoints"], [-1, num_keypoints, 3])
+  return out
+
+
+def shard_name(set_name: str, index: int, count: int) -> str:
+  return f"{set_name}-{index:05d}-of-{count:05d}.tfrecord"
+
+
+class ShardWriter:
+  """Writes one shard under a temporary name; ``close()`` renames it into place."""
+
+  def __init__(self, directory: str, name: str):
+    self.directory = directory
+    self.name = name
+    fd, self._tmp = tempfile.mkstemp(prefix=name + _TMP_MARK, dir=directory)
+    os.close(fd)
+    self._writer = tf.io.TFRecordWriter(self._tmp)
+    self.num_images = 0
+    self.num_instances = 0
+
+  def write(self, record: bytes, num_instances: int) -> None:
+    self._writer.write(record)
+    self.num_images += 1
+    self.num_instances += num_instances
+
+  def close(self) -> dict[str, Any]:
+    self._writer.close()
+    final = os.path.join(self.directory, self.name)
+    _publish(self._tmp, final)
+    return {"file": self.name, "num_images": self.num_images, "num_instances": self.num_instances,
+            "bytes": os.path.getsize(final)}
+
+  def abort(self) -> None:
+    self._writer.close()
+    if os.path.exists(self._tmp):
+      os.remove(self._tmp)
+
+
+def _publish(tmp: str, final: str) -> None:
+  """Renames a finished temporary file into place with ordinary permissions (mkstemp creates it 0600)."""
+  umask = os.umask(0)
+  os.umask(umask)
+  os.chmod(tmp, 0o666 & ~umask)
+  os.replace(tmp, final)
+
+
+def prepare_directory(directory: str) -> None:
+  """Creates a set directory, invalidating a previous set there: manifest first, then shards and stale temps."""
+  os.makedirs(directory, exist_ok=True)
+  manifest = os.path.join(directory, MANIFEST)
+  if os.path.exists(manifest):
+    os.remove(manifest)  # From here on no reader accepts the directory until the new manifest lands.
+  for f in os.listdir(directory):
+    if f.endswith(".tfrecord") or _TMP_MARK in f:
+      os.remove(os.path.join(directory, f))
+
+
+def write_json_atomic(path: str, obj: Any) -> None:
+  """Writes JSON to a temporary file in the same directory and renames it into place."""
+  directory = os.path.dirname(os.path.abspath(path))
+  fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + _TMP_MARK, dir=directory)
+  try:
+    with os.fdopen(fd, "w") as f:
+      json.dump(obj, f, indent=2)
+      f.flush()
+      os.fsync(f.fileno())
+    _publish(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+class IncompleteSetError(FileNotFoundError):
+  """A TFRecord set directory without a valid manifest, or whose shards do not match it."""
+
+
+def read_manifest(directory: str) -> dict[str, Any]:
+  """Loads a set's manifest and checks that every listed shard exists with the recorded size.
+
+  Raises:
+    IncompleteSetError: no manifest (the set was never finished, e.g. a converter was killed), or a shard
+      missing or of the wrong size.
+  """
+  path = os.path.join(directory, MANIFEST)
+  if not os.path.exists(path):
+    raise IncompleteSetError(
+        f"{directory}: no {MANIFEST}; this is not a complete TFRecord set (was the conversion interrupted?). "
+        "Create it with: python scripts/make_tfrecords.py --help")
+  with open(path) as f:
+    manifest = json.load(f)
+  if manifest.get("format") != FORMAT:
+    raise IncompleteSetError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT!r}")
+  for shard in manifest["shards"]:
+    f = os.path.join(directory, shard["file"])
+    if not os.path.exists(f):
+      raise IncompleteSetError(f"{directory}: shard {shard['file']} listed in the manifest is missing")
+    if os.path.getsize(f) != shard["bytes"]:
+      raise IncompleteSetError(f"{f}: {os.path.getsize(f)} bytes, the manifest says {shard['bytes']}")
+  return manifest
+
+
+def shard_paths(directory: str, manifest: dict[str, Any] | None = None) -> list[str]:
+  manifest = manifest or read_manifest(directory)
+  return [os.path.join(directory, s["file"]) for s in manifest["shards"]]
+
+
+def count_instances(paths: Iterable[str], num_keypoints: int) -> int:
+  """Counts instances by reading the shards (an independent check of the manifest)."""
+  n = 0
+  for rec in tf.data.TFRecordDataset(list(paths)):
+    n += int(tf.shape(parse(rec, num_keypoints)["instance/id"])[0])
+  return n

@@ -1,0 +1,289 @@
+"""Readers for the annotation formats: COCO / AI Challenger keypoints, the HRNet MPII json, detection boxes.
+
+Each reader returns a :class:`Source`: the eligible person instances in annotation-file order, each with its
+image, plus counts of what was left out and why. Eligibility follows the reference
+(``COCODataset._load_coco_keypoint_annotation_kernal`` of HRNet / Xie et al.):
+
+* crowd annotations (``iscrowd = 1``) are excluded (the reference asks ``getAnnIds(iscrowd=False)``);
+* the box is clipped to the image (``x2 = min(width - 1, x1 + max(0, w - 1))``, likewise y) and must keep
+  ``area > 0`` and ``x2 >= x1``, ``y2 >= y1``; the clipped box is what is stored;
+* persons with no labeled keypoint (``max(keypoints) == 0``) are excluded from every set by default, as the
+  reference's loader does for both its labeled and its unlabeled COCO sets; ``include_unannotated=True`` keeps them
+  for unlabeled use only.
+
+Problems in the input (an image file that does not exist, a keypoint list of the wrong length, a box that lies
+outside its image, an image id with no image entry) are collected per annotation and either raised together as a
+:class:`BadInputError` or, with ``skip_bad``, dropped and reported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from semipose_tf.data.records import Instance
+from semipose_tf.keypoints import KeypointSpec
+
+
+class BadInputError(ValueError):
+  """Bad input data; the message names the annotation id(s) and file(s)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageInfo:
+  image_id: int
+  path: str
+  width: int
+  height: int
+
+
+@dataclasses.dataclass
+class Problem:
+  ann_id: int
+  file: str
+  reason: str
+
+  def __str__(self):
+    return f"annotation {self.ann_id} (file {self.file}): {self.reason}"
+
+
+@dataclasses.dataclass
+class Source:
+  """Eligible instances of one annotation file, in annotation-file order.
+
+  Attributes:
+    kind: "coco", "aic", "mpii" or "detections".
+    spec: The keypoint spec the keypoints follow.
+    items: (image, instance, has_labels) triples; has_labels is False for detections and zero-keypoint persons.
+    files: The annotation / detection files read.
+    image_dir: The image folder.
+    stats: Counts of annotations read and of each exclusion.
+    problems: Bad annotations that were dropped (only non-empty with skip_bad).
+  """
+
+  kind: str
+  spec: KeypointSpec
+  items: list[tuple[ImageInfo, Instance, bool]]
+  files: list[str]
+  image_dir: str
+  stats: dict[str, int]
+  problems: list[Problem]
+
+
+def report_problems(problems: list[Problem], skip_bad: bool, what: str) -> None:
+  """Raises a BadInputError listing the problems unless skip_bad."""
+  if problems and not skip_bad:
+    listed = "\n  ".join(str(p) for p in problems[:20])
+    more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+    raise BadInputError(f"{len(problems)} bad annotation(s) in {what}:\n  {listed}{more}\n"
+                        "Fix the input, or pass --skip_bad to skip them (they are counted and listed in the manifest).")
+
+
+def clean_box(bbox, width: int, height: int, area: float | None = None) -> np.ndarray | None:
+  """The reference's box sanitation; None when nothing of the box is inside the image or it is degenerate."""
+  x, y, w, h = (float(v) for v in bbox)
+  x1, y1 = max(0.0, x), max(0.0, y)
+  x2 = min(width - 1.0, x1 + max(0.0, w - 1.0))
+  y2 = min(height - 1.0, y1 + max(0.0, h - 1.0))
+  if area is None:
+    area = w * h
+  if area > 0 and x2 >= x1 and y2 >= y1 and x < width and y < height and x + w > 0 and y + h > 0:
+    return np.array([x1, y1, x2 - x1, y2 - y1], np.float32)
+  return None
+
+
+def _load_json(path: str) -> Any:
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"annotation file not found: {path}")
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except json.JSONDecodeError as e:
+    raise BadInputError(f"{path}: not valid JSON ({e})") from e
+
+
+def _image_size(path: str) -> tuple[int, int]:
+  """(width, height) from an image header."""
+  import tensorflow as tf  # Local: reading the header is the only TF use here.
+
+  data = tf.io.read_file(path)
+  if bool(tf.io.is_jpeg(data)):
+    h, w, _ = tf.io.extract_jpeg_shape(data).numpy()
+  else:
+    h, w = tf.shape(tf.io.decode_image(data, channels=3, expand_animations=False)).numpy()[:2]
+  return int(w), int(h)
+
+
+def load_coco(annotations: str, image_dir: str, spec: KeypointSpec, skip_bad: bool = False,
+              include_unannotated: bool = False, kind: str = "coco") -> Source:
+  """Reads a COCO-format person keypoint json (COCO-17, AI Challenger-14 or any spec of the same layout)."""
+  data = _load_json(annotations)
+  for key in ("images", "annotations"):
+    if key not in data:
+      raise BadInputError(f"{annotations}: no {key!r} list; is this a COCO-format keypoint file?")
+  images = {}
+  for im in data["images"]:
+    images[im["id"]] = ImageInfo(int(im["id"]), os.path.join(image_dir, im["file_name"]), int(im["width"]),
+                                 int(im["height"]))
+  person_ids = {c["id"] for c in data.get("categories", []) if c.get("name") == "person"} or {1}
+  exists: dict[str, bool] = {}
+  k = spec.num_keypoints
+  stats = dict(annotations=len(data["annotations"]), non_person=0, crowd=0, zero_keypoints=0, bad=0,
+               labeled_candidates=0, unlabeled_candidates=0)
+  items, problems = [], []
+  for ann in data["annotations"]:
+    ann_id = int(ann.get("id", -1))
+    if ann.get("category_id", 1) not in person_ids:
+      stats["non_person"] += 1
+      continue
+    if ann.get("iscrowd", 0):
+      stats["crowd"] += 1
+      continue
+    info = images.get(ann.get("image_id"))
+    if info is None:
+      problems.append(Problem(ann_id, annotations, f"image_id {ann.get('image_id')} has no entry in 'images'"))
+      continue
+    if info.path not in exists:
+      exists[info.path] = os.path.isfile(info.path)
+    if not exists[info.path]:
+      problems.append(Problem(ann_id, info.path, "image file not found"))
+      continue
+    kps = ann.get("keypoints", [])
+    if len(kps) != 3 * k:
+      problems.append(Problem(ann_id, info.path, f"{len(kps)} keypoint values, expected {3 * k} "
+                                                 f"({k} keypoints x 3) for spec {spec.name!r}"))
+      continue
+    box = clean_box(ann.get("bbox", [0, 0, 0, 0]), info.width, info.height, ann.get("area"))
+    if box is None:
+      problems.append(Problem(ann_id, info.path, f"box {ann.get('bbox')} lies outside the {info.width}x"
+                                                 f"{info.height} image or is empty"))
+      continue
+    kps = np.asarray(kps, np.float32).reshape(k, 3)
+    has_labels = bool(kps.max() > 0)
+    if not has_labels:
+      stats["zero_keypoints"] += 1
+      if not include_unannotated:
+        continue
+    area = float(ann.get("area", box[2] * box[3]))
+    items.append((info, Instance(ann_id, box, kps, 1.0, area), has_labels))
+  stats["bad"] = len(problems)
+  report_problems(problems, skip_bad, annotations)
+  stats["labeled_candidates"] = sum(1 for it in items if it[2])
+  stats["unlabeled_candidates"] = len(items)
+  return Source(kind, spec, items, [annotations], image_dir, stats, problems)
+
+
+def load_mpii(annotations: str, image_dir: str, spec: KeypointSpec, skip_bad: bool = False) -> Source:
+  """Reads the HRNet/SimpleBaseline MPII json: a list of {image, center, scale, joints, joints_vis}.
+
+  As the reference does: ``center[1] += 15 * scale`` and everything is shifted by -1 (MATLAB 1-based to 0-based).
+  The stored box is the square of side ``200 * scale`` around that centre, so that ``box_to_center_scale`` with a
+  square input and padding 1.25 gives back exactly the reference's centre and ``1.25 * scale``.
+  """
+  data = _load_json(annotations)
+  if not isinstance(data, list):
+    raise BadInputError(f"{annotations}: expected a list of {{image, center, scale, joints, joints_vis}}")
+  k = spec.num_keypoints
+  sizes: dict[str, tuple[int, int] | None] = {}
+  ids: dict[str, int] = {}
+  stats = dict(annotations=len(data), zero_keypoints=0, bad=0)
+  items, problems = [], []
+  for ann_id, ann in enumerate(data):
+    path = os.path.join(image_dir, ann.get("image", ""))
+    if path not in sizes:
+      sizes[path] = _image_size(path) if os.path.isfile(path) else None
+    if sizes[path] is None:
+      problems.append(Problem(ann_id, path, "image file not found"))
+      continue
+    width, height = sizes[path]
+    joints = np.asarray(ann.get("joints", []), np.float32)
+    vis = np.asarray(ann.get("joints_vis", []), np.float32).reshape(-1)
+    if joints.shape != (k, 2) or vis.shape != (k,):
+      problems.append(Problem(ann_id, path, f"joints {list(joints.shape)} / joints_vis {list(vis.shape)}, "
+                                            f"expected [{k}, 2] / [{k}] for spec {spec.name!r}"))
+      continue
+    s = float(ann["scale"])
+    cx, cy = (float(v) for v in ann["center"])
+    if cx != -1:
+      cy += 15 * s
+    cx, cy = cx - 1, cy - 1
+    side = s * 200.0
+    box = clean_box([cx - side / 2, cy - side / 2, side, side], width, height)
+    if box is None or s <= 0:
+      problems.append(Problem(ann_id, path, f"person box (center {ann['center']}, scale {s}) lies outside the "
+                                            f"{width}x{height} image"))
+      continue
+    # Keep the unclipped square: clipping would move the centre away from the reference's.
+    box = np.array([cx - side / 2, cy - side / 2, side, side], np.float32)
+    kps = np.zeros((k, 3), np.float32)
+    labeled = vis > 0
+    kps[labeled, :2] = joints[labeled] - 1
+    kps[:, 2] = labeled.astype(np.float32)
+    if not labeled.any():
+      stats["zero_keypoints"] += 1
+      continue
+    image_id = ids.setdefault(path, len(ids))
+    items.append((ImageInfo(image_id, path, width, height), Instance(ann_id, box, kps, 1.0, side * side), True))
+  stats["bad"] = len(problems)
+  report_problems(problems, skip_bad, annotations)
+  stats["labeled_candidates"] = stats["unlabeled_candidates"] = len(items)
+  return Source("mpii", spec, items, [annotations], image_dir, stats, problems)
+
+
+def load_detections(detections: str, image_dir: str, spec: KeypointSpec, score_threshold: float = 0.5,
+                    image_info: str | None = None, skip_bad: bool = False) -> Source:
+  """Reads person detections in the COCO results format ([{image_id, category_id, bbox, score}]).
+
+  Image file names come from ``image_info`` (a json with a COCO ``images`` list, e.g. COCO's
+  ``image_info_unlabeled2017.json``) when given, else from the COCO convention ``%012d.jpg``. Keypoints are
+  zero: these instances are for the unlabeled set only. ``ann_id`` is the detection's index in the file.
+  """
+  dets = _load_json(detections)
+  if not isinstance(dets, list):
+    raise BadInputError(f"{detections}: expected a list of detections (COCO results format)")
+  infos: dict[int, ImageInfo] = {}
+  if image_info:
+    for im in _load_json(image_info)["images"]:
+      infos[int(im["id"])] = ImageInfo(int(im["id"]), os.path.join(image_dir, im["file_name"]), int(im["width"]),
+                                       int(im["height"]))
+  stats = dict(annotations=len(dets), non_person=0, below_threshold=0, bad=0)
+  items, problems = [], []
+  missing: set[int] = set()
+  for ann_id, det in enumerate(dets):
+    if det.get("category_id", 1) != 1:
+      stats["non_person"] += 1
+      continue
+    if float(det.get("score", 1.0)) < score_threshold:
+      stats["below_threshold"] += 1
+      continue
+    image_id = int(det["image_id"])
+    info = infos.get(image_id)
+    if info is None and image_id not in missing:
+      path = os.path.join(image_dir, f"{image_id:012d}.jpg")
+      if image_info or not os.path.isfile(path):
+        missing.add(image_id)
+      else:
+        w, h = _image_size(path)
+        info = infos[image_id] = ImageInfo(image_id, path, w, h)
+    if info is None or not os.path.isfile(info.path):
+      where = info.path if info else os.path.join(image_dir, f"{image_id:012d}.jpg")
+      problems.append(Problem(ann_id, where, "image file not found" if info or not image_info
+                              else f"image_id {image_id} has no entry in {image_info}"))
+      continue
+    box = clean_box(det["bbox"], info.width, info.height)
+    if box is None:
+      problems.append(Problem(ann_id, info.path, f"box {det['bbox']} lies outside the {info.width}x{info.height} "
+                                                 "image or is empty"))
+      continue
+    kps = np.zeros((spec.num_keypoints, 3), np.float32)
+    items.append((info, Instance(ann_id, box, kps, float(det.get("score", 1.0)), float(box[2] * box[3])), False))
+  stats["bad"] = len(problems)
+  report_problems(problems, skip_bad, detections)
+  stats["labeled_candidates"] = 0
+  stats["unlabeled_candidates"] = len(items)
+  files = [detections] + ([image_info] if image_info else [])
+  return Source("detections", spec, items, files, image_dir, stats, problems)
