@@ -11,10 +11,12 @@ from typing import Sequence
 import gin
 
 from semipose_tf import keypoints
+from semipose_tf.models import factory
 
 GIN_CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin_configs")
 
 custom_spec = gin.external_configurable(keypoints.custom_spec, "custom_spec")
+build_pose_model = gin.external_configurable(factory.build_pose_model, "build_pose_model")
 
 
 def find_gin_file(name: str) -> str:

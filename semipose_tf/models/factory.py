@@ -1,0 +1,48 @@
+"""The model factory: one call (and one gin binding) from a backbone name to a pose network."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+import numpy as np
+
+from semipose_tf.models.hrnet import HRNet
+from semipose_tf.models.pretrained import load_backbone_weights
+from semipose_tf.models.simple_baseline import SimpleBaseline
+from semipose_tf.models.staged import StagedPoseModel
+
+BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "hrnet_w32", "hrnet_w48")
+
+
+def build_pose_model(backbone: str = "resnet18", input_size: Sequence[int] = (256, 192), num_keypoints: int = 17,
+                     pretrained: str | None = None, dtype: str | None = None) -> StagedPoseModel:
+  """Builds a pose network.
+
+  Args:
+    backbone: "resnet18" .. "resnet152" (SimpleBaseline) or "hrnet_w32" / "hrnet_w48".
+    input_size: (H, W) of the input crops.
+    num_keypoints: K.
+    pretrained: Backbone weights: a keras-hub preset name or directory, a ``.weights.h5`` file or a torchvision
+      ``.pth`` (see :mod:`semipose_tf.models.pretrained`); None for random initialization.
+    dtype: Dtype policy, e.g. "mixed_bfloat16" or "mixed_float16"; None for the global policy. Heatmaps are
+      float32 either way.
+
+  Returns:
+    A :class:`StagedPoseModel` mapping [N, H, W, 3] to [N, H/4, W/4, K] heatmaps.
+  """
+  shape = (int(input_size[0]), int(input_size[1]), 3)
+  if backbone.startswith("resnet") and backbone[6:].isdigit():
+    model = SimpleBaseline(int(backbone[6:]), num_keypoints, shape, dtype=dtype)
+  elif backbone.startswith("hrnet_w") and backbone[7:].isdigit():
+    model = HRNet(int(backbone[7:]), num_keypoints, shape, dtype=dtype)
+  else:
+    raise ValueError(f"unknown backbone {backbone!r}; choose from {BACKBONES}")
+  if pretrained:
+    load_backbone_weights(model, pretrained)
+  return model
+
+
+def count_params(model: keras.Model) -> int:
+  """Trainable parameters (what PyTorch's ``sum(p.numel() for p in model.parameters())`` counts)."""
+  return int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))

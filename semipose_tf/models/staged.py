@@ -1,0 +1,78 @@
+"""A functional pose model built as a chain of stage sub-models, splittable at any stage boundary.
+
+``model(x) == tail(head(x))`` for ``head, tail = model.split(name)``: both halves are new functional models over
+the model's own stage layers, so they share its weights (training either trains the model). A split point names
+the stage whose *input* is cut: ``split("layer3")`` of a SimpleBaseline returns the output of layer2 from the head
+and runs layer3 onwards in the tail ("before layer3" in the paper). ``"image"`` cuts before the first stage.
+Features between stages are a tensor, or a list of tensors for HRNet's multi-resolution branches.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+from keras import layers
+
+
+class StagedPoseModel(keras.Model):
+  """Base class: subclasses build ``(name, stage)`` pairs and call :meth:`_init_chain` from ``__init__``."""
+
+  def _init_chain(self, stages: Sequence[tuple[str, keras.Model]], input_shape: Sequence[int], **kwargs):
+    inputs = keras.Input(tuple(input_shape), name="image")
+    x = inputs
+    for _, stage in stages:
+      x = stage(x)
+    super().__init__(inputs=inputs, outputs=x, **kwargs)
+    self.stage_names = tuple(name for name, _ in stages)
+
+  @property
+  def split_points(self) -> tuple[str, ...]:
+    """Valid split names, in order: "image" then every stage name (cutting before that stage)."""
+    return ("image",) + self.stage_names
+
+  def stages(self) -> list[keras.Model]:
+    return [self.get_layer(name) for name in self.stage_names]
+
+  def split(self, point: str) -> tuple[keras.Model, keras.Model]:
+    """Returns ``(head, tail)`` sharing this model's weights, with ``tail(head(x)) == model(x)``.
+
+    Args:
+      point: "image" or a stage name; the cut is at that stage's input.
+
+    Raises:
+      ValueError: unknown point, naming the valid ones.
+    """
+    if point not in self.split_points:
+      raise ValueError(f"unknown split point {point!r} for {self.name}; valid: {list(self.split_points)}")
+    index = 0 if point == "image" else self.stage_names.index(point)
+    stages = self.stages()
+    image = keras.Input(self.input_shape[1:], name="image")
+    feats = image
+    for stage in stages[:index]:
+      feats = stage(feats)
+    if index == 0:  # Nothing before the cut: the head is the identity.
+      feats = layers.Identity(name="image_identity")(image)
+    head = keras.Model(image, feats, name=f"{self.name}_head_to_{point}")
+    tail_in = keras.tree.map_structure(lambda t: keras.Input(t.shape[1:], dtype=t.dtype), feats)
+    out = tail_in
+    for stage in stages[index:]:
+      out = stage(out)
+    tail = keras.Model(tail_in, out, name=f"{self.name}_from_{point}")
+    return head, tail
+
+  def head_to(self, point: str) -> keras.Model:
+    """The part of the network before ``point`` (see :meth:`split`)."""
+    return self.split(point)[0]
+
+  def tail_from(self, point: str) -> keras.Model:
+    """The part of the network from ``point`` on (see :meth:`split`)."""
+    return self.split(point)[1]
+
+  @classmethod
+  def from_config(cls, config):
+    return cls(**config)
+
+  def _base_config(self) -> dict:
+    return {"name": self.name, "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy)}

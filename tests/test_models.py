@@ -1,0 +1,122 @@
+"""Pose networks: parameter counts, split points, config / .keras round trips, mixed precision, a train step."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import keras
+
+from semipose_tf.models import HRNet, SimpleBaseline, build_pose_model
+from semipose_tf.models.factory import count_params
+
+# Reference parameter counts (PyTorch reference code, 17 joints): SimpleBaseline-R18 15.4M, R50 34.0M, HRNet-W32
+# 28.5M.
+REFERENCE_PARAMS = {"resnet18": 15.4e6, "resnet50": 34.0e6, "hrnet_w32": 28.5e6}
+
+
+@pytest.mark.parametrize("backbone", sorted(REFERENCE_PARAMS))
+def test_parameter_counts_and_output_shape(backbone):
+  model = build_pose_model(backbone, (256, 192), 17)
+  n = count_params(model)
+  print(f"{backbone}: {n / 1e6:.2f}M trainable parameters (reference {REFERENCE_PARAMS[backbone] / 1e6:.1f}M)")
+  assert abs(n - REFERENCE_PARAMS[backbone]) / REFERENCE_PARAMS[backbone] < 0.005
+  assert model.output_shape == (None, 64, 48, 17)
+
+
+def _tiny_models():
+  # Small inputs keep the suite fast; the topology is the full one.
+  return [SimpleBaseline(18, 5, (64, 48, 3)), HRNet(8, 5, (64, 64, 3))]
+
+
+@pytest.mark.parametrize("model", _tiny_models(), ids=["simple_baseline_r18", "hrnet_w8"])
+def test_split_points_compose_to_the_model(model):
+  x = np.random.default_rng(0).normal(size=(2,) + tuple(model.input_shape[1:])).astype("float32")
+  y = model(x, training=False).numpy()
+  ours = {id(v) for v in model.trainable_variables}
+  assert model.split_points[0] == "image"
+  for point in model.split_points:
+    head, tail = model.split(point)
+    feats = head(x, training=False)
+    np.testing.assert_allclose(tail(feats, training=False).numpy(), y, atol=1e-5, err_msg=point)
+    parts = [id(v) for v in head.trainable_variables] + [id(v) for v in tail.trainable_variables]
+    assert len(parts) == len(set(parts)) and set(parts) == ours, point  # The model's own, none duplicated.
+  with pytest.raises(ValueError, match="unknown split point 'layer9'"):
+    model.split("layer9")
+
+
+def test_split_before_layer3_is_the_output_of_layer2():
+  model = SimpleBaseline(18, 5, (64, 48, 3))
+  feats = model.head_to("layer3")(np.zeros((1, 64, 48, 3), np.float32))
+  assert tuple(feats.shape) == (1, 8, 6, 128)  # layer2: stride 8, 128 channels.
+  hr = HRNet(8, 5, (64, 64, 3))
+  f = hr.head_to("stage4")(np.zeros((1, 64, 64, 3), np.float32))
+  assert [tuple(t.shape) for t in f] == [(1, 16, 16, 8), (1, 8, 8, 16), (1, 4, 4, 32)]
+
+
+@pytest.mark.parametrize("model", _tiny_models(), ids=["simple_baseline_r18", "hrnet_w8"])
+def test_config_and_keras_file_round_trip(model, tmp_path):
+  x = np.random.default_rng(1).normal(size=(2,) + tuple(model.input_shape[1:])).astype("float32")
+  y = model(x, training=False).numpy()
+  clone = type(model).from_config(model.get_config())
+  assert clone.get_config() == model.get_config()
+  assert count_params(clone) == count_params(model)
+  path = str(tmp_path / "model.keras")
+  model.save(path)
+  loaded = keras.models.load_model(path)
+  assert type(loaded) is type(model) and loaded.get_config() == model.get_config()
+  np.testing.assert_allclose(loaded(x, training=False).numpy(), y, atol=1e-6)
+  assert loaded.split_points == model.split_points
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision(policy):
+  model = build_pose_model("resnet18", (64, 48), 5, dtype=policy)
+  out = model(np.zeros((2, 64, 48, 3), np.float32), training=False)
+  assert out.dtype == tf.float32
+  assert model.get_layer("layer1").get_layer("stack0_block0_1_conv").compute_dtype == policy.split("_")[1]
+  assert all(v.dtype == tf.float32 for v in model.trainable_variables)  # Variables stay float32.
+  head, tail = model.split("layer3")
+  assert tail(head(np.zeros((1, 64, 48, 3), np.float32))).dtype == tf.float32
+  hr = HRNet(8, 5, (64, 64, 3), dtype=policy)
+  assert hr(np.zeros((1, 64, 64, 3), np.float32)).dtype == tf.float32
+
+
+def test_forward_backward_r18_256x192():
+  model = build_pose_model("resnet18")
+  x = tf.random.normal((2, 256, 192, 3))
+  target = tf.random.uniform((2, 64, 48, 17))
+  with tf.GradientTape() as tape:
+    loss = tf.reduce_mean(tf.square(model(x, training=True) - target))
+  grads = tape.gradient(loss, model.trainable_variables)
+  assert all(g is not None for g in grads) and np.isfinite(loss.numpy())
+  assert any(float(tf.reduce_sum(tf.abs(g))) > 0 for g in grads)
+
+
+def test_head_initialization_follows_the_reference():
+  model = SimpleBaseline(18, 17, (64, 48, 3))
+  final = model.get_layer("final").get_layer("final_conv")
+  assert abs(float(np.std(final.kernel.numpy())) - 0.001) < 3e-4
+  np.testing.assert_array_equal(final.bias.numpy(), 0.0)
+  deconv = model.get_layer("deconv").get_layer("deconv0")
+  assert deconv.bias is None and abs(float(np.std(deconv.kernel.numpy())) - 0.001) < 2e-4
+
+
+def test_unknown_backbone():
+  with pytest.raises(ValueError, match="unknown backbone 'vgg16'"):
+    build_pose_model("vgg16")
+  with pytest.raises(ValueError, match="ResNet depth must be one of"):
+    build_pose_model("resnet20")
+
+
+def test_factory_bound_in_gin():
+  import gin
+
+  from semipose_tf import configurable
+
+  gin.clear_config()
+  try:
+    configurable.parse_gin(params=['build_pose_model.backbone = "hrnet_w32"', "build_pose_model.input_size = (64, 64)",
+                                   "build_pose_model.num_keypoints = 16"])
+    model = configurable.build_pose_model()
+  finally:
+    gin.clear_config()
+  assert model.name == "hrnet_w32" and model.output_shape == (None, 16, 16, 16)
