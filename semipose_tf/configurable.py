@@ -12,11 +12,14 @@ import gin
 
 from semipose_tf import keypoints
 from semipose_tf.models import factory
+from semipose_tf.train import experiment, teacher_student
 
 GIN_CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin_configs")
 
 custom_spec = gin.external_configurable(keypoints.custom_spec, "custom_spec")
 build_pose_model = gin.external_configurable(factory.build_pose_model, "build_pose_model")
+SemiSupervisedPose = gin.external_configurable(teacher_student.SemiSupervisedPose, "SemiSupervisedPose")
+train = gin.external_configurable(experiment.train, "train")
 
 
 def find_gin_file(name: str) -> str:
@@ -28,10 +31,16 @@ def find_gin_file(name: str) -> str:
 
 
 def parse_gin(files: Sequence[str] = (), params: Sequence[str] = ()) -> None:
-  """Parses gin files (found in ``gin_configs/`` without a path) and bindings."""
+  """Parses gin files (found in ``gin_configs/`` without a path; includes resolve there too) and bindings."""
   if not files and not params:
     return
-  gin.add_config_file_search_path(GIN_CONFIG_DIR)
+  # Search gin_configs/ first: includes like 'base/train.gin' then resolve without gin logging a failed lookup in
+  # the current directory as an error. (gin has no public way to prepend a search path.)
+  prefixes = getattr(gin.config, "_LOCATION_PREFIXES", None)
+  if prefixes is not None and GIN_CONFIG_DIR not in prefixes:
+    prefixes.insert(0, GIN_CONFIG_DIR)
+  elif prefixes is None:
+    gin.add_config_file_search_path(GIN_CONFIG_DIR)
   gin.parse_config_files_and_bindings([find_gin_file(f) for f in files], list(params))
 
 

@@ -24,7 +24,7 @@ def test_parameter_counts_and_output_shape(backbone):
 
 def _tiny_models():
   # Small inputs keep the suite fast; the topology is the full one.
-  return [SimpleBaseline(18, 5, (64, 48, 3)), HRNet(8, 5, (64, 64, 3))]
+  return [SimpleBaseline(18, 5, (64, 64, 3)), HRNet(8, 5, (64, 64, 3))]
 
 
 @pytest.mark.parametrize("model", _tiny_models(), ids=["simple_baseline_r18", "hrnet_w8"])
@@ -44,9 +44,9 @@ def test_split_points_compose_to_the_model(model):
 
 
 def test_split_before_layer3_is_the_output_of_layer2():
-  model = SimpleBaseline(18, 5, (64, 48, 3))
-  feats = model.head_to("layer3")(np.zeros((1, 64, 48, 3), np.float32))
-  assert tuple(feats.shape) == (1, 8, 6, 128)  # layer2: stride 8, 128 channels.
+  model = SimpleBaseline(18, 5, (64, 64, 3))
+  feats = model.head_to("layer3")(np.zeros((1, 64, 64, 3), np.float32))
+  assert tuple(feats.shape) == (1, 8, 8, 128)  # layer2: stride 8, 128 channels.
   hr = HRNet(8, 5, (64, 64, 3))
   f = hr.head_to("stage4")(np.zeros((1, 64, 64, 3), np.float32))
   assert [tuple(t.shape) for t in f] == [(1, 16, 16, 8), (1, 8, 8, 16), (1, 4, 4, 32)]
@@ -69,13 +69,13 @@ def test_config_and_keras_file_round_trip(model, tmp_path):
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 def test_mixed_precision(policy):
-  model = build_pose_model("resnet18", (64, 48), 5, dtype=policy)
-  out = model(np.zeros((2, 64, 48, 3), np.float32), training=False)
+  model = build_pose_model("resnet18", (64, 64), 5, dtype=policy)
+  out = model(np.zeros((2, 64, 64, 3), np.float32), training=False)
   assert out.dtype == tf.float32
   assert model.get_layer("layer1").get_layer("stack0_block0_1_conv").compute_dtype == policy.split("_")[1]
   assert all(v.dtype == tf.float32 for v in model.trainable_variables)  # Variables stay float32.
   head, tail = model.split("layer3")
-  assert tail(head(np.zeros((1, 64, 48, 3), np.float32))).dtype == tf.float32
+  assert tail(head(np.zeros((1, 64, 64, 3), np.float32))).dtype == tf.float32
   hr = HRNet(8, 5, (64, 64, 3), dtype=policy)
   assert hr(np.zeros((1, 64, 64, 3), np.float32)).dtype == tf.float32
 
@@ -92,7 +92,7 @@ def test_forward_backward_r18_256x192():
 
 
 def test_head_initialization_follows_the_reference():
-  model = SimpleBaseline(18, 17, (64, 48, 3))
+  model = SimpleBaseline(18, 17, (64, 64, 3))
   final = model.get_layer("final").get_layer("final_conv")
   assert abs(float(np.std(final.kernel.numpy())) - 0.001) < 3e-4
   np.testing.assert_array_equal(final.bias.numpy(), 0.0)

@@ -36,13 +36,13 @@ def hub_preset(tmp_path_factory):
 
 def test_keras_hub_preset_directory_reproduces_its_weights(hub_preset):
   hub, path = hub_preset
-  model = build_pose_model("resnet18", (64, 48), 5, pretrained=path)
+  model = build_pose_model("resnet18", (64, 64), 5, pretrained=path)
   ours = {l.name: l for s in model.backbone_stages for l in model.get_layer(s).layers if l.weights}
   assert len(ours) == sum(1 for l in hub.layers if l.weights)
   for layer in hub.layers:
     for a, b in zip(layer.weights, ours.get(layer.name, layer).weights):
       np.testing.assert_array_equal(a.numpy(), b.numpy())
-  x = np.random.default_rng(0).normal(size=(2, 64, 48, 3)).astype("float32")
+  x = np.random.default_rng(0).normal(size=(2, 64, 64, 3)).astype("float32")
   np.testing.assert_allclose(backbone_model(model)(x, training=False).numpy(), hub(x, training=False).numpy(),
                              atol=1e-4, rtol=1e-4)  # Same architecture, same features.
 
@@ -51,22 +51,22 @@ def test_mismatched_preset_says_which_layers(hub_preset):
   _, path = hub_preset
   with pytest.raises(PretrainedWeightsError, match=r"does not match the backbone of simple_baseline_r50.*shape "
                                                    r"mismatch"):
-    build_pose_model("resnet50", (64, 48), 5, pretrained=path)
+    build_pose_model("resnet50", (64, 64), 5, pretrained=path)
   with pytest.raises(PretrainedWeightsError, match="keras-hub has no preset"):
     build_pose_model("hrnet_w32", (64, 64), 5, pretrained=path)
 
 
 def test_wrong_paths():
   with pytest.raises(FileNotFoundError, match="pretrained weights not found: /no/such/file.weights.h5"):
-    build_pose_model("resnet18", (64, 48), 5, pretrained="/no/such/file.weights.h5")
+    build_pose_model("resnet18", (64, 64), 5, pretrained="/no/such/file.weights.h5")
 
 
 def test_not_a_preset_directory(tmp_path):
   with pytest.raises(PretrainedWeightsError, match="not a keras-hub preset directory"):
-    build_pose_model("resnet18", (64, 48), 5, pretrained=str(tmp_path))
+    build_pose_model("resnet18", (64, 64), 5, pretrained=str(tmp_path))
 
 
-@pytest.mark.parametrize("backbone,other,size", [("resnet18", "resnet34", (64, 48)), ("hrnet_w32", "hrnet_w48",
+@pytest.mark.parametrize("backbone,other,size", [("resnet18", "resnet34", (64, 64)), ("hrnet_w32", "hrnet_w48",
                                                                                        (64, 64))])
 def test_weights_h5_round_trip_and_mismatch(tmp_path, backbone, other, size):
   a = build_pose_model(backbone, size, 5)
@@ -181,9 +181,9 @@ def test_convert_script_and_bad_state_dict(tmp_path):
   r = subprocess.run([sys.executable, os.path.join(root, "scripts", "convert_torchvision.py"), "--depth", "18",
                       pth, out], capture_output=True, text=True)
   assert r.returncode == 0, r.stderr
-  a = build_pose_model("resnet18", (64, 48), 5, pretrained=pth)
-  b = build_pose_model("resnet18", (64, 48), 5, pretrained=out)
-  x = np.ones((1, 64, 48, 3), np.float32)
+  a = build_pose_model("resnet18", (64, 64), 5, pretrained=pth)
+  b = build_pose_model("resnet18", (64, 64), 5, pretrained=out)
+  x = np.ones((1, 64, 64, 3), np.float32)
   np.testing.assert_array_equal(backbone_model(a)(x).numpy(), backbone_model(b)(x).numpy())
   with pytest.raises(PretrainedWeightsError, match="unexpected key 'features.0.weight'"):
     convert_torchvision_resnet({"features.0.weight": np.zeros((64, 3, 3, 3))})

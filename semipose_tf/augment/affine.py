@@ -11,6 +11,8 @@ import dataclasses
 
 import tensorflow as tf
 
+from semipose_tf.augment.replica_random import ALG
+
 
 @dataclasses.dataclass(frozen=True)
 class AffineAugment:
@@ -46,10 +48,11 @@ def sample_affine(seed: tf.Tensor, config: AffineAugment = WEAK, shape=()) -> di
     ``scale_mult`` [shape] float32 (multiplies the crop scale: > 1 zooms out), ``rotation`` [shape] float32
     degrees, ``flip`` [shape] bool.
   """
-  seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 4)
+  seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 4, alg=ALG)
   sf, rf = config.scale_factor, config.rotation_factor
-  scale = tf.clip_by_value(tf.random.stateless_normal(shape, seeds[0]) * sf + 1.0, 1.0 - sf, 1.0 + sf)
-  rot = tf.clip_by_value(tf.random.stateless_normal(shape, seeds[1]) * rf, -2.0 * rf, 2.0 * rf)
-  rotate = tf.random.stateless_uniform(shape, seeds[2]) < config.rotation_prob
-  flip = tf.random.stateless_uniform(shape, seeds[3]) < config.flip_prob
+  scale = tf.random.stateless_normal(shape, seeds[0], alg=ALG) * sf + 1.0
+  scale = tf.clip_by_value(scale, 1.0 - sf, 1.0 + sf)
+  rot = tf.clip_by_value(tf.random.stateless_normal(shape, seeds[1], alg=ALG) * rf, -2.0 * rf, 2.0 * rf)
+  rotate = tf.random.stateless_uniform(shape, seeds[2], alg=ALG) < config.rotation_prob
+  flip = tf.random.stateless_uniform(shape, seeds[3], alg=ALG) < config.flip_prob
   return {"scale_mult": scale, "rotation": tf.where(rotate, rot, 0.0), "flip": flip}

@@ -108,7 +108,7 @@ def _finish(ds: tf.data.Dataset, batch_size: int | None, drop_remainder: bool) -
 
 def labeled_dataset(data_dir: str, spec: KeypointSpec, batch_size: int | None = 32,
                     config: PipelineConfig = PipelineConfig(), seed: int = 0, repeat: bool = True,
-                    shuffle: bool = True) -> tf.data.Dataset:
+                    shuffle: bool = True, drop_remainder: bool = True) -> tf.data.Dataset:
   """Augmented labeled examples ``{image [H, W, 3] float32, heatmaps [h, w, K], weights [K]}`` (batched)."""
   flip_index = spec.flip_index
 
@@ -119,7 +119,7 @@ def labeled_dataset(data_dir: str, spec: KeypointSpec, batch_size: int | None = 
 
   ds = instances(data_dir, shuffle=shuffle, seed=seed, repeat=repeat, config=config, spec=spec)
   ds = _augmented(ds, seed, config, shuffle).map(targets, num_parallel_calls=AUTOTUNE, deterministic=True)
-  return _finish(ds, batch_size, drop_remainder=True)
+  return _finish(ds, batch_size, drop_remainder=drop_remainder)
 
 
 def unlabeled_dataset(data_dir: str, spec: KeypointSpec | None = None, batch_size: int | None = 32,
@@ -144,7 +144,8 @@ def semi_supervised_dataset(labeled_dir: str, unlabeled_dir: str, spec: Keypoint
   """``{"labeled": ..., "unlabeled": ...}`` batches; one pass over the unlabeled set is an epoch and the labeled
   set repeats to match (``repeat=True`` repeats the unlabeled set too)."""
   labeled = labeled_dataset(labeled_dir, spec, labeled_batch_size, config, seed=seed, repeat=True)
-  unlabeled = unlabeled_dataset(unlabeled_dir, spec, unlabeled_batch_size, config, seed=seed + 1000003,
+  # The unlabeled set may hold another layout (AI Challenger for MPII): its keypoints are never read.
+  unlabeled = unlabeled_dataset(unlabeled_dir, None, unlabeled_batch_size, config, seed=seed + 1000003,
                                 repeat=repeat)
   return tf.data.Dataset.zip({"labeled": labeled, "unlabeled": unlabeled}).prefetch(AUTOTUNE)
 

@@ -19,6 +19,10 @@ class StagedPoseModel(keras.Model):
   """Base class: subclasses build ``(name, stage)`` pairs and call :meth:`_init_chain` from ``__init__``."""
 
   def _init_chain(self, stages: Sequence[tuple[str, keras.Model]], input_shape: Sequence[int], **kwargs):
+    for side in input_shape[:2]:
+      if side is not None and side % 32:
+        raise ValueError(f"input size {tuple(input_shape[:2])}: height and width must be multiples of 32 "
+                         "(the network downsamples by 32 and upsamples back to 1/4)")
     inputs = keras.Input(tuple(input_shape), name="image")
     x = inputs
     for _, stage in stages:

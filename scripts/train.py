@@ -1,0 +1,75 @@
+#!/usr/bin/env python
+"""Trains a pose network with one of the paper's methods from a gin experiment file.
+
+  python scripts/train.py --gin_file=coco_1k.gin
+  python scripts/train.py --gin_file=coco_1k.gin --gin_param='train.mixed_precision="mixed_bfloat16"'
+  python scripts/train.py --gin_file=mpii_aic.gin --data_root=/data/tfrecords --work_dir=work_dirs/mpii
+
+Gin files are found in gin_configs/ without a path. The work directory (default work_dirs/<gin file name>) gets the
+config, checkpoints, TensorBoard logs and a backup: running the same command again after a kill resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--gin_file", action="append", default=[], help="gin experiment file(s), e.g. coco_1k.gin")
+  p.add_argument("--gin_param", action="append", default=[], help="gin binding(s) overriding the files")
+  p.add_argument("--work_dir", help="output directory (default: work_dirs/<first gin file name>)")
+  p.add_argument("--data_root", help="folder the gin file's data paths are relative to (binds train.data_root)")
+  p.add_argument("--dry_run", action="store_true", help="build the datasets and model, print a summary, exit")
+  return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+  args = parse_args(argv)
+  if not args.gin_file:
+    print("error: give an experiment with --gin_file (e.g. coco_1k.gin; see gin_configs/)", file=sys.stderr)
+    return 2
+  import gin
+
+  from semipose_tf import configurable
+  from semipose_tf.train.experiment import TrainingDiverged
+
+  params = list(args.gin_param)
+  if args.data_root:
+    params.append(f"train.data_root = {args.data_root!r}")
+  try:
+    configurable.parse_gin(args.gin_file, params)
+  except (FileNotFoundError, ValueError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  work_dir = args.work_dir or os.path.join("work_dirs", os.path.splitext(os.path.basename(args.gin_file[0]))[0])
+  os.makedirs(work_dir, exist_ok=True)
+  with open(os.path.join(work_dir, "config.gin"), "w") as f:
+    f.write(gin.config_str())
+  try:
+    result = configurable.train(work_dir=work_dir, dry_run=args.dry_run, operative_config=gin.operative_config_str)
+  except FileNotFoundError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  except TrainingDiverged as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  if args.dry_run:
+    exp = result
+    exp.model.net.summary()
+    print(f"method {exp.model.method.name}, {exp.steps_per_epoch} steps per epoch, "
+          f"{exp.strategy.num_replicas_in_sync} replica(s); work dir {work_dir}")
+    return 0
+  print(f"Done. Work dir: {work_dir}\n  checkpoints: {os.path.join(work_dir, 'checkpoints')}\n"
+        f"  TensorBoard: tensorboard --logdir {os.path.join(work_dir, 'logs')}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

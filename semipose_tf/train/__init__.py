@@ -1,0 +1,1 @@
+"""Training: the teacher-student model, methods, losses, schedules, callbacks, distribution, experiments."""

@@ -1,0 +1,174 @@
+"""Training callbacks: pose-network checkpoints, a NaN guard with a clear message, TensorBoard extras."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from semipose_tf import codec, visualize
+from semipose_tf.augment import mixup
+from semipose_tf.data import ops
+from semipose_tf.keypoints import KeypointSpec
+
+
+def save_model_atomic(model: keras.Model, path: str) -> None:
+  """Saves a ``.keras`` file under a temporary name, then renames it: a kill never leaves a torn checkpoint."""
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".keras", dir=directory)
+  os.close(fd)
+  try:
+    model.save(tmp)
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
+def write_text_atomic(path: str, text: str) -> None:
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    f.write(text)
+  os.replace(tmp, path)
+
+
+class WriteOnce(keras.callbacks.Callback):
+  """Writes ``text_fn()`` to ``path`` after the first training step (e.g. gin's operative config)."""
+
+  def __init__(self, path: str, text_fn):
+    super().__init__()
+    self.path, self.text_fn, self.done = path, text_fn, False
+
+  def on_train_batch_end(self, batch, logs=None):
+    if not self.done:
+      self.done = True
+      write_text_atomic(self.path, self.text_fn())
+
+
+class Backup(keras.callbacks.BackupAndRestore):
+  """BackupAndRestore that saves every ``save_freq`` steps *and* at every epoch end, and keeps its state.
+
+  Started again with the same work directory, ``fit`` resumes from the last backup: weights, optimizer state and
+  step counter (so the learning-rate schedule and the step seeds continue), at the start of the epoch that was
+  interrupted. A finished run started again resumes after its last epoch and does nothing.
+  """
+
+  def __init__(self, backup_dir: str, save_freq="epoch"):
+    super().__init__(backup_dir, save_freq=save_freq, delete_checkpoint=False)
+
+  def on_epoch_end(self, epoch, logs=None):
+    super().on_epoch_end(epoch, logs)
+    if self.save_freq != "epoch":
+      self._save_model()
+
+
+class PoseCheckpoint(keras.callbacks.Callback):
+  """Saves the pose network (not the teacher-student wrapper) as ``.keras`` files.
+
+  ``last.keras`` every epoch, ``epoch_NNN.keras`` every ``keep_every`` epochs (0: never), and ``best.keras`` when
+  ``monitor`` (e.g. "val_AP" or "val_heatmap_loss") improves.
+  """
+
+  def __init__(self, net: keras.Model, directory: str, monitor: str | None = None, mode: str = "max",
+               keep_every: int = 0):
+    super().__init__()
+    if mode not in ("max", "min"):
+      raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+    self.net, self.directory, self.monitor, self.mode, self.keep_every = net, directory, monitor, mode, keep_every
+    self.best = -math.inf if mode == "max" else math.inf
+
+  def on_epoch_end(self, epoch, logs=None):
+    logs = logs or {}
+    save_model_atomic(self.net, os.path.join(self.directory, "last.keras"))
+    if self.keep_every and (epoch + 1) % self.keep_every == 0:
+      save_model_atomic(self.net, os.path.join(self.directory, f"epoch_{epoch + 1:03d}.keras"))
+    if self.monitor and self.monitor in logs:
+      value = float(logs[self.monitor])
+      if (value > self.best) if self.mode == "max" else (value < self.best):
+        self.best = value
+        save_model_atomic(self.net, os.path.join(self.directory, "best.keras"))
+
+
+class NaNGuard(keras.callbacks.Callback):
+  """Stops training at the first non-finite loss and keeps a message saying where and what to try."""
+
+  def __init__(self):
+    super().__init__()
+    self.message: str | None = None
+    self._epoch = 0
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._epoch = epoch
+
+  def on_train_batch_end(self, batch, logs=None):
+    logs = logs or {}
+    bad = {k: float(v) for k, v in logs.items() if k.startswith("loss") or k == "total_loss"
+           if not np.isfinite(float(v))}
+    if bad:
+      self.message = (f"training diverged: non-finite loss at epoch {self._epoch + 1}, step {batch + 1} ({bad}). "
+                      "Try a lower learning rate (train.learning_rate), float32 or mixed_bfloat16 instead of "
+                      "mixed_float16, or check the input data (python scripts/make_tfrecords.py --skip_bad).")
+      print(f"\n{self.message}")
+      self.model.stop_training = True
+
+
+class SemiSupervisedSummaries(keras.callbacks.Callback):
+  """TensorBoard extras (``<log_dir>/ssl``): every ``every_steps`` steps the step's measurements (losses, learning
+  rate, mask count, mixing lambda and location); each epoch the mask-count histogram of the epoch and pictures of a
+  fixed unlabeled batch (weak view with the teacher's keypoints | masked strong view with its targets' keypoints |
+  mixed view). Keras's TensorBoard callback adds the per-epoch scalars."""
+
+  def __init__(self, log_dir: str, probe: dict | None, spec: KeypointSpec, num_images: int = 4,
+               every_steps: int = 100):
+    super().__init__()
+    self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "ssl"))
+    self.probe = None if probe is None else {k: v[:num_images] for k, v in probe.items()}
+    self.spec = spec
+    self.every_steps = max(1, int(every_steps))
+
+  def on_train_batch_end(self, batch, logs=None):
+    step = int(self.model.optimizer.iterations.numpy())
+    if logs and step % self.every_steps == 0:
+      # record_if(True): Keras's TensorBoard callback leaves a step-based recording condition installed.
+      with self.writer.as_default(step=step), tf.summary.record_if(True):
+        for k, v in logs.items():
+          tf.summary.scalar(f"step/{k}", float(v))
+
+  def on_epoch_end(self, epoch, logs=None):
+    model = self.model
+    bins = model.reset_mask_histogram()
+    with self.writer.as_default(step=epoch + 1), tf.summary.record_if(True):
+      if sum(bins) > 0:
+        counts = np.repeat(np.arange(len(bins)), np.asarray(bins, np.int64))
+        tf.summary.histogram("mask_count", counts, buckets=len(bins))
+        tf.summary.scalar("mask_count_mean", float(counts.mean()))
+      if self.probe is not None and model.method.unlabeled:
+        tf.summary.image("weak | masked strong | mixed", self.pictures(), max_outputs=len(self.probe["image"]))
+    self.writer.flush()
+
+  def pictures(self) -> np.ndarray:
+    """[N, H, 3W, 3] uint8 rows: weak view, masked strong view, mixed view, with keypoints drawn."""
+    model = self.model
+    x_w = tf.convert_to_tensor(self.probe["image"])
+    h_t = model.teacher_heatmaps(model.net, x_w)
+    counts = model.mask_count(h_t)
+    x_s, h_s, _ = model.strong_view(x_w, h_t, counts, tf.constant([7, 11], tf.int64))
+    lam, perm = tf.constant(0.5), tf.roll(tf.range(tf.shape(x_w)[0]), 1, 0)
+    x_m = mixup.mix(x_w, lam, perm)
+    stride = np.array([model.input_size[1] / model.heatmap_size[1], model.input_size[0] / model.heatmap_size[0]])
+    rows = []
+    for i in range(x_w.shape[0]):
+      panels = []
+      for img, hm in ((x_w, h_t), (x_s, h_s), (x_m, None)):
+        pic = ops.denormalize(img[i]).numpy()
+        if hm is not None:
+          kps, scores = codec.decode_heatmaps(hm[i])
+          pic = visualize.draw_keypoints(pic, kps.numpy() * stride, self.spec, scores.numpy(), threshold=0.1)
+        panels.append(pic)
+      rows.append(np.concatenate(panels, axis=1))
+    return np.stack(rows)

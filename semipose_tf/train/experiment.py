@@ -1,0 +1,201 @@
+"""One training run: datasets, strategy, networks, optimizer, callbacks, ``fit``. Gin binds :func:`train`.
+
+Work directory layout::
+
+  <work_dir>/config.gin             the gin config as parsed (written at start)
+  <work_dir>/operative_config.gin   the bindings actually used (written once training starts and at the end)
+  <work_dir>/checkpoints/           last.keras (every epoch), best.keras (best monitored metric), final.keras
+  <work_dir>/backup/                BackupAndRestore state: a killed run started again resumes from here
+  <work_dir>/logs/                  TensorBoard: losses, learning rate, mask-count histogram, probe pictures
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable, Sequence
+
+import keras
+import tensorflow as tf
+
+from semipose_tf.augment.affine import NONE, WEAK
+from semipose_tf.data import pipeline, records
+from semipose_tf.keypoints import KeypointSpec, get_spec
+from semipose_tf.models.factory import build_pose_model
+from semipose_tf.train import callbacks as cb
+from semipose_tf.train import distribute
+from semipose_tf.train.methods import get_method
+from semipose_tf.train.schedules import MultiStepSchedule
+from semipose_tf.train.teacher_student import SemiSupervisedPose, set_synchronized_batch_norm
+
+
+class TrainingDiverged(RuntimeError):
+  """The loss became NaN or infinite."""
+
+
+@dataclasses.dataclass
+class Experiment:
+  """What :func:`build_experiment` assembles; :func:`train` fits it."""
+
+  model: SemiSupervisedPose
+  strategy: tf.distribute.Strategy
+  train_data: tf.data.Dataset
+  val_data: tf.data.Dataset | None
+  val_steps: int | None
+  probe: dict | None
+  steps_per_epoch: int
+  spec: KeypointSpec
+  work_dir: str
+
+
+def _resolve(root: str | None, path: str | None) -> str | None:
+  if path is None:
+    return None
+  return path if (root is None or os.path.isabs(path)) else os.path.join(root, path)
+
+
+def _check_set(path: str, what: str, hint: str) -> None:
+  try:
+    records.read_manifest(path)
+  except records.IncompleteSetError as e:
+    raise FileNotFoundError(f"the {what} TFRecord set is missing or incomplete: {e}\n{hint}") from None
+
+
+def build_experiment(work_dir: str, labeled_dir: str, unlabeled_dir: str | None = None, val_dir: str | None = None,
+                     data_root: str | None = None, conversion_hint: str = "", spec: str = "coco17",
+                     method: str = "plus", input_size: Sequence[int] = (256, 192),
+                     labeled_batch_size: int = 32, unlabeled_batch_size: int = 32,
+                     learning_rate: float = 1e-3, lr_milestones: Sequence[int] = (20, 25), lr_factor: float = 0.1,
+                     strategy: str = "auto", mixed_precision: str | None = None, jit_compile: bool = False,
+                     synchronized_bn: bool = False, seed: int = 0, steps_per_epoch: int | None = None,
+                     pseudopose_teacher: str | None = None, steps_per_execution: int = 1,
+                     model_fn: Callable[..., keras.Model] = build_pose_model,
+                     ssl_model_fn: Callable[..., SemiSupervisedPose] = SemiSupervisedPose,
+                     augment=WEAK) -> Experiment:
+  """Builds datasets and models inside the strategy's scope (see :func:`train` for the arguments)."""
+  the_method = get_method(method)
+  spec = get_spec(spec)
+  if mixed_precision not in (None, "float32", "mixed_float16", "mixed_bfloat16"):
+    raise ValueError(f"mixed_precision must be None, 'float32', 'mixed_float16' or 'mixed_bfloat16', got "
+                     f"{mixed_precision!r}")
+  labeled_dir = _resolve(data_root, labeled_dir)
+  unlabeled_dir = _resolve(data_root, unlabeled_dir)
+  val_dir = _resolve(data_root, val_dir)
+  hint = conversion_hint or "Convert the data with: python scripts/make_tfrecords.py --help"
+  _check_set(labeled_dir, "labeled", hint)
+  if the_method.unlabeled:
+    if unlabeled_dir is None:
+      raise ValueError(f"method {method!r} needs an unlabeled set: bind train.unlabeled_dir")
+    _check_set(unlabeled_dir, "unlabeled", hint)
+  if val_dir is not None:
+    _check_set(val_dir, "validation", hint)
+  strat = distribute.make_strategy(strategy)
+  replicas = strat.num_replicas_in_sync
+  config = pipeline.PipelineConfig(input_size=tuple(input_size), augment=augment)
+  gl, gu = labeled_batch_size * replicas, unlabeled_batch_size * replicas
+  if steps_per_epoch is None:
+    source, batch = (unlabeled_dir, gu) if unlabeled_dir else (labeled_dir, gl)
+    steps_per_epoch = max(1, pipeline.num_instances(source) // batch)
+  if the_method.unlabeled:
+    data = pipeline.semi_supervised_dataset(labeled_dir, unlabeled_dir, spec, gl, gu, config, seed=seed,
+                                            repeat=True)
+    probe = next(iter(pipeline.unlabeled_dataset(unlabeled_dir, None, 4, config, seed=seed + 99)))
+  else:
+    data = pipeline.labeled_dataset(labeled_dir, spec, gl, config, seed=seed).map(lambda ex: {"labeled": ex})
+    probe = None
+  if isinstance(strat, tf.distribute.MultiWorkerMirroredStrategy):
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    data = data.with_options(options)
+  val, val_steps = None, None
+  if val_dir is not None:
+    val = pipeline.labeled_dataset(val_dir, spec, gl, dataclasses.replace(config, augment=NONE), repeat=False,
+                                   shuffle=False, drop_remainder=False)
+    val_steps = -(-pipeline.num_instances(val_dir) // gl)  # Every batch, so that Keras never runs past the end.
+  policy = None if mixed_precision in (None, "float32") else mixed_precision
+  with strat.scope():
+    def make_net():
+      net = model_fn(input_size=tuple(input_size), num_keypoints=spec.num_keypoints, dtype=policy)
+      if synchronized_bn:
+        set_synchronized_batch_norm(net)
+      return net
+
+    net = make_net()
+    net2 = make_net() if the_method.dual else None
+    frozen = None
+    if the_method.teacher == "frozen":
+      if not pseudopose_teacher or not os.path.exists(pseudopose_teacher):
+        raise FileNotFoundError(
+            f"method 'pseudopose' needs train.pseudopose_teacher: a supervised checkpoint (.keras), e.g. "
+            f"work_dirs/coco_1k_supervised/checkpoints/best.keras; got {pseudopose_teacher!r}")
+      frozen = keras.models.load_model(pseudopose_teacher)
+    model = ssl_model_fn(net, method=method, net2=net2, frozen_teacher=frozen, seed=seed)
+    schedule = MultiStepSchedule(learning_rate, lr_milestones, steps_per_epoch, lr_factor)
+    optimizer = keras.optimizers.Adam(schedule)
+    if policy == "mixed_float16":
+      optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    model.compile(optimizer=optimizer, jit_compile=jit_compile, steps_per_execution=steps_per_execution)
+  return Experiment(model, strat, data, val, val_steps, probe, steps_per_epoch, spec, work_dir)
+
+
+def train(work_dir: str, labeled_dir: str, epochs: int = 30, backup_every_steps: int | None = 500,
+          checkpoint_monitor: str | None = "val_heatmap_loss", checkpoint_mode: str = "min", keep_every: int = 0,
+          log_every_steps: int = 100, extra_callbacks: Sequence[keras.callbacks.Callback] = (),
+          verbose: str | int = "auto", dry_run: bool = False, operative_config: Callable[[], str] | None = None,
+          **kwargs) -> keras.callbacks.History | Experiment:
+  """Trains a pose network with a method of the paper; a killed run started again resumes.
+
+  Args:
+    work_dir: Output directory (checkpoints, backups, TensorBoard logs, configs).
+    labeled_dir: Labeled TFRecord set (relative to ``data_root`` when that is set).
+    epochs: Epochs; one epoch is one pass over the unlabeled set (the labeled set repeats).
+    backup_every_steps: BackupAndRestore frequency in steps (None: every epoch).
+    checkpoint_monitor: Log key whose best value keeps ``best.keras`` ("val_AP" with a COCO evaluation callback).
+    checkpoint_mode: "min" or "max" for the monitor.
+    keep_every: Also keep ``epoch_NNN.keras`` every that many epochs (0: never).
+    log_every_steps: TensorBoard scalar frequency.
+    extra_callbacks: More callbacks (e.g. an evaluation callback); they run before checkpointing.
+    verbose: Keras ``fit`` verbosity ("auto": a progress bar).
+    dry_run: Build everything and return the :class:`Experiment` without training.
+    operative_config: A function returning the operative config text to save (gin's, from the script).
+    **kwargs: :func:`build_experiment` arguments: unlabeled_dir, val_dir, data_root, conversion_hint, spec,
+      method, input_size, labeled_batch_size / unlabeled_batch_size (per replica), learning_rate,
+      lr_milestones, lr_factor, strategy ("auto", "one", "mirrored", "multi_worker"), mixed_precision (None,
+      "mixed_float16", "mixed_bfloat16"), jit_compile, synchronized_bn, seed, steps_per_epoch,
+      pseudopose_teacher, steps_per_execution, model_fn, ssl_model_fn.
+
+  Returns:
+    The Keras History (or the Experiment with ``dry_run``).
+
+  Raises:
+    FileNotFoundError: a TFRecord set is missing; the message gives the conversion command.
+    TrainingDiverged: the loss became NaN / infinite.
+  """
+  exp = build_experiment(work_dir, labeled_dir, **kwargs)
+  if dry_run:
+    return exp
+  chief = distribute.is_chief()
+  out_dir = work_dir if chief else os.path.join(work_dir, f"worker_{distribute.worker_index()}")
+  os.makedirs(out_dir, exist_ok=True)
+  guard = cb.NaNGuard()
+  callbacks = [cb.Backup(os.path.join(out_dir, "backup"), save_freq=backup_every_steps or "epoch"),
+               guard, *extra_callbacks]
+  if chief:
+    log_dir = os.path.join(work_dir, "logs")
+    callbacks += [cb.PoseCheckpoint(exp.model.net, os.path.join(work_dir, "checkpoints"), checkpoint_monitor,
+                                    checkpoint_mode, keep_every),
+                  keras.callbacks.TensorBoard(log_dir),
+                  cb.SemiSupervisedSummaries(log_dir, exp.probe, exp.spec, every_steps=log_every_steps)]
+    if operative_config is not None:  # Gin knows the operative bindings once the step has run.
+      callbacks.append(cb.WriteOnce(os.path.join(work_dir, "operative_config.gin"), operative_config))
+
+  history = exp.model.fit(exp.train_data, epochs=epochs, steps_per_epoch=exp.steps_per_epoch,
+                          validation_data=exp.val_data, validation_steps=exp.val_steps,
+                          callbacks=callbacks, verbose=verbose)
+  if guard.message:
+    raise TrainingDiverged(guard.message)
+  if chief:
+    cb.save_model_atomic(exp.model.net, os.path.join(work_dir, "checkpoints", "final.keras"))
+    if operative_config is not None:
+      cb.write_text_atomic(os.path.join(work_dir, "operative_config.gin"), operative_config())
+  return history

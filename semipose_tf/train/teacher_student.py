@@ -1,0 +1,259 @@
+"""The teacher-student model: one network (shared weights) for the supervised, teacher and student passes.
+
+``train_step`` reads top to bottom like the method (DESIGN.md section 4):
+
+1. supervised pass: L_s = JointsMSE(f(x_l), H_l, w_l);
+2. teacher pass on the weak views, under stop-gradient: H_t = f(x_w);
+3. mask count: adaptive (Algorithm 1), fixed, or none, per the method;
+4. strong branch: joint cutout at the teacher's argmax, then a random affine of the masked view and of H_t:
+   L_u = JointsMSE(f(A(cutout(x_w))), A(H_t));
+5. mixup branch at a location drawn from the configured set: L_m = lam MSE(f_m, H_t) + (1 - lam) MSE(f_m, H_t[perm]);
+6. L = L_s + lambda_u L_u + lambda_m L_m, one optimizer update, a dict of measurements.
+
+Losses are per-sample and averaged over the global batch, so the step is correct under MirroredStrategy and
+MultiWorkerMirroredStrategy. Randomness comes from stateless seeds (base seed, step); per-sample draws are made
+for the global batch and sliced per replica (see ``augment/replica_random.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+import tensorflow as tf
+
+from semipose_tf import codec
+from semipose_tf.augment import cutout, mixup, strong
+from semipose_tf.augment.affine import AffineAugment
+from semipose_tf.augment.replica_random import ALG, hash_uniform
+from semipose_tf.models.staged import StagedPoseModel
+from semipose_tf.train.losses import global_average, joints_mse
+from semipose_tf.train.methods import get_method
+
+
+class SemiSupervisedPose(keras.Model):
+  """Teacher-student training around a pose network; ``call`` is the network itself.
+
+  Args:
+    net: The pose network (a :class:`StagedPoseModel`).
+    method: Preset name (see ``semipose_tf.train.methods``): supervised, pseudopose, affine, affine_mixup,
+      single, adaptive, plus, dual.
+    net2: The second network of ``dual``.
+    frozen_teacher: The frozen supervised network of ``pseudopose``.
+    gamma, mask_max, mask_min, tau: Algorithm 1 (0.55, 8, 2, 0.05).
+    fixed_count: Joints masked by "single" / "dual" (5).
+    cutout_jitter: Std of the rectangle centre jitter in px at 256x192 (10).
+    cutout_half_size: Range of rectangle half sides in px at 256x192 ((10, 19)).
+    strong_rotation_factor, strong_rotation_prob, strong_scale_factor: The strong affine (30, 0.8, 0.25).
+    mix_alpha: Beta(alpha, alpha) of the mixup lambda (1.0); ``mix_lambda`` fixes lambda instead.
+    mix_locations: Where to mix, one drawn per step: "image" or split points of the network.
+    lambda_u, lambda_m: Loss weights (1.0, 1.0).
+    teacher_bn_mode: "train" (the reference: batch statistics, moving averages updated) or "inference".
+    seed: Base seed of the step randomness.
+  """
+
+  def __init__(self, net: StagedPoseModel, method: str = "plus", net2: StagedPoseModel | None = None,
+               frozen_teacher: keras.Model | None = None, gamma: float = 0.55, mask_max: int = 8,
+               mask_min: int = 2, tau: float = 0.05, fixed_count: int = 5, cutout_jitter: float = 10.0,
+               cutout_half_size: Sequence[int] = (10, 19), strong_rotation_factor: float = 30.0,
+               strong_rotation_prob: float = 0.8, strong_scale_factor: float = 0.25, mix_alpha: float = 1.0,
+               mix_lambda: float | None = None, mix_locations: Sequence[str] = ("image", "layer3"),
+               lambda_u: float = 1.0, lambda_m: float = 1.0, teacher_bn_mode: str = "train", seed: int = 0,
+               **kwargs):
+    super().__init__(**kwargs)
+    self.method = get_method(method)
+    if teacher_bn_mode not in ("train", "inference"):
+      raise ValueError(f"teacher_bn_mode must be 'train' or 'inference', got {teacher_bn_mode!r}")
+    if self.method.dual and net2 is None:
+      raise ValueError("method 'dual' needs a second network (net2)")
+    if self.method.teacher == "frozen" and frozen_teacher is None:
+      raise ValueError("method 'pseudopose' needs a frozen supervised network (frozen_teacher)")
+    if not 0 < mask_min <= mask_max:
+      raise ValueError(f"need 0 < mask_min <= mask_max, got {mask_min}, {mask_max}")
+    self.net = net
+    self.net2 = net2
+    self.frozen_teacher = frozen_teacher
+    if frozen_teacher is not None:
+      frozen_teacher.trainable = False
+    self.gamma, self.mask_max, self.mask_min, self.tau = gamma, mask_max, mask_min, tau
+    self.fixed_count = fixed_count
+    self.cutout_jitter, self.cutout_half_size = cutout_jitter, tuple(cutout_half_size)
+    self.strong_config = AffineAugment(scale_factor=strong_scale_factor, rotation_factor=strong_rotation_factor,
+                                       rotation_prob=strong_rotation_prob, flip_prob=0.0)
+    self.mix_alpha, self.mix_lambda = mix_alpha, mix_lambda
+    self.mix_locations = tuple(mix_locations)
+    self.lambda_u, self.lambda_m = lambda_u, lambda_m
+    self.teacher_bn_mode = teacher_bn_mode
+    self.seed = int(seed)
+    self.input_size = tuple(net.input_shape[1:3])
+    self.heatmap_size = tuple(net.output_shape[1:3])
+    if self.method.mixup:
+      for loc in self.mix_locations:
+        if loc not in net.split_points:
+          raise ValueError(f"mix location {loc!r} is not a split point of {net.name}; valid: {net.split_points}")
+    # Split the network(s) once: (head, tail) per mixing location, sharing the network's weights.
+    self._splits = {}
+    if self.method.mixup:
+      for i, n in enumerate(self._students()):
+        self._splits[i] = [n.split(loc) for loc in self.mix_locations]
+    names = ["total_loss", "loss_s", "loss_u", "loss_m", "mask_count"]
+    self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
+    self.val_tracker = keras.metrics.Mean(name="heatmap_loss")
+    # Counts of samples per mask count since the last reset: a histogram over an epoch, summed over replicas.
+    self.mask_count_bins = keras.Variable(tf.zeros([mask_max + 1]), trainable=False, aggregation="sum",
+                                          name="mask_count_bins")
+    self.built = True
+
+  def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+    # Everything but the optimizer is built in the constructor. Keras's own version first reduces a data batch
+    # across replicas, which fails under MultiWorkerMirroredStrategy for nested (dict) batches like ours.
+    if self.optimizer is not None and not self.optimizer.built:
+      with self.distribute_strategy.scope():
+        self.optimizer.build(self.trainable_variables)
+
+  def _students(self) -> list[keras.Model]:
+    return [self.net, self.net2] if self.method.dual else [self.net]
+
+  def call(self, images, training=False):
+    return self.net(images, training=training)
+
+  @property
+  def metrics(self):
+    return list(self.trackers.values()) + [self.val_tracker]
+
+  # --- The pieces of the step, in the order the step uses them. ------------------------------------------------
+
+  def step_seeds(self) -> tf.Tensor:
+    """[8, 2] stateless seeds for this step: from (seed, optimizer step), the same on every replica."""
+    step = tf.cast(self.optimizer.iterations, tf.int64)
+    return tf.random.experimental.stateless_split(tf.stack([tf.constant(self.seed, tf.int64), step]), 8,
+                                                  alg=ALG)
+
+  def supervised_loss(self, net, labeled) -> tf.Tensor:
+    return joints_mse(net(labeled["image"], training=True), labeled["heatmaps"], labeled["weights"])
+
+  def teacher_heatmaps(self, teacher, images) -> tf.Tensor:
+    if self.method.teacher == "frozen":
+      return tf.stop_gradient(self.frozen_teacher(images, training=False))
+    return tf.stop_gradient(teacher(images, training=self.teacher_bn_mode == "train"))
+
+  def mask_count(self, heatmaps) -> tf.Tensor:
+    batch = tf.shape(heatmaps)[0]
+    if self.method.mask == "adaptive":
+      return cutout.adaptive_mask_count(heatmaps, self.gamma, self.mask_max, self.mask_min, self.tau)
+    if self.method.mask == "fixed":
+      return cutout.fixed_mask_count(batch, self.fixed_count)
+    return tf.zeros([batch], tf.int32)
+
+  def strong_view(self, images, heatmaps, num, seed):
+    """Joint cutout at the teacher's argmax, then the strong affine of the view and of the teacher heatmaps."""
+    seeds = tf.random.experimental.stateless_split(seed, 2, alg=ALG)
+    coords, _ = codec.decode_heatmaps(heatmaps)
+    stride = tf.constant([self.input_size[1] / self.heatmap_size[1], self.input_size[0] / self.heatmap_size[0]])
+    masked, boxes, selected = cutout.joint_cutout(images, coords * stride, num, seeds[0], self.cutout_jitter,
+                                                  self.cutout_half_size)
+    m_in, m_hm, _ = strong.strong_affines(seeds[1], tf.shape(images)[0], self.input_size, self.heatmap_size,
+                                          self.strong_config)
+    x_s, targets = strong.apply_strong(masked, heatmaps, m_in, m_hm)
+    return x_s, targets, {"boxes": boxes, "selected": selected, "affine": m_in, "masked": masked}
+
+  def mixup_loss(self, student_index, images, heatmaps, seed):
+    """L_m per sample at a location drawn for this step; returns (loss [B], lambda, location index)."""
+    seeds = tf.random.experimental.stateless_split(seed, 3, alg=ALG)
+    lam = mixup.sample_lambda(seeds[0], self.mix_alpha, self.mix_lambda)
+    perm = mixup.sample_permutation(seeds[1], tf.shape(images)[0])
+    where = tf.minimum(tf.cast(hash_uniform(seeds[2], []) * len(self.mix_locations), tf.int32),
+                       len(self.mix_locations) - 1)
+
+    def branch(head, tail):
+      return lambda: tail(mixup.mix(head(images, training=True), lam, perm), training=True)
+
+    splits = self._splits[student_index]
+    pred = tf.switch_case(where, [branch(h, t) for h, t in splits]) if len(splits) > 1 else branch(*splits[0])()
+    loss = lam * joints_mse(pred, heatmaps) + (1 - lam) * joints_mse(pred, tf.gather(heatmaps, perm))
+    return loss, lam, where
+
+  # --- The step. ---------------------------------------------------------------------------------------------
+
+  def train_step(self, data):
+    labeled = data["labeled"]
+    seeds = self.step_seeds()
+    students = self._students()
+    teachers = students[::-1] if self.method.dual else students  # dual: each learns from the other.
+    loss_u = loss_m = counts = None
+    lam, where = tf.constant(1.0), tf.constant(-1)
+    with tf.GradientTape() as tape:
+      # 1. Supervised pass (each network of dual).
+      loss_s = tf.add_n([self.supervised_loss(n, labeled) for n in students])
+      total = global_average(loss_s)
+      if self.method.unlabeled:
+        x_w = data["unlabeled"]["image"]
+        loss_u, loss_m, all_counts = [], [], []
+        for i, (student, teacher) in enumerate(zip(students, teachers)):
+          # 2. Teacher pass, no gradient.
+          h_t = self.teacher_heatmaps(teacher, x_w)
+          # 3. How many joints to mask.
+          all_counts.append(self.mask_count(h_t))
+          # 4. Strong branch: cutout + affine, against the re-warped teacher heatmaps.
+          x_s, h_s, _ = self.strong_view(x_w, h_t, all_counts[-1], seeds[2 * i])
+          loss_u.append(joints_mse(student(x_s, training=True), h_s))
+          # 5. Mixup branch.
+          if self.method.mixup:
+            l_m, lam, where = self.mixup_loss(i, x_w, h_t, seeds[2 * i + 1])
+            loss_m.append(l_m)
+        loss_u = tf.add_n(loss_u)
+        loss_m = tf.add_n(loss_m) if loss_m else None
+        counts = tf.concat(all_counts, 0)
+        # 6. The weighted total (each term averaged over its own global batch).
+        total += self.lambda_u * global_average(loss_u)
+        if loss_m is not None:
+          total += self.lambda_m * global_average(loss_m)
+      scaled = self.optimizer.scale_loss(total)
+    variables = self.trainable_variables
+    self.optimizer.apply(tape.gradient(scaled, variables), variables)
+    return self._measure(loss_s, loss_u, loss_m, counts, lam, where)
+
+  def _measure(self, loss_s, loss_u, loss_m, counts, lam, where):
+    means = {k: tf.reduce_mean(v) if v is not None else tf.constant(0.0)
+             for k, v in (("loss_s", loss_s), ("loss_u", loss_u), ("loss_m", loss_m))}
+    means["total_loss"] = means["loss_s"] + self.lambda_u * means["loss_u"] + self.lambda_m * means["loss_m"]
+    for k, v in means.items():
+      self.trackers[k].update_state(v)
+    if counts is not None:
+      self.trackers["mask_count"].update_state(tf.cast(counts, tf.float32))
+      # one_hot + sum rather than bincount, which has no XLA kernel.
+      self.mask_count_bins.assign_add(tf.reduce_sum(tf.one_hot(counts, self.mask_max + 1), axis=0))
+    logs = {name: t.result() for name, t in self.trackers.items()}
+    logs.update(mix_lambda=tf.cast(lam, tf.float32), mix_location=tf.cast(where, tf.float32),
+                lr=tf.cast(self.optimizer.learning_rate, tf.float32))
+    return _reducible(logs)
+
+  def test_step(self, data):
+    """Validation on labeled, un-augmented examples: the heatmap loss."""
+    self.val_tracker.update_state(joints_mse(self.net(data["image"], training=False), data["heatmaps"],
+                                             data["weights"]))
+    return _reducible({"heatmap_loss": self.val_tracker.result()})
+
+  def reset_mask_histogram(self) -> list[float]:
+    """Returns and clears the per-count sample tallies since the last call."""
+    bins = [float(v) for v in keras.ops.convert_to_numpy(self.mask_count_bins)]
+    self.mask_count_bins.assign(tf.zeros_like(self.mask_count_bins))
+    return bins
+
+
+def _reducible(logs: dict) -> dict:
+  """Under MultiWorkerMirroredStrategy Keras reduces logs with ``strategy.reduce("MEAN", v, axis=0)``, which
+  needs a batch axis: give the scalars one (the mean of one value per replica is the scalar again)."""
+  if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+    return {k: tf.reshape(v, [1]) for k, v in logs.items()}
+  return logs
+
+
+def set_synchronized_batch_norm(model: keras.Model, enabled: bool = True) -> int:
+  """Switches every BatchNormalization layer of a model to synchronized (cross-replica) statistics."""
+  n = 0
+  for layer in model._flatten_layers(include_self=False, recursive=True):
+    if isinstance(layer, keras.layers.BatchNormalization):
+      layer.synchronized = enabled
+      n += 1
+  return n

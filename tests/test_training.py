@@ -1,0 +1,217 @@
+"""Training runs end to end: every gin experiment builds, a killed run resumes, TensorBoard gets its summaries,
+one replica equals two, and two workers train together on loopback."""
+
+import glob
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import gin
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import ROOT
+from training_data import make_layout
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+GIN_FILES = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "gin_configs", "*.gin")))
+TINY = ["train.input_size = (64, 64)", "train.labeled_batch_size = 2", "train.unlabeled_batch_size = 2",
+        "build_pose_model.pretrained = None"]
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+  return make_layout(str(tmp_path_factory.mktemp("data")))
+
+
+@pytest.fixture(scope="module")
+def supervised_checkpoint(tmp_path_factory):
+  from semipose_tf.models import build_pose_model
+
+  path = str(tmp_path_factory.mktemp("ckpt") / "supervised.keras")
+  build_pose_model("resnet18", (64, 64), 17).save(path)
+  return path
+
+
+def test_there_are_experiments():
+  assert {"coco_1k.gin", "coco_5k.gin", "coco_10k.gin", "coco_1k_supervised.gin", "coco_1k_single.gin",
+          "mpii_aic.gin"} <= set(GIN_FILES)
+
+
+@pytest.mark.parametrize("gin_file", GIN_FILES)
+def test_every_gin_file_builds_model_and_datasets(gin_file, data_root, supervised_checkpoint, tmp_path):
+  from semipose_tf import configurable
+
+  text = open(os.path.join(ROOT, "gin_configs", gin_file)).read()
+  assert text.startswith("# Reproduces:") or text.startswith("# Beyond the paper"), "header says what it reproduces"
+  gin.clear_config()
+  try:
+    configurable.parse_gin([gin_file], TINY + [f"train.data_root = {data_root!r}",
+                                               f"train.pseudopose_teacher = {supervised_checkpoint!r}"])
+    exp = configurable.train(work_dir=str(tmp_path), dry_run=True)
+  finally:
+    gin.clear_config()
+  batch = next(iter(exp.train_data))
+  k = exp.spec.num_keypoints
+  assert batch["labeled"]["heatmaps"].shape == (2, 16, 16, k)
+  assert exp.model.net.output_shape == (None, 16, 16, k)
+  if exp.model.method.unlabeled:
+    assert batch["unlabeled"]["image"].shape == (2, 64, 64, 3)
+  assert exp.val_data is not None
+
+
+def test_missing_tfrecords_error_gives_the_conversion_command(tmp_path):
+  r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--gin_file=coco_1k.gin",
+                      f"--data_root={tmp_path}", f"--work_dir={tmp_path / 'wd'}"], capture_output=True, text=True)
+  assert r.returncode == 2
+  assert "labeled TFRecord set is missing" in r.stderr and "python scripts/make_tfrecords.py coco" in r.stderr
+  r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--gin_file=nope.gin"],
+                     capture_output=True, text=True)
+  assert r.returncode == 2 and "gin file 'nope.gin' not found" in r.stderr
+
+
+def _train_cmd(data_root, work_dir, epochs=3, steps=8):
+  return [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--gin_file=coco_1k.gin",
+          f"--data_root={data_root}", f"--work_dir={work_dir}", *[f"--gin_param={p}" for p in TINY],
+          f"--gin_param=train.epochs = {epochs}", f"--gin_param=train.steps_per_epoch = {steps}",
+          "--gin_param=train.backup_every_steps = 2", "--gin_param=train.verbose = 2",
+          "--gin_param=train.log_every_steps = 2"]
+
+
+def test_killed_run_resumes_and_finishes(data_root, tmp_path):
+  work_dir = str(tmp_path / "run")
+  cmd = _train_cmd(data_root, work_dir)
+  meta = os.path.join(work_dir, "backup", "training_metadata.json")
+  proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  deadline = time.time() + 300
+  state = None
+  while time.time() < deadline and proc.poll() is None:  # Wait for a mid-epoch backup in the second epoch.
+    try:
+      state = json.load(open(meta))
+    except (OSError, ValueError):
+      state = None
+    if state and state["epoch"] == 1 and state["batch"] > 0:
+      proc.send_signal(signal.SIGKILL)
+      break
+    time.sleep(0.05)
+  out1 = proc.communicate()[0]
+  assert proc.returncode == -signal.SIGKILL, f"not killed mid-run (state {state}):\n{out1[-3000:]}"
+  assert not os.path.exists(os.path.join(work_dir, "checkpoints", "final.keras"))
+  r = subprocess.run(cmd, capture_output=True, text=True)
+  assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+  assert "Epoch 2/3" in r.stdout and "Epoch 1/3" not in r.stdout  # Resumed in the interrupted epoch.
+  import semipose_tf.models  # noqa: F401  (registers the model classes for loading)
+
+  model = keras.models.load_model(os.path.join(work_dir, "checkpoints", "final.keras"))
+  out = model(np.zeros((1, 64, 64, 3), np.float32))
+  assert out.shape == (1, 16, 16, 17) and np.isfinite(out.numpy()).all()
+  assert "SemiSupervisedPose.gamma = 0.55" in open(os.path.join(work_dir, "operative_config.gin")).read()
+  # TensorBoard: losses, learning rate, the mask-count histogram and the pictures.
+  tags = set()
+  for f in glob.glob(os.path.join(work_dir, "logs", "**", "events.out.tfevents.*"), recursive=True):
+    for event in tf.compat.v1.train.summary_iterator(f):
+      tags.update(v.tag for v in event.summary.value)
+  for tag in ("epoch_total_loss", "epoch_loss_u", "epoch_lr", "step/loss_m", "step/lr", "mask_count",
+              "weak | masked strong | mixed"):
+    assert any(tag in t for t in tags), (tag, sorted(tags))
+  # Started again after it finished: nothing to do, and it says so.
+  r = subprocess.run(cmd, capture_output=True, text=True)
+  assert r.returncode == 0 and "Epoch" not in r.stdout
+
+
+_MIRRORED = r"""
+import sys
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+sys.path.insert(0, {tests!r}); sys.path.insert(0, {root!r})
+from tiny_nets import TinyPoseNet
+from semipose_tf.train.teacher_student import SemiSupervisedPose, set_synchronized_batch_norm
+rng = np.random.default_rng(0)
+batch = {{"labeled": {{"image": rng.normal(size=(8, 64, 64, 3)).astype("float32"),
+                      "heatmaps": rng.uniform(0, 1, (8, 16, 16, 17)).astype("float32"),
+                      "weights": (rng.random((8, 17)) < 0.8).astype("float32")}},
+         "unlabeled": {{"image": rng.normal(size=(8, 64, 64, 3)).astype("float32")}}}}
+keras.utils.set_random_seed(0)
+init = TinyPoseNet(17, (64, 64, 3), batch_norm={bn}).get_weights()
+def run(strategy):
+  with strategy.scope():
+    net = TinyPoseNet(17, (64, 64, 3), batch_norm={bn})
+    net.set_weights(init)
+    if {bn}:
+      set_synchronized_batch_norm(net)
+    model = SemiSupervisedPose(net, method="adaptive", seed=3)
+    # SGD: the update is proportional to the gradient, so the comparison measures the gradients themselves
+    # (Adam turns float rounding in near-zero gradients into full-size steps).
+    model.compile(optimizer=keras.optimizers.SGD(0.5))
+  ds = tf.data.Dataset.from_tensors(batch).repeat()
+  h = model.fit(ds, steps_per_epoch=3, epochs=1, verbose=0)
+  return h.history["total_loss"][-1], net.get_weights()
+one = run(tf.distribute.get_strategy())
+two = run(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+assert two[0] != 0
+print("LOSS", one[0], two[0])
+print("MAXDIFF", max(float(np.abs(a - b).max()) for a, b in zip(one[1], two[1])))
+print("MAXCHANGE", max(float(np.abs(a - b).max()) for a, b in zip(init, one[1])))
+"""
+
+
+@pytest.mark.parametrize("batch_norm", [False, True], ids=["no_bn", "sync_bn"])
+def test_one_replica_equals_two_mirrored_replicas(batch_norm):
+  code = _MIRRORED.format(tests=TESTS, root=ROOT, bn=batch_norm)
+  r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+  assert r.returncode == 0, r.stderr[-3000:]
+  vals = {line.split()[0]: [float(v) for v in line.split()[1:]] for line in r.stdout.splitlines()
+          if line.split() and line.split()[0] in ("LOSS", "MAXDIFF", "MAXCHANGE")}
+  loss_one, loss_two = vals["LOSS"]
+  assert abs(loss_one - loss_two) <= 1e-5 * max(1.0, abs(loss_one)), vals
+  assert vals["MAXCHANGE"][0] > 1e-3  # Training moved the weights ...
+  assert vals["MAXDIFF"][0] < 1e-3 * vals["MAXCHANGE"][0], vals  # ... identically on one and on two replicas.
+
+
+_WORKER = r"""
+import json, os, sys
+os.environ["TF_CONFIG"] = json.dumps({{"cluster": {{"worker": ["localhost:{p0}", "localhost:{p1}"]}},
+                                      "task": {{"type": "worker", "index": {index}}}}})
+sys.path.insert(0, {tests!r}); sys.path.insert(0, {root!r})
+from tiny_nets import tiny_model_fn
+from semipose_tf.train import experiment
+
+
+h = experiment.train(work_dir={work!r}, labeled_dir={root_data!r} + "/coco_1k/labeled",
+                     unlabeled_dir={root_data!r} + "/coco_train/unlabeled", epochs=2, steps_per_epoch=3,
+                     input_size=(64, 64), labeled_batch_size=2, unlabeled_batch_size=2, strategy="multi_worker",
+                     model_fn=tiny_model_fn, checkpoint_monitor=None, backup_every_steps=2, verbose=0)
+print("LOSSES", *h.history["total_loss"])
+"""
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def test_two_workers_train_on_loopback(data_root, tmp_path):
+  p0, p1 = _free_port(), _free_port()
+  work = str(tmp_path / "mw")
+  procs = [subprocess.Popen([sys.executable, "-c", _WORKER.format(p0=p0, p1=p1, index=i, tests=TESTS, root=ROOT,
+                                                                  work=work, root_data=data_root)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (0, 1)]
+  outs = [p.communicate(timeout=300) for p in procs]
+  for p, (out, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-3000:]
+  losses = [[float(v) for v in out.split("LOSSES")[1].split()] for out, _ in outs]
+  assert len(losses[0]) == 2 and np.isfinite(losses).all()
+  np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)  # Both workers report the same global metrics.
+  assert os.path.exists(os.path.join(work, "checkpoints", "final.keras"))  # The chief writes checkpoints ...
+  assert os.path.exists(os.path.join(work, "worker_1", "backup"))  # ... the other worker only its backup.
+  assert not os.path.exists(os.path.join(work, "worker_1", "checkpoints"))

@@ -1,0 +1,38 @@
+"""Tiny TFRecord sets in the layout the gin experiments expect, for trainer tests (any K, no real data)."""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from semipose_tf.data import convert, records
+
+
+def write_set(directory: str, set_name: str, k: int, num_images: int = 6, seed: int = 0) -> None:
+  rng = np.random.default_rng(seed)
+  entries = []
+  for i in range(num_images):
+    h, w = 96, 80
+    path = os.path.join(directory + "_images", f"{i:04d}.png")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tf.io.write_file(path, tf.io.encode_png(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)))
+    instances = []
+    for j in range(2):
+      kps = np.zeros((k, 3), np.float32)
+      kps[:, 0] = rng.uniform(10, 70, k)
+      kps[:, 1] = rng.uniform(10, 86, k)
+      kps[:, 2] = 2
+      instances.append(records.Instance(i * 10 + j, np.array([5, 5, 60, 80], np.float32), kps, 1.0, 4800.0))
+    entries.append(records.ImageEntry(i, path, w, h, instances))
+  convert.write_set(entries, directory, set_name, verbose=False,
+                    manifest_extra={"keypoint_spec": {"name": f"k{k}", "names": [f"j{n}" for n in range(k)]}})
+
+
+def make_layout(root: str) -> str:
+  """data_root for every gin experiment: COCO budgets, COCO train/val, MPII train/val, AIC."""
+  for d, s, k in (("coco_1k/labeled", "labeled", 17), ("coco_5k/labeled", "labeled", 17),
+                  ("coco_10k/labeled", "labeled", 17), ("coco_train/unlabeled", "unlabeled", 17),
+                  ("coco_val/eval", "eval", 17), ("mpii/labeled", "labeled", 16), ("mpii_val/eval", "eval", 16),
+                  ("aic/unlabeled", "unlabeled", 14)):
+    write_set(os.path.join(root, d), s, k, seed=len(d))
+  return root
