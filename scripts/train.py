@@ -25,7 +25,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--gin_file", action="append", default=[], help="gin experiment file(s), e.g. coco_1k.gin")
   p.add_argument("--gin_param", action="append", default=[], help="gin binding(s) overriding the files")
   p.add_argument("--work_dir", help="output directory (default: work_dirs/<first gin file name>)")
-  p.add_argument("--data_root", help="folder the gin file's data paths are relative to (binds train.data_root)")
+  p.add_argument("--data_root", help="folder the gin file's data paths are relative to (binds DATA_ROOT)")
   p.add_argument("--dry_run", action="store_true", help="build the datasets and model, print a summary, exit")
   return p.parse_args(argv)
 
@@ -42,7 +42,7 @@ def main(argv=None) -> int:
 
   params = list(args.gin_param)
   if args.data_root:
-    params.append(f"train.data_root = {args.data_root!r}")
+    params.append(f"DATA_ROOT = {args.data_root!r}")
   try:
     configurable.parse_gin(args.gin_file, params)
   except (FileNotFoundError, ValueError) as e:

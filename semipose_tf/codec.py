@@ -268,6 +268,20 @@ def decode_heatmaps(heatmaps: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
   return tf.reshape(coords, tf.concat([out_shape, [2]], 0)), tf.reshape(score, out_shape)
 
 
+def flip_back(heatmaps: tf.Tensor, flip_index, shift: bool = True) -> tf.Tensor:
+  """Heatmaps of a horizontally flipped input [..., h, w, K] -> heatmaps of the original input.
+
+  Mirrors the width axis and swaps left/right channels (``flip_index`` from the keypoint spec). With ``shift``,
+  moves the result one pixel right, as the reference does: mirroring in heatmap space is off by 3/4 of a heatmap
+  pixel from mirroring the input (x_hm -> w - 1 - x_hm versus w - 1/4 - x_hm).
+  """
+  heatmaps = tf.convert_to_tensor(heatmaps)
+  flipped = tf.gather(tf.reverse(heatmaps, axis=[-2]), list(flip_index), axis=-1)
+  if shift:
+    flipped = tf.concat([flipped[..., :1, :], flipped[..., :-1, :]], axis=-2)
+  return flipped
+
+
 def heatmap_to_image(coords: tf.Tensor, center: tf.Tensor, scale: tf.Tensor,
                      heatmap_size: Sequence[int]) -> tf.Tensor:
   """Maps heatmap-pixel coordinates [..., K, 2] back to image pixels (the reference's ``transform_preds``)."""

@@ -11,6 +11,7 @@ from typing import Sequence
 import gin
 
 from semipose_tf import keypoints
+from semipose_tf.evaluation import callback as eval_callback
 from semipose_tf.models import factory
 from semipose_tf.train import experiment, teacher_student
 
@@ -20,6 +21,8 @@ custom_spec = gin.external_configurable(keypoints.custom_spec, "custom_spec")
 build_pose_model = gin.external_configurable(factory.build_pose_model, "build_pose_model")
 SemiSupervisedPose = gin.external_configurable(teacher_student.SemiSupervisedPose, "SemiSupervisedPose")
 train = gin.external_configurable(experiment.train, "train")
+coco_eval_callback = gin.external_configurable(eval_callback.coco_eval_callback, "coco_eval_callback")
+mpii_eval_callback = gin.external_configurable(eval_callback.mpii_eval_callback, "mpii_eval_callback")
 
 
 def find_gin_file(name: str) -> str:

@@ -21,8 +21,9 @@ from training_data import make_layout
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 GIN_FILES = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "gin_configs", "*.gin")))
-TINY = ["train.input_size = (64, 64)", "train.labeled_batch_size = 2", "train.unlabeled_batch_size = 2",
-        "build_pose_model.pretrained = None"]
+TINY = ["INPUT_SIZE = (64, 64)", "train.input_size = (64, 64)", "train.labeled_batch_size = 2",
+        "train.unlabeled_batch_size = 2", "build_pose_model.pretrained = None"]
+NO_EVAL = ["train.extra_callbacks = []", 'train.checkpoint_monitor = "val_heatmap_loss"', 'train.checkpoint_mode = "min"']
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,7 @@ def test_every_gin_file_builds_model_and_datasets(gin_file, data_root, supervise
   assert text.startswith("# Reproduces:") or text.startswith("# Beyond the paper"), "header says what it reproduces"
   gin.clear_config()
   try:
-    configurable.parse_gin([gin_file], TINY + [f"train.data_root = {data_root!r}",
+    configurable.parse_gin([gin_file], TINY + [f"DATA_ROOT = {data_root!r}",
                                                f"train.pseudopose_teacher = {supervised_checkpoint!r}"])
     exp = configurable.train(work_dir=str(tmp_path), dry_run=True)
   finally:
@@ -64,6 +65,7 @@ def test_every_gin_file_builds_model_and_datasets(gin_file, data_root, supervise
   if exp.model.method.unlabeled:
     assert batch["unlabeled"]["image"].shape == (2, 64, 64, 3)
   assert exp.val_data is not None
+  assert len(exp.extra_callbacks) == 1  # The evaluation callback of the experiment's dataset.
 
 
 def test_missing_tfrecords_error_gives_the_conversion_command(tmp_path):
@@ -78,7 +80,7 @@ def test_missing_tfrecords_error_gives_the_conversion_command(tmp_path):
 
 def _train_cmd(data_root, work_dir, epochs=3, steps=8):
   return [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--gin_file=coco_1k.gin",
-          f"--data_root={data_root}", f"--work_dir={work_dir}", *[f"--gin_param={p}" for p in TINY],
+          f"--data_root={data_root}", f"--work_dir={work_dir}", *[f"--gin_param={p}" for p in TINY + NO_EVAL],
           f"--gin_param=train.epochs = {epochs}", f"--gin_param=train.steps_per_epoch = {steps}",
           "--gin_param=train.backup_every_steps = 2", "--gin_param=train.verbose = 2",
           "--gin_param=train.log_every_steps = 2"]

@@ -6,7 +6,8 @@ Sets:
   (``split="random"``); ``None`` takes every candidate (MPII).
 * ``unlabeled``: every eligible instance, labels ignored by the pipeline (the labeled ones included, as in the
   reference).
-* ``eval``: every instance with labels, in file order (validation sets).
+* ``eval``: every instance with labels, in file order (validation sets); for a detection source, every detection
+  above the score threshold, with its score (evaluation with detection boxes).
 
 Every image is read and decoded once before it is written (in a thread pool; TensorFlow's decoder releases the
 GIL), so an undecodable file or one whose size disagrees with the annotation file is caught here, not in training.
@@ -239,9 +240,9 @@ def convert(source: Source, out_dir: str, sets: Sequence[str] = ("labeled", "unl
       extra = {"split": {"mode": split, "num_labeled": num_labeled,
                          "seed": seed if split == "random" else None} if "labeled" in sets else None,
                "labels": "ignored"}
-    else:
-      idx = [i for i, it in enumerate(source.items) if it[2]]
-      extra = {"labels": "used"}
+    else:  # Evaluation: labeled persons with their ground-truth boxes, or every detection box (and its score).
+      idx = [i for i, it in enumerate(source.items) if it[2] or source.kind == "detections"]
+      extra = {"labels": "used" if source.kind != "detections" else "none (detection boxes)"}
     entries = group_by_image(source, idx)
     out[set_name] = write_set(entries, os.path.join(out_dir, set_name), set_name, num_shards=num_shards,
                               skip_bad=skip_bad, workers=workers, verbose=verbose,

@@ -46,6 +46,7 @@ class Experiment:
   steps_per_epoch: int
   spec: KeypointSpec
   work_dir: str
+  extra_callbacks: list = dataclasses.field(default_factory=list)
 
 
 def _resolve(root: str | None, path: str | None) -> str | None:
@@ -172,6 +173,7 @@ def train(work_dir: str, labeled_dir: str, epochs: int = 30, backup_every_steps:
     TrainingDiverged: the loss became NaN / infinite.
   """
   exp = build_experiment(work_dir, labeled_dir, **kwargs)
+  exp.extra_callbacks = list(extra_callbacks)
   if dry_run:
     return exp
   chief = distribute.is_chief()

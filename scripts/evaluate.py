@@ -1,0 +1,99 @@
+#!/usr/bin/env python
+"""Evaluates a checkpoint, or scores predictions made elsewhere, with the standard metrics.
+
+COCO (OKS AP / AR with pycocotools):
+  python scripts/evaluate.py coco --checkpoint work_dirs/coco_1k/checkpoints/best.keras --eval_dir data/coco_val/eval
+  python scripts/evaluate.py coco --checkpoint ... --eval_dir data/coco_val_det/eval --flip_test   # detection boxes
+  python scripts/evaluate.py coco --results my_results.json --annotations person_keypoints_val2017.json
+
+MPII (PCKh@0.5 against gt_valid.mat; flip test on by default):
+  python scripts/evaluate.py mpii --checkpoint work_dirs/mpii_aic/checkpoints/best.keras \\
+      --eval_dir data/mpii_val/eval --gt data/mpii/gt_valid.mat
+  python scripts/evaluate.py mpii --predictions preds.mat --gt gt_valid.mat --one_based
+
+Predictions files: COCO keypoint results json; MPII [2958, 16, 2] (or [16, 2, 2958]) in gt_valid order as .npy,
+.mat (variable preds or pos_pred_src) or .h5 (dataset preds), 0-based unless --one_based (MATLAB-era files).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _load_predict_fn(path: str):
+  """A predict function (normalized crops -> heatmaps) and the input size, from a .keras checkpoint."""
+  import keras
+  import tensorflow as tf
+
+  import semipose_tf.models  # noqa: F401  (registers the model classes)
+
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"checkpoint not found: {path}")
+  model = keras.models.load_model(path)
+  return tf.function(lambda x: model(x, training=False), reduce_retracing=True), tuple(model.input_shape[1:3])
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("dataset", choices=("coco", "mpii"))
+  p.add_argument("--checkpoint", help="a .keras pose network (from scripts/train.py)")
+  p.add_argument("--eval_dir", help="evaluation TFRecord set (make_tfrecords.py ... --sets eval)")
+  p.add_argument("--annotations", help="COCO keypoint json (default: the one the eval set was converted from)")
+  p.add_argument("--results", help="COCO: a keypoint results json to score (no model)")
+  p.add_argument("--results_out", help="COCO: write the model's results json here")
+  p.add_argument("--gt", help="MPII: gt_valid.mat")
+  p.add_argument("--predictions", help="MPII: predictions to score (no model): .npy, .mat or .h5")
+  p.add_argument("--one_based", action="store_true", help="MPII predictions are 1-based (MATLAB-era)")
+  p.add_argument("--flip_test", dest="flip_test", action="store_true", default=None)
+  p.add_argument("--no_flip_test", dest="flip_test", action="store_false")
+  p.add_argument("--batch_size", type=int, default=64)
+  args = p.parse_args(argv)
+  from semipose_tf.evaluation import coco, mpii
+  from semipose_tf.evaluation.callback import MPIIEvaluator, _annotation_file
+  from semipose_tf.data import pipeline
+  from semipose_tf.keypoints import get_spec
+
+  try:
+    if args.dataset == "coco":
+      if args.results:
+        if not args.annotations:
+          p.error("--results needs --annotations")
+        stats = coco.coco_eval(args.annotations, args.results)
+      else:
+        if not (args.checkpoint and args.eval_dir):
+          p.error("give --checkpoint and --eval_dir, or --results and --annotations")
+        predict, size = _load_predict_fn(args.checkpoint)
+        spec = get_spec("coco17")
+        data = pipeline.eval_dataset(args.eval_dir, spec, args.batch_size, pipeline.PipelineConfig(input_size=size))
+        evaluator = coco.COCOEvaluator(args.annotations or _annotation_file(args.eval_dir), data, spec,
+                                       bool(args.flip_test), args.results_out)
+        stats = evaluator(predict)
+      print("| " + " | ".join(coco.STAT_NAMES) + " |\n|" + "---|" * len(coco.STAT_NAMES))
+      print("| " + " | ".join(f"{stats[n]:.4f}" for n in coco.STAT_NAMES) + " |")
+    else:
+      if not args.gt:
+        p.error("mpii needs --gt gt_valid.mat")
+      if args.predictions:
+        result = mpii.pckh(mpii.load_predictions(args.predictions), args.gt, one_based=args.one_based)
+      else:
+        if not (args.checkpoint and args.eval_dir):
+          p.error("give --checkpoint and --eval_dir, or --predictions")
+        predict, size = _load_predict_fn(args.checkpoint)
+        spec = get_spec("mpii16")
+        data = pipeline.eval_dataset(args.eval_dir, spec, args.batch_size, pipeline.PipelineConfig(input_size=size))
+        result = MPIIEvaluator(args.gt, data, spec, args.flip_test is not False)(predict)
+      print(mpii.format_table(result))
+  except (FileNotFoundError, ValueError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

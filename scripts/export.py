@@ -1,0 +1,43 @@
+#!/usr/bin/env python
+"""Exports a trained pose network (.keras) as a SavedModel for TF Serving.
+
+  python scripts/export.py work_dirs/coco_1k/checkpoints/best.keras exports/pose/1
+  saved_model_cli show --dir exports/pose/1 --all
+
+Signatures: ``serving_default`` (images: JPEG/PNG bytes [N], boxes: [N, 4] x, y, w, h -> keypoints [N, K, 2] in
+image pixels, scores [N, K]) and ``heatmaps`` (crops: normalized [N, H, W, 3] -> heatmaps). See README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("checkpoint", help="a .keras pose network")
+  p.add_argument("output", help="SavedModel directory (TF Serving: <model_base_path>/<version>)")
+  p.add_argument("--max_pixels", type=int, default=40_000_000,
+                 help="largest accepted image, width x height (larger ones are refused before decoding)")
+  args = p.parse_args(argv)
+  import keras
+
+  import semipose_tf.models  # noqa: F401
+  from semipose_tf.export import export_saved_model
+
+  if not os.path.exists(args.checkpoint):
+    print(f"error: checkpoint not found: {args.checkpoint}", file=sys.stderr)
+    return 2
+  net = keras.models.load_model(args.checkpoint)
+  export_saved_model(net, args.output, args.max_pixels)
+  print(f"SavedModel written to {args.output} (signatures: serving_default, heatmaps)")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,80 @@
+#!/usr/bin/env python
+"""Keypoints for one image, written as JSON and drawn as a PNG (skeleton in the spec's colours, scores as alpha).
+
+  python scripts/predict.py --model work_dirs/coco_1k/checkpoints/best.keras --image photo.jpg --out out/photo
+  python scripts/predict.py --model exports/pose/1 --image photo.jpg --boxes "10,20,150,300;200,40,120,280"
+  python scripts/predict.py --model best.keras --image 000000000785.jpg --detections dets.json --image_id 785
+
+Boxes (x, y, w, h): from --boxes, from a detection json (COCO results format; --image_id and --score_threshold
+select them), or the whole image as one box. Writes <out>.json and <out>.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--model", required=True, help="a .keras checkpoint or an exported SavedModel directory")
+  p.add_argument("--image", required=True)
+  p.add_argument("--out", help="output path without extension (default: the image name in the current folder)")
+  p.add_argument("--boxes", help='person boxes "x,y,w,h;x,y,w,h"')
+  p.add_argument("--detections", help="detection json (COCO results format)")
+  p.add_argument("--image_id", type=int, help="image id of --image in --detections")
+  p.add_argument("--score_threshold", type=float, default=0.5, help="minimum detection score")
+  p.add_argument("--spec", default="coco17", help="keypoint spec for drawing")
+  p.add_argument("--threshold", type=float, default=0.2, help="joints scoring below are not drawn")
+  args = p.parse_args(argv)
+  import numpy as np
+  import tensorflow as tf
+
+  from semipose_tf import export, visualize
+  from semipose_tf.keypoints import get_spec
+
+  try:
+    data = open(args.image, "rb").read()
+    image = tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
+    if args.boxes:
+      boxes = [[float(v) for v in b.split(",")] for b in args.boxes.split(";") if b.strip()]
+    elif args.detections:
+      dets = json.load(open(args.detections))
+      if args.image_id is None:
+        p.error("--detections needs --image_id")
+      boxes = [d["bbox"] for d in dets if d["image_id"] == args.image_id and d.get("category_id", 1) == 1
+               and d.get("score", 1.0) >= args.score_threshold]
+      if not boxes:
+        raise ValueError(f"no person detection for image {args.image_id} above {args.score_threshold}")
+    else:
+      boxes = [[0.0, 0.0, float(image.shape[1]), float(image.shape[0])]]
+    export.check_boxes(boxes)
+    infer = export.load_inference(args.model)
+    out = infer(tf.constant([data] * len(boxes)), tf.constant(boxes, tf.float32))
+  except (OSError, ValueError, tf.errors.InvalidArgumentError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  spec = get_spec(args.spec)
+  kps, scores = out["keypoints"].numpy(), out["scores"].numpy()
+  base = args.out or os.path.splitext(os.path.basename(args.image))[0]
+  os.makedirs(os.path.dirname(os.path.abspath(base)), exist_ok=True)
+  people = [{"box": b, "keypoints": k.round(2).tolist(), "scores": s.round(4).tolist()}
+            for b, k, s in zip(boxes, kps, scores)]
+  with open(base + ".json", "w") as f:
+    json.dump({"image": args.image, "keypoint_names": list(spec.names), "people": people}, f, indent=1)
+  drawn = image
+  radius = max(2, int(round(max(image.shape[:2]) / 200)))
+  for k, s in zip(kps, scores):
+    drawn = visualize.draw_keypoints(drawn, k, spec, np.clip(s, 0, 1), threshold=args.threshold, radius=radius)
+  tf.io.write_file(base + ".png", tf.io.encode_png(drawn))
+  print(f"{len(people)} person(s): {base}.json, {base}.png")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

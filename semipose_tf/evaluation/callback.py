@@ -1,0 +1,115 @@
+"""Evaluation during training: a Keras callback that runs an evaluator every N epochs and logs its metrics."""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from semipose_tf.data import pipeline, records
+from semipose_tf.evaluation import mpii
+from semipose_tf.evaluation.coco import STAT_NAMES, COCOEvaluator, predict_persons
+from semipose_tf.keypoints import KeypointSpec, get_spec
+
+
+class EvaluationCallback(keras.callbacks.Callback):
+  """Every ``every`` epochs (and after the last), evaluates the pose network and adds ``val_<metric>`` to the logs,
+  so History, TensorBoard and best-checkpointing (``train.checkpoint_monitor = "val_AP"``) see them.
+
+  Args:
+    make_evaluator: Returns the evaluator (a function from a predict function, normalized crops -> heatmaps, to
+      {metric: value}); called when training begins, so a missing evaluation set is reported after the
+      training data checks.
+    every: Evaluate every that many epochs.
+    prefix: Prefix of the logged names.
+  """
+
+  def __init__(self, make_evaluator: Callable[[], Callable[[Callable], dict[str, float]]], every: int = 1,
+               prefix: str = "val_"):
+    super().__init__()
+    self.make_evaluator, self.every, self.prefix = make_evaluator, max(1, int(every)), prefix
+    self.evaluator = None
+    self.last: dict[str, float] = {}
+
+  def on_train_begin(self, logs=None):
+    if self.evaluator is None:
+      self.evaluator = self.make_evaluator()
+
+  def on_epoch_end(self, epoch, logs=None):
+    last_epoch = self.params.get("epochs") if self.params else None
+    if (epoch + 1) % self.every and epoch + 1 != last_epoch:
+      return
+    self.on_train_begin()
+    net = getattr(self.model, "net", self.model)
+    predict = tf.function(lambda x: net(x, training=False), reduce_retracing=True)
+    self.last = self.evaluator(predict)
+    print("\n" + " - ".join(f"{self.prefix}{k}: {v:.4f}" for k, v in self.last.items()))
+    if logs is not None:
+      logs.update({f"{self.prefix}{k}": float(v) for k, v in self.last.items()})
+
+
+def _annotation_file(eval_dir: str) -> str:
+  files = records.read_manifest(eval_dir).get("source", {}).get("files", [])
+  if not files:
+    raise ValueError(f"{eval_dir}: its manifest names no annotation file; pass annotation_file")
+  return files[0]
+
+
+def coco_eval_callback(eval_dir: str, annotation_file: str | None = None, data_root: str | None = None,
+                       spec: str | KeypointSpec = "coco17", input_size: Sequence[int] = (256, 192),
+                       batch_size: int = 64, flip_test: bool = False, every: int = 1,
+                       results_file: str | None = None) -> EvaluationCallback:
+  """COCO OKS AP / AR every ``every`` epochs on an evaluation set (ground-truth or detection boxes).
+
+  ``annotation_file`` defaults to the json the evaluation set was converted from (its manifest records it).
+  """
+  if data_root and not os.path.isabs(eval_dir):
+    eval_dir = os.path.join(data_root, eval_dir)
+  spec = get_spec(spec)
+
+  def make():
+    dataset = pipeline.eval_dataset(eval_dir, spec, batch_size, pipeline.PipelineConfig(input_size=tuple(input_size)))
+    return COCOEvaluator(annotation_file or _annotation_file(eval_dir), dataset, spec, flip_test, results_file)
+
+  return EvaluationCallback(make, every)
+
+
+class MPIIEvaluator:
+  """PCKh@0.5 of a predict function on the MPII validation set (converted from the HRNet ``valid.json`` with
+  ``--sets eval``), against ``gt_valid.mat``; flip test on by default, as is usual for MPII."""
+
+  def __init__(self, gt_file: str, dataset: tf.data.Dataset, spec: KeypointSpec, flip_test: bool = True):
+    self.gt_file, self.dataset, self.spec, self.flip_test = gt_file, dataset, spec, flip_test
+
+  def __call__(self, predict_fn: Callable) -> dict[str, float]:
+    persons = predict_persons(predict_fn, self.dataset, self.spec, self.flip_test, with_ids=True)
+    preds = np.zeros((len(persons), self.spec.num_keypoints, 2))
+    for p in persons:  # ann_id is the person's index in valid.json, which is gt_valid.mat's order.
+      if p["ann_id"] >= len(persons):
+        raise ValueError(f"MPII evaluation set has {len(persons)} people but an annotation id {p['ann_id']}")
+      preds[p["ann_id"]] = p["keypoints"][:, :2]
+    return mpii.pckh(preds, self.gt_file, one_based=False)
+
+
+def mpii_eval_callback(eval_dir: str, gt_file: str, data_root: str | None = None, input_size=(256, 256),
+                       batch_size: int = 64, flip_test: bool = True, every: int = 1) -> EvaluationCallback:
+  """MPII PCKh every ``every`` epochs (logged as ``val_Mean``, ``val_Head``, ...)."""
+  if data_root and not os.path.isabs(eval_dir):
+    eval_dir = os.path.join(data_root, eval_dir)
+  if data_root and not os.path.isabs(gt_file):
+    gt_file = os.path.join(data_root, gt_file)
+  spec = get_spec("mpii16")
+
+  def make():
+    if not os.path.exists(gt_file):
+      raise FileNotFoundError(f"MPII ground truth not found: {gt_file} (the standard gt_valid.mat)")
+    config = pipeline.PipelineConfig(input_size=tuple(input_size))
+    return MPIIEvaluator(gt_file, pipeline.eval_dataset(eval_dir, spec, batch_size, config), spec, flip_test)
+
+  return EvaluationCallback(make, every)
+
+
+__all__ = ["EvaluationCallback", "MPIIEvaluator", "STAT_NAMES", "coco_eval_callback", "mpii_eval_callback"]

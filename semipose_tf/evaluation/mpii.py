@@ -1,0 +1,109 @@
+"""MPII PCKh@0.5 against ``gt_valid.mat`` (the standard evaluation of the HRNet / SimpleBaseline code).
+
+Head size = 0.6 x the head-box diagonal; a joint is correct when its distance to the ground truth is at most
+0.5 head sizes; per-joint accuracy over visible joints; the groups average left and right; Mean weights the 14
+joints other than pelvis and thorax by their visible counts.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+# MPII joint indices (gt_valid.mat order, as semipose_tf.keypoints.MPII16).
+R_ANK, R_KNE, R_HIP, L_HIP, L_KNE, L_ANK, PELVIS, THORAX, NECK, HEAD, R_WRI, R_ELB, R_SHO, L_SHO, L_ELB, L_WRI = \
+    range(16)
+GROUPS = (("Head", (HEAD,)), ("Shoulder", (L_SHO, R_SHO)), ("Elbow", (L_ELB, R_ELB)), ("Wrist", (L_WRI, R_WRI)),
+          ("Hip", (L_HIP, R_HIP)), ("Knee", (L_KNE, R_KNE)), ("Ankle", (L_ANK, R_ANK)))
+NUM_VALID = 2958
+
+
+def load_ground_truth(gt_file: str) -> dict[str, np.ndarray]:
+  """``jnt_missing`` [16, N], ``pos_gt_src`` [16, 2, N], ``headboxes_src`` [2, 2, N] (and ``pos_pred_src``)."""
+  from scipy.io import loadmat  # MATLAB v5 files; scipy reads them.
+
+  if not os.path.exists(gt_file):
+    raise FileNotFoundError(f"MPII ground truth not found: {gt_file}")
+  return loadmat(gt_file)
+
+
+def pckh(predictions: np.ndarray, gt_file: str, one_based: bool = False, threshold: float = 0.5,
+         head_factor: float = 0.6) -> dict[str, float]:
+  """PCKh of predictions [N, 16, 2] in ``gt_valid.mat`` order.
+
+  Args:
+    predictions: [2958, 16, 2] (x, y) pixel coordinates.
+    gt_file: Path of gt_valid.mat.
+    one_based: True when the coordinates are 1-based (MATLAB, gt_valid.mat's own), False for 0-based (Python:
+      what this project's decoder gives); 0-based ones get +1 as the reference does.
+    threshold: PCKh threshold (0.5).
+    head_factor: Head size = head_factor x head-box diagonal (0.6).
+
+  Returns:
+    {"Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Mean"} in percent, and "Mean@0.1".
+
+  Raises:
+    ValueError: a prediction array of the wrong shape.
+  """
+  gt = load_ground_truth(gt_file)
+  preds = np.asarray(predictions, np.float64)
+  n = gt["pos_gt_src"].shape[2]
+  if preds.shape != (n, 16, 2):
+    raise ValueError(f"MPII predictions must have shape [{n}, 16, 2] (gt_valid order), got {list(preds.shape)}")
+  if not one_based:
+    preds = preds + 1.0
+  pos_pred = np.transpose(preds, [1, 2, 0])  # [16, 2, N]
+  visible = 1 - gt["jnt_missing"]
+  err = np.linalg.norm(pos_pred - gt["pos_gt_src"], axis=1)  # [16, N]
+  head = np.linalg.norm(gt["headboxes_src"][1] - gt["headboxes_src"][0], axis=0) * head_factor  # [N]
+  scaled = err / head[None, :] * visible
+  count = visible.sum(axis=1)  # [16]
+
+  def accuracy(thr):
+    return 100.0 * ((scaled <= thr) * visible).sum(axis=1) / np.maximum(count, 1)
+
+  acc = accuracy(threshold)
+  used = np.ones(16, bool)
+  used[[PELVIS, THORAX]] = False
+  ratio = np.where(used, count, 0) / count[used].sum()
+  out = {name: float(np.mean(acc[list(idx)])) for name, idx in GROUPS}
+  out["Mean"] = float(np.sum(acc * ratio))
+  out["Mean@0.1"] = float(np.sum(accuracy(0.1) * ratio))
+  return out
+
+
+def format_table(result: dict[str, float]) -> str:
+  names = [g for g, _ in GROUPS] + ["Mean"]
+  return "| " + " | ".join(names) + " |\n|" + "---|" * len(names) + "\n| " + " | ".join(
+      f"{result[n]:.2f}" for n in names) + " |"
+
+
+def load_predictions(path: str) -> np.ndarray:
+  """MPII predictions from ``.npy``, ``.mat`` (variable ``preds`` or ``pos_pred_src``) or ``.h5`` (dataset
+  ``preds``); [N, 16, 2] or the MATLAB layout [16, 2, N]."""
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"predictions not found: {path}")
+  if path.endswith(".npy"):
+    arr = np.load(path)
+  elif path.endswith(".mat"):
+    from scipy.io import loadmat
+
+    d = loadmat(path)
+    key = next((k for k in ("preds", "pos_pred_src") if k in d), None)
+    if key is None:
+      raise ValueError(f"{path}: no 'preds' or 'pos_pred_src' variable")
+    arr = d[key]
+  elif path.endswith((".h5", ".hdf5")):
+    import h5py
+
+    with h5py.File(path, "r") as f:
+      if "preds" not in f:
+        raise ValueError(f"{path}: no 'preds' dataset")
+      arr = f["preds"][()]
+  else:
+    raise ValueError(f"{path}: MPII predictions must be .npy, .mat or .h5")
+  arr = np.asarray(arr, np.float64)
+  if arr.ndim == 3 and arr.shape[:2] == (16, 2):
+    arr = np.transpose(arr, [2, 0, 1])
+  return arr

@@ -1,0 +1,134 @@
+"""Inference in one TensorFlow graph, and its SavedModel export for TF Serving.
+
+Signatures of the exported SavedModel:
+
+* ``serving_default``: ``images`` [N] string (JPEG or PNG bytes) and ``boxes`` [N, 4] float32 (one person box
+  per image, x, y, w, h in pixels) -> ``keypoints`` [N, K, 2] float32 (x, y in image pixels) and ``scores``
+  [N, K] float32. Decoding, cropping (the evaluation crop: box -> centre / scale with 1.25 padding), ImageNet
+  normalization, the network and heatmap decoding all run inside the graph. Bytes that are neither JPEG nor PNG,
+  and images with more pixels than ``max_pixels`` (checked from the header, before decoding: a decompression bomb
+  never reaches the decoder), fail with an InvalidArgumentError that says which.
+* ``heatmaps``: ``crops`` [N, H, W, 3] float32 (normalized crops) -> ``heatmaps`` [N, H/4, W/4, K] float32.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import keras
+import tensorflow as tf
+
+from semipose_tf import codec
+from semipose_tf.data import ops
+
+DEFAULT_MAX_PIXELS = 40_000_000
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _image_size(data: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+  """(is_supported, height, width) from a JPEG or PNG header, without decoding the pixels."""
+  is_jpeg = tf.io.is_jpeg(data)
+  is_png = tf.equal(tf.strings.substr(data, 0, 8), _PNG_MAGIC) & (tf.strings.length(data) >= 24)
+
+  def jpeg():
+    shape = tf.cast(tf.io.extract_jpeg_shape(data), tf.int64)
+    return shape[0], shape[1]
+
+  def png():  # IHDR: width then height, big-endian uint32, at bytes 16..24.
+    raw = tf.cast(tf.io.decode_raw(tf.strings.substr(data, 16, 8), tf.uint8), tf.int64)
+    width = raw[0] * 2 ** 24 + raw[1] * 2 ** 16 + raw[2] * 2 ** 8 + raw[3]
+    height = raw[4] * 2 ** 24 + raw[5] * 2 ** 16 + raw[6] * 2 ** 8 + raw[7]
+    return height, width
+
+  def neither():
+    return tf.constant(0, tf.int64), tf.constant(0, tf.int64)
+
+  h, w = tf.cond(is_jpeg, jpeg, lambda: tf.cond(is_png, png, neither))
+  return is_jpeg | is_png, h, w
+
+
+class PoseInference(tf.Module):
+  """The inference graph around a pose network (used by the export, ``scripts/predict.py`` and tests).
+
+  Args:
+    net: A pose network (normalized crops [N, H, W, 3] -> heatmaps [N, H/4, W/4, K]).
+    max_pixels: Largest accepted image (width x height), checked before decoding.
+    padding: Box padding of box -> centre / scale (1.25, as in training).
+  """
+
+  def __init__(self, net: keras.Model, max_pixels: int = DEFAULT_MAX_PIXELS, padding: float = 1.25):
+    super().__init__()
+    self.net = net
+    self.input_size = tuple(int(v) for v in net.input_shape[1:3])
+    if None in self.input_size:
+      raise ValueError("export needs a network with a fixed input size")
+    self.max_pixels = int(max_pixels)
+    self.padding = float(padding)
+
+  def crops(self, images: tf.Tensor, boxes: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Normalized crops [N, H, W, 3] and their centres / scales [N, 2] from encoded images and boxes."""
+    aspect = self.input_size[1] / self.input_size[0]
+
+    def one(args):
+      data, box = args
+      supported, h, w = _image_size(data)
+      tf.debugging.Assert(supported, ["input is not a JPEG or PNG image"])
+      tf.debugging.Assert(h * w <= self.max_pixels,
+                          ["image too large:", h, "x", w, "pixels; the limit is", self.max_pixels])
+      ex = {"image": tf.io.decode_image(data, channels=3, expand_animations=False), "bbox": box}
+      ex = ops.fixed_affine(ops.center_scale(ex, aspect, self.padding), self.input_size)
+      ex = ops.normalize(ops.crop(ex, self.input_size))
+      return ex["image"], ex["center"], ex["scale"]
+
+    sig = (tf.TensorSpec(self.input_size + (3,), tf.float32), tf.TensorSpec([2], tf.float32),
+           tf.TensorSpec([2], tf.float32))
+    return tf.map_fn(one, (images, tf.cast(boxes, tf.float32)), fn_output_signature=sig)
+
+  def keypoints(self, images: tf.Tensor, boxes: tf.Tensor) -> dict[str, tf.Tensor]:
+    """``keypoints`` [N, K, 2] in image pixels and ``scores`` [N, K] for one box per encoded image."""
+    tf.debugging.assert_equal(tf.shape(images)[0], tf.shape(boxes)[0], message="one box per image")
+    crops, center, scale = self.crops(images, boxes)
+    coords, scores = codec.decode_to_image(self.net(crops, training=False), center, scale)
+    return {"keypoints": coords, "scores": scores}
+
+  def heatmaps(self, crops: tf.Tensor) -> dict[str, tf.Tensor]:
+    return {"heatmaps": tf.cast(self.net(crops, training=False), tf.float32)}
+
+
+def export_saved_model(net: keras.Model, path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
+  """Writes a SavedModel with the ``serving_default`` and ``heatmaps`` signatures (see the module docstring).
+
+  TF Serving expects ``<model_base_path>/<version>/``: pass e.g. ``exports/pose/1``.
+  """
+  module = PoseInference(net, max_pixels)
+  h, w = module.input_size
+  archive = keras.export.ExportArchive()
+  archive.track(net)
+  archive.add_endpoint("serving_default", module.keypoints, input_signature=[
+      tf.TensorSpec([None], tf.string, name="images"), tf.TensorSpec([None, 4], tf.float32, name="boxes")])
+  archive.add_endpoint("heatmaps", module.heatmaps,
+                       input_signature=[tf.TensorSpec([None, h, w, 3], tf.float32, name="crops")])
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  archive.write_out(path, verbose=False)
+  return path
+
+
+def load_inference(path: str):
+  """A ``keypoints(images, boxes)`` function from a SavedModel directory or a ``.keras`` checkpoint."""
+  if os.path.isdir(path):
+    loaded = tf.saved_model.load(path)
+    serve = loaded.signatures["serving_default"]
+    return lambda images, boxes: serve(images=tf.convert_to_tensor(images), boxes=tf.convert_to_tensor(boxes,
+                                                                                                     tf.float32))
+  import semipose_tf.models  # noqa: F401  (registers the model classes)
+
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"model not found: {path}")
+  return PoseInference(keras.models.load_model(path)).keypoints
+
+
+def check_boxes(boxes: Sequence[Sequence[float]]) -> None:
+  for b in boxes:
+    if len(b) != 4 or b[2] <= 0 or b[3] <= 0:
+      raise ValueError(f"a box is x, y, w, h with w, h > 0; got {list(b)}")

@@ -1,0 +1,218 @@
+"""COCO OKS AP and MPII PCKh: against pycocotools and the published reference, flip test, the callback."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import shared_path
+from semipose_tf import codec
+from semipose_tf.augment.affine import NONE
+from semipose_tf.data import convert, pipeline, sources
+from semipose_tf.evaluation import coco, mpii
+from semipose_tf.keypoints import COCO17
+
+
+def _gt_persons(ann_file, noise=0.0, seed=0):
+  """Ground-truth keypoints as predictions (score 1 where labeled), optionally with pixel noise."""
+  rng = np.random.default_rng(seed)
+  d = json.load(open(ann_file))
+  persons = []
+  for a in d["annotations"]:
+    if a["iscrowd"] or a["num_keypoints"] == 0:
+      continue
+    k = np.asarray(a["keypoints"], np.float64).reshape(17, 3)
+    kp = np.concatenate([k[:, :2] + rng.normal(0, noise, (17, 2)), (k[:, 2:] > 0).astype(np.float64)], 1)
+    persons.append({"image_id": a["image_id"], "keypoints": kp, "box_score": 1.0, "area": a["bbox"][2] * a["bbox"][3]})
+  return persons
+
+
+def test_ground_truth_as_predictions_gives_ap_one():
+  ann = shared_path("coco_mini", "annotations", "person_keypoints_val2017.json")
+  results = coco.rescore_and_nms(_gt_persons(ann), COCO17.sigmas)
+  stats = coco.coco_eval(ann, results)
+  assert stats["AP"] == pytest.approx(1.0) and stats["AR"] == pytest.approx(1.0)
+
+
+def test_perturbed_predictions_match_pycocotools_directly(tmp_path):
+  from pycocotools.coco import COCO
+  from pycocotools.cocoeval import COCOeval
+
+  ann = shared_path("coco_mini", "annotations", "person_keypoints_val2017.json")
+  results = coco.rescore_and_nms(_gt_persons(ann, noise=4.0), COCO17.sigmas)
+  path = str(tmp_path / "results.json")
+  json.dump(results, open(path, "w"))
+  ours = coco.coco_eval(ann, path)
+  gt = COCO(ann)
+  ev = COCOeval(gt, gt.loadRes(path), iouType="keypoints")  # loadRes accepts our file.
+  ev.evaluate()
+  ev.accumulate()
+  ev.summarize()
+  np.testing.assert_allclose([ours[n] for n in coco.STAT_NAMES], ev.stats, atol=1e-12)
+  assert 0.2 < ours["AP"] < 0.99
+
+
+def test_oks_nms_suppresses_duplicates():
+  a = {"image_id": 1, "keypoints": np.tile([[50.0, 60.0, 0.9]], (17, 1)), "box_score": 1.0, "area": 4000.0}
+  near = {**a, "keypoints": a["keypoints"] + [0.5, 0.5, -0.1]}
+  far = {**a, "keypoints": a["keypoints"] + [80.0, 0.0, 0.0]}
+  results = coco.rescore_and_nms([a, near, far], COCO17.sigmas)
+  assert len(results) == 2 and results[0]["score"] == pytest.approx(0.9)
+
+
+def test_mpii_reference_pckh():
+  gt_file = shared_path("mpii_eval", "gt_valid.mat")
+  gt = mpii.load_ground_truth(gt_file)
+  preds = np.transpose(gt["pos_pred_src"], [2, 0, 1])
+  expected = {"Head": 95.60, "Shoulder": 92.71, "Elbow": 83.36, "Wrist": 76.74, "Hip": 81.93, "Knee": 73.36,
+              "Ankle": 65.45, "Mean": 82.34}  # ../shared/data/README.md
+  result = mpii.pckh(preds, gt_file, one_based=True)
+  for k, v in expected.items():
+    assert round(result[k], 2) == v, (k, result[k])
+  zero_based = mpii.pckh(preds - 1.0, gt_file, one_based=False)
+  assert zero_based == result
+  print(mpii.format_table(result))
+
+
+def test_mpii_prediction_files(tmp_path):
+  gt_file = shared_path("mpii_eval", "gt_valid.mat")
+  preds = np.transpose(mpii.load_ground_truth(gt_file)["pos_pred_src"], [2, 0, 1])
+  from scipy.io import savemat
+  import h5py
+
+  np.save(tmp_path / "p.npy", preds)
+  savemat(tmp_path / "p.mat", {"preds": preds})
+  with h5py.File(tmp_path / "p.h5", "w") as f:
+    f["preds"] = preds
+  for name in ("p.npy", "p.mat", "p.h5"):
+    np.testing.assert_allclose(mpii.load_predictions(str(tmp_path / name)), preds)
+  with pytest.raises(ValueError, match=r"shape \[2958, 16, 2\]"):
+    mpii.pckh(preds[:10], gt_file)
+
+
+def _dot_image(h=64, w=48):
+  """A left/right symmetric image: a centre dot, and three pairs of dots mirrored about the vertical axis."""
+  img = np.zeros((h, w, 3), np.float32)
+  img[10, (w - 1) // 2:(w - 1) // 2 + 2, 0] = 1.0  # Centre (x = 23.5 straddles the axis w/2 - 0.5).
+  for y, x in ((20, 12), (36, 8), (50, 15)):
+    img[y, x, 1] = img[y, w - 1 - x, 1] = 1.0
+  return img
+
+
+def _anatomical_net(images):
+  """A fake network that labels a pair's dot on the image's right half as the left joint (a person facing the
+  camera), the way a trained network does: mirror-equivariant with left/right swapped."""
+  out = []
+  for img in images.numpy():
+    h, w = img.shape[:2]
+    kps = np.zeros((17, 2), np.float32)
+    vis = np.zeros(17, np.float32)
+    ys, xs = np.nonzero(img[..., 1])
+    rows = sorted(set(ys))
+    for pair, y in zip(((5, 6), (11, 12), (15, 16)), rows):
+      left_x, right_x = xs[ys == y].max(), xs[ys == y].min()
+      kps[pair[0]], kps[pair[1]] = (left_x, y), (right_x, y)
+      vis[list(pair)] = 1
+    ys0, xs0 = np.nonzero(img[..., 0])
+    kps[0], vis[0] = (xs0.mean(), ys0.mean()), 1
+    out.append(codec.encode_heatmaps(kps, vis, (h, w), (h // 4, w // 4), subpixel=True)[0].numpy())
+  return tf.constant(np.stack(out))
+
+
+def test_flip_test_on_a_symmetric_input_agrees_with_the_plain_prediction():
+  images = tf.constant(_dot_image()[None])
+  plain = coco.predict_heatmaps(_anatomical_net, images)
+  flipped_only = codec.flip_back(_anatomical_net(tf.reverse(images, axis=[2])), COCO17.flip_index)
+  p, _ = codec.decode_heatmaps(plain)
+  f, _ = codec.decode_heatmaps(flipped_only)
+  used = [0, 5, 6, 11, 12, 15, 16]
+  assert np.abs(p.numpy()[0, used] - f.numpy()[0, used]).max() <= 1.0
+  # Without the swap, left and right would trade places: the pairs are several heatmap pixels apart.
+  no_swap = codec.flip_back(_anatomical_net(tf.reverse(images, axis=[2])), np.arange(17))
+  n, _ = codec.decode_heatmaps(no_swap)
+  assert np.abs(n.numpy()[0, 5] - p.numpy()[0, 5]).max() > 2.0
+  both = coco.predict_heatmaps(_anatomical_net, images, COCO17.flip_index)
+  b, _ = codec.decode_heatmaps(both)
+  assert np.abs(b.numpy()[0, used] - p.numpy()[0, used]).max() <= 1.0
+
+
+def test_evaluator_end_to_end_with_perfect_heatmaps(tmp_path):
+  """Eval crops of coco_mini val and heatmaps that encode the ground truth: the whole chain (crop, decode back to
+  the image, rescoring, NMS, COCOeval) gives a high AP, limited only by heatmap quantization."""
+  ann = shared_path("coco_mini", "annotations", "person_keypoints_val2017.json")
+  src = sources.load_coco(ann, shared_path("coco_mini", "val2017"), COCO17)
+  convert.convert(src, str(tmp_path), ("eval",), verbose=False)
+  config = pipeline.PipelineConfig(input_size=(256, 192), augment=NONE)
+  targets = iter(pipeline.labeled_dataset(str(tmp_path / "eval"), COCO17, 16, config, shuffle=False, repeat=False,
+                                          drop_remainder=False))
+  perfect = lambda images: next(targets)["heatmaps"]  # noqa: E731 (same order as the eval dataset)
+  evaluator = coco.COCOEvaluator(ann, pipeline.eval_dataset(str(tmp_path / "eval"), COCO17, 16, config), COCO17,
+                                 results_file=str(tmp_path / "res.json"))
+  stats = evaluator(perfect)
+  assert stats["AP"] > 0.8, stats
+  assert len(json.load(open(tmp_path / "res.json"))) == src.stats["labeled_candidates"]
+
+
+def test_coco_evaluation_callback_during_training(synthetic_coco, tmp_path):
+  from semipose_tf.evaluation.callback import coco_eval_callback
+  from semipose_tf.train import experiment
+  from tiny_nets import tiny_model_fn
+
+  ann, images = synthetic_coco
+  src = sources.load_coco(ann, images, COCO17)
+  convert.convert(src, str(tmp_path / "data"), ("labeled", "unlabeled", "eval"), num_labeled=6, verbose=False)
+  cb = coco_eval_callback("eval", data_root=str(tmp_path / "data"), input_size=(64, 64), batch_size=8)
+  work = str(tmp_path / "work")
+  history = experiment.train(work, str(tmp_path / "data" / "labeled"), unlabeled_dir=str(tmp_path / "data" /
+                             "unlabeled"), epochs=2, steps_per_epoch=2, input_size=(64, 64), labeled_batch_size=2,
+                             unlabeled_batch_size=2, model_fn=tiny_model_fn, extra_callbacks=[cb],
+                             checkpoint_monitor="val_AP", checkpoint_mode="max", verbose=0)
+  assert len(history.history["val_AP"]) == 2 and 0.0 <= history.history["val_AP"][-1] <= 1.0
+  assert set(cb.last) == set(coco.STAT_NAMES)
+  assert os.path.exists(os.path.join(work, "checkpoints", "best.keras"))
+
+
+def _run_evaluate(*args):
+  import subprocess
+  import sys
+
+  from conftest import ROOT
+
+  return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "evaluate.py"), *args], capture_output=True,
+                        text=True)
+
+
+def test_evaluate_script_scores_files_made_elsewhere(tmp_path):
+  ann = shared_path("coco_mini", "annotations", "person_keypoints_val2017.json")
+  path = str(tmp_path / "res.json")
+  json.dump(coco.rescore_and_nms(_gt_persons(ann, noise=2.0), COCO17.sigmas), open(path, "w"))
+  r = _run_evaluate("coco", "--results", path, "--annotations", ann)
+  assert r.returncode == 0, r.stderr
+  expected = coco.coco_eval(ann, path)
+  assert f"{expected['AP']:.4f}" in r.stdout
+  gt_file = shared_path("mpii_eval", "gt_valid.mat")
+  preds = np.transpose(mpii.load_ground_truth(gt_file)["pos_pred_src"], [2, 0, 1])
+  np.save(tmp_path / "p.npy", preds - 1.0)  # 0-based, as Python code writes them.
+  r = _run_evaluate("mpii", "--predictions", str(tmp_path / "p.npy"), "--gt", gt_file)
+  assert r.returncode == 0 and "| 95.60 | 92.71 | 83.36 | 76.74 | 81.93 | 73.36 | 65.45 | 82.34 |" in r.stdout
+  r = _run_evaluate("mpii", "--predictions", str(tmp_path / "missing.npy"), "--gt", gt_file)
+  assert r.returncode == 2 and "predictions not found" in r.stderr
+
+
+def test_evaluate_script_with_a_checkpoint_and_detection_boxes(tmp_path):
+  from semipose_tf.models import build_pose_model
+
+  det = shared_path("samples", "coco", "test_coco_det_AP_H_56.json")
+  images = shared_path("samples", "coco")
+  src = sources.load_detections(det, images, COCO17, score_threshold=0.3)
+  convert.convert(src, str(tmp_path), ("eval",), verbose=False)
+  ckpt = str(tmp_path / "net.keras")
+  build_pose_model("resnet18", (64, 64), 17).save(ckpt)
+  r = _run_evaluate("coco", "--checkpoint", ckpt, "--eval_dir", str(tmp_path / "eval"), "--annotations",
+                    os.path.join(images, "test_coco.json"), "--flip_test", "--results_out", str(tmp_path / "o.json"))
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert "| AP | AP50 |" in r.stdout
+  results = json.load(open(tmp_path / "o.json"))
+  assert results and {x["image_id"] for x in results} <= {d["image_id"] for d in json.load(open(det))}

@@ -1,0 +1,126 @@
+"""SavedModel export: same keypoints as the Python path, documented signatures, bad and oversized input; predict."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import ROOT, shared_path
+from semipose_tf import codec, export
+from semipose_tf.data import convert, pipeline, sources
+from semipose_tf.keypoints import COCO17
+from semipose_tf.models import build_pose_model
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+  import keras
+
+  keras.utils.set_random_seed(0)
+  net = build_pose_model("resnet18", (128, 96), 17)
+  final = net.get_layer("final").get_layer("final_conv")  # Non-trivial heatmaps from an untrained head.
+  final.kernel.assign(np.random.default_rng(0).normal(0, 0.05, final.kernel.shape).astype(np.float32))
+  final.bias.assign(np.full(final.bias.shape, 0.6, np.float32))  # Scores well above 0, so the drawing shows.
+  path = str(tmp_path_factory.mktemp("export") / "pose" / "1")
+  export.export_saved_model(net, path, max_pixels=5_000_000)
+  return net, path
+
+
+def test_saved_model_matches_the_python_evaluation_path(exported, tmp_path):
+  net, path = exported
+  ann = shared_path("coco_mini", "annotations", "person_keypoints_val2017.json")
+  src = sources.load_coco(ann, shared_path("coco_mini", "val2017"), COCO17)
+  convert.convert(src, str(tmp_path), ("eval",), verbose=False)
+  by_ann = {inst.ann_id: (info, inst) for info, inst, has in src.items if has}
+  serve = tf.saved_model.load(path).signatures["serving_default"]
+  config = pipeline.PipelineConfig(input_size=(128, 96))
+  worst, n = 0.0, 0
+  for batch in pipeline.eval_dataset(str(tmp_path / "eval"), COCO17, 16, config):
+    ref, _ = codec.decode_to_image(net(batch["image"], training=False), batch["center"], batch["scale"])
+    items = [by_ann[int(a)] for a in batch["ann_id"].numpy()]
+    images = tf.constant([open(info.path, "rb").read() for info, _ in items])
+    boxes = tf.constant(np.stack([inst.bbox for _, inst in items]), tf.float32)
+    out = serve(images=images, boxes=boxes)
+    worst = max(worst, float(np.abs(out["keypoints"].numpy() - ref.numpy()).max()))
+    n += len(items)
+  assert n == src.stats["labeled_candidates"]
+  assert worst <= 1e-3, worst
+
+
+def test_saved_model_cli_lists_the_documented_signatures(exported):
+  _, path = exported
+  cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+  r = subprocess.run([cli, "show", "--dir", path, "--all"], capture_output=True, text=True)
+  assert r.returncode == 0, r.stderr[-2000:]
+  out = r.stdout
+  for text in ("signature_def['serving_default']", "inputs['images']", "inputs['boxes']", "outputs['keypoints']",
+               "outputs['scores']", "signature_def['heatmaps']", "inputs['crops']", "outputs['heatmaps']"):
+    assert text in out, text
+
+
+def _jpeg(h=40, w=30):
+  return tf.io.encode_jpeg(np.zeros((h, w, 3), np.uint8)).numpy()
+
+
+def test_bad_bytes_and_decompression_bombs_are_refused(exported):
+  _, path = exported
+  serve = tf.saved_model.load(path).signatures["serving_default"]
+  box = tf.constant([[1.0, 1.0, 10.0, 10.0]])
+  with pytest.raises(tf.errors.InvalidArgumentError, match="not a JPEG or PNG image"):
+    serve(images=tf.constant([b"definitely not an image"]), boxes=box)
+  # A PNG whose header claims 100000 x 100000 pixels: refused from the header, never decoded.
+  png = bytearray(tf.io.encode_png(np.zeros((4, 4, 3), np.uint8)).numpy())
+  png[16:24] = (100000).to_bytes(4, "big") + (100000).to_bytes(4, "big")
+  with pytest.raises(tf.errors.InvalidArgumentError, match="image too large"):
+    serve(images=tf.constant([bytes(png)]), boxes=box)
+  # A JPEG whose frame header claims 60000 x 60000.
+  jpg = bytearray(_jpeg())
+  sof = jpg.find(b"\xff\xc0")
+  jpg[sof + 5:sof + 9] = (60000).to_bytes(2, "big") + (60000).to_bytes(2, "big")
+  with pytest.raises(tf.errors.InvalidArgumentError, match="image too large"):
+    serve(images=tf.constant([bytes(jpg)]), boxes=box)
+  ok = serve(images=tf.constant([_jpeg()]), boxes=box)  # The server is still fine.
+  assert ok["keypoints"].shape == (1, 17, 2)
+
+
+def test_pixel_limit_is_configurable(tmp_path):
+  net = build_pose_model("resnet18", (64, 64), 17)
+  path = export.export_saved_model(net, str(tmp_path / "small" / "1"), max_pixels=1000)
+  serve = tf.saved_model.load(path).signatures["serving_default"]
+  with pytest.raises(tf.errors.InvalidArgumentError, match="image too large"):
+    serve(images=tf.constant([_jpeg(40, 30)]), boxes=tf.constant([[0.0, 0.0, 30.0, 40.0]]))
+  assert serve(images=tf.constant([_jpeg(20, 20)]), boxes=tf.constant([[0.0, 0.0, 20.0, 20.0]]))["scores"].shape == (
+      1, 17)
+
+
+def test_heatmaps_signature(exported):
+  net, path = exported
+  crops = tf.random.normal((2, 128, 96, 3))
+  out = tf.saved_model.load(path).signatures["heatmaps"](crops=crops)["heatmaps"]
+  np.testing.assert_allclose(out.numpy(), net(crops, training=False).numpy(), atol=1e-5)
+
+
+def test_predict_script_writes_json_and_a_drawn_png(exported, tmp_path):
+  net, path = exported
+  image = shared_path("samples", "coco", "000000000785.jpg")
+  det = shared_path("samples", "coco", "test_coco_det_AP_H_56.json")
+  ckpt = str(tmp_path / "net.keras")
+  net.save(ckpt)
+  for model in (ckpt, path):  # A checkpoint and the exported SavedModel.
+    out = str(tmp_path / os.path.basename(model))
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "predict.py"), "--model", model, "--image",
+                        image, "--detections", det, "--image_id", "785", "--out", out, "--threshold", "0"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    result = json.load(open(out + ".json"))
+    assert result["people"] and len(result["people"][0]["keypoints"]) == 17
+    drawn = tf.io.decode_png(tf.io.read_file(out + ".png")).numpy()
+    original = tf.io.decode_jpeg(tf.io.read_file(image)).numpy()
+    assert drawn.shape == original.shape and np.abs(drawn.astype(int) - original).sum() > 0  # Something drawn.
+  r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "predict.py"), "--model", ckpt, "--image",
+                      image, "--boxes", "1,2,0,5"], capture_output=True, text=True)
+  assert r.returncode == 2 and "w, h > 0" in r.stderr
