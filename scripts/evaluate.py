@@ -39,6 +39,17 @@ def _load_predict_fn(path: str):
   return tf.function(lambda x: model(x, training=False), reduce_retracing=True), tuple(model.input_shape[1:3])
 
 
+def _model_and_data(args, spec_name: str):
+  """(predict function, evaluation dataset, spec) for --checkpoint and --eval_dir."""
+  from semipose_tf.data import pipeline
+  from semipose_tf.keypoints import get_spec
+
+  predict, size = _load_predict_fn(args.checkpoint)
+  spec = get_spec(spec_name)
+  data = pipeline.eval_dataset(args.eval_dir, spec, args.batch_size, pipeline.PipelineConfig(input_size=size))
+  return predict, data, spec
+
+
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("dataset", choices=("coco", "mpii"))
@@ -56,8 +67,6 @@ def main(argv=None) -> int:
   args = p.parse_args(argv)
   from semipose_tf.evaluation import coco, mpii
   from semipose_tf.evaluation.callback import MPIIEvaluator, _annotation_file
-  from semipose_tf.data import pipeline
-  from semipose_tf.keypoints import get_spec
 
   try:
     if args.dataset == "coco":
@@ -68,9 +77,7 @@ def main(argv=None) -> int:
       else:
         if not (args.checkpoint and args.eval_dir):
           p.error("give --checkpoint and --eval_dir, or --results and --annotations")
-        predict, size = _load_predict_fn(args.checkpoint)
-        spec = get_spec("coco17")
-        data = pipeline.eval_dataset(args.eval_dir, spec, args.batch_size, pipeline.PipelineConfig(input_size=size))
+        predict, data, spec = _model_and_data(args, "coco17")
         evaluator = coco.COCOEvaluator(args.annotations or _annotation_file(args.eval_dir), data, spec,
                                        bool(args.flip_test), args.results_out)
         stats = evaluator(predict)
@@ -84,9 +91,7 @@ def main(argv=None) -> int:
       else:
         if not (args.checkpoint and args.eval_dir):
           p.error("give --checkpoint and --eval_dir, or --predictions")
-        predict, size = _load_predict_fn(args.checkpoint)
-        spec = get_spec("mpii16")
-        data = pipeline.eval_dataset(args.eval_dir, spec, args.batch_size, pipeline.PipelineConfig(input_size=size))
+        predict, data, spec = _model_and_data(args, "mpii16")
         result = MPIIEvaluator(args.gt, data, spec, args.flip_test is not False)(predict)
       print(mpii.format_table(result))
   except (FileNotFoundError, ValueError) as e:

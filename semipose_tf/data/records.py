@@ -163,13 +163,19 @@ def prepare_directory(directory: str) -> None:
       os.remove(os.path.join(directory, f))
 
 
-def write_json_atomic(path: str, obj: Any) -> None:
-  """Writes JSON to a temporary file in the same directory and renames it into place."""
+def write_json_atomic(path: str, obj: Any, indent: int | None = 2) -> None:
+  """Writes JSON atomically (see :func:`write_text_atomic`)."""
+  write_text_atomic(path, json.dumps(obj, indent=indent))
+
+
+def write_text_atomic(path: str, text: str) -> None:
+  """Writes text to a temporary file in the same directory and renames it into place: a reader sees the old file
+  or the new one, never half of one."""
   directory = os.path.dirname(os.path.abspath(path))
   fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + _TMP_MARK, dir=directory)
   try:
     with os.fdopen(fd, "w") as f:
-      json.dump(obj, f, indent=2)
+      f.write(text)
       f.flush()
       os.fsync(f.fileno())
     _publish(tmp, path)

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from semipose_tf import codec, visualize
 from semipose_tf.augment import mixup
-from semipose_tf.data import ops
+from semipose_tf.data import ops, records
 from semipose_tf.keypoints import KeypointSpec
 
 
@@ -30,13 +30,6 @@ def save_model_atomic(model: keras.Model, path: str) -> None:
       os.remove(tmp)
 
 
-def write_text_atomic(path: str, text: str) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    f.write(text)
-  os.replace(tmp, path)
-
-
 class WriteOnce(keras.callbacks.Callback):
   """Writes ``text_fn()`` to ``path`` after the first training step (e.g. gin's operative config)."""
 
@@ -47,7 +40,7 @@ class WriteOnce(keras.callbacks.Callback):
   def on_train_batch_end(self, batch, logs=None):
     if not self.done:
       self.done = True
-      write_text_atomic(self.path, self.text_fn())
+      records.write_text_atomic(self.path, self.text_fn())
 
 
 class Backup(keras.callbacks.BackupAndRestore):

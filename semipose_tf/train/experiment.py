@@ -199,5 +199,5 @@ def train(work_dir: str, labeled_dir: str, epochs: int = 30, backup_every_steps:
   if chief:
     cb.save_model_atomic(exp.model.net, os.path.join(work_dir, "checkpoints", "final.keras"))
     if operative_config is not None:
-      cb.write_text_atomic(os.path.join(work_dir, "operative_config.gin"), operative_config())
+      records.write_text_atomic(os.path.join(work_dir, "operative_config.gin"), operative_config())
   return history
