@@ -281,3 +281,13 @@ def test_step_randomness_is_device_and_xla_independent():
   xla = tf.function(lambda: rr.hash_normal(seed, [64]), jit_compile=True)()
   np.testing.assert_allclose(xla.numpy(), rr.hash_normal(seed, [64]).numpy(), atol=1e-6)
   assert not np.allclose(rr.hash_uniform(seed, [8]).numpy(), rr.hash_uniform(tf.constant([3, 10]), [8]).numpy())
+
+
+def test_logged_learning_rate_is_the_steps_own():
+  from semipose_tf.train.schedules import MultiStepSchedule
+
+  keras.utils.set_random_seed(0)
+  model = SemiSupervisedPose(TinyPoseNet(17, (64, 64, 3)), method="supervised")
+  model.compile(optimizer=keras.optimizers.SGD(MultiStepSchedule(1.0, [1], steps_per_epoch=2)))
+  rates = [float(model.train_step(_batch())["lr"]) for _ in range(4)]
+  assert rates == pytest.approx([1.0, 1.0, 0.1, 0.1])

@@ -209,11 +209,12 @@ class SemiSupervisedPose(keras.Model):
         if loss_m is not None:
           total += self.lambda_m * global_average(loss_m)
       scaled = self.optimizer.scale_loss(total)
+    lr = tf.cast(self.optimizer.learning_rate, tf.float32)  # This step's rate (read before the step counts).
     variables = self.trainable_variables
     self.optimizer.apply(tape.gradient(scaled, variables), variables)
-    return self._measure(loss_s, loss_u, loss_m, counts, lam, where)
+    return self._measure(loss_s, loss_u, loss_m, counts, lam, where, lr)
 
-  def _measure(self, loss_s, loss_u, loss_m, counts, lam, where):
+  def _measure(self, loss_s, loss_u, loss_m, counts, lam, where, lr):
     means = {k: tf.reduce_mean(v) if v is not None else tf.constant(0.0)
              for k, v in (("loss_s", loss_s), ("loss_u", loss_u), ("loss_m", loss_m))}
     means["total_loss"] = means["loss_s"] + self.lambda_u * means["loss_u"] + self.lambda_m * means["loss_m"]
@@ -224,8 +225,7 @@ class SemiSupervisedPose(keras.Model):
       # one_hot + sum rather than bincount, which has no XLA kernel.
       self.mask_count_bins.assign_add(tf.reduce_sum(tf.one_hot(counts, self.mask_max + 1), axis=0))
     logs = {name: t.result() for name, t in self.trackers.items()}
-    logs.update(mix_lambda=tf.cast(lam, tf.float32), mix_location=tf.cast(where, tf.float32),
-                lr=tf.cast(self.optimizer.learning_rate, tf.float32))
+    logs.update(mix_lambda=tf.cast(lam, tf.float32), mix_location=tf.cast(where, tf.float32), lr=lr)
     return _reducible(logs)
 
   def test_step(self, data):
