@@ -73,10 +73,13 @@ class PoseInference(tf.Module):
     def one(args):
       data, box = args
       supported, h, w = _image_size(data)
-      tf.debugging.Assert(supported, ["input is not a JPEG or PNG image"])
-      tf.debugging.Assert(h * w <= self.max_pixels,
-                          ["image too large:", h, "x", w, "pixels; the limit is", self.max_pixels])
-      ex = {"image": tf.io.decode_image(data, channels=3, expand_animations=False), "bbox": box}
+      checks = [tf.debugging.Assert(supported, ["input is not a JPEG or PNG image"]),
+                tf.debugging.Assert(h * w <= self.max_pixels,
+                                    ["image too large:", h, "x", w, "pixels; the limit is", self.max_pixels])]
+      # The decoder must wait for the checks: without the dependency the graph may run it first on a bomb.
+      with tf.control_dependencies(checks):
+        image = tf.io.decode_image(tf.identity(data), channels=3, expand_animations=False)
+      ex = {"image": image, "bbox": box}
       ex = ops.fixed_affine(ops.center_scale(ex, aspect, self.padding), self.input_size)
       ex = ops.normalize(ops.crop(ex, self.input_size))
       return ex["image"], ex["center"], ex["scale"]
