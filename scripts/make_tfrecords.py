@@ -2,9 +2,11 @@
 """Converts COCO / MPII / AI Challenger annotations or detection boxes to sharded TFRecord sets.
 
 Examples:
-  # COCO train2017 with a 1K label budget (first 1000 labeled persons in annotation order) + all persons unlabeled:
+  # COCO train2017: every person unlabeled, and a 1K label budget (the first 1000 labeled persons in file order):
   python scripts/make_tfrecords.py coco --annotations coco/annotations/person_keypoints_train2017.json \\
-      --images coco/train2017 --out data/coco_1k --num_labeled 1000
+      --images coco/train2017 --out data/coco_train --sets unlabeled
+  python scripts/make_tfrecords.py coco --annotations coco/annotations/person_keypoints_train2017.json \\
+      --images coco/train2017 --out data/coco_1k --sets labeled --num_labeled 1000
   # COCO val2017 for evaluation:
   python scripts/make_tfrecords.py coco --annotations coco/annotations/person_keypoints_val2017.json \\
       --images coco/val2017 --out data/coco_val --sets eval

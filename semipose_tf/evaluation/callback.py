@@ -86,10 +86,13 @@ class MPIIEvaluator:
 
   def __call__(self, predict_fn: Callable) -> dict[str, float]:
     persons = predict_persons(predict_fn, self.dataset, self.spec, self.flip_test, with_ids=True)
-    preds = np.zeros((len(persons), self.spec.num_keypoints, 2))
+    n = mpii.load_ground_truth(self.gt_file)["pos_gt_src"].shape[2]
+    # People the converter left out (no labeled joint) have no visible joint in gt_valid.mat either: (0, 0).
+    preds = np.zeros((n, self.spec.num_keypoints, 2))
     for p in persons:  # ann_id is the person's index in valid.json, which is gt_valid.mat's order.
-      if p["ann_id"] >= len(persons):
-        raise ValueError(f"MPII evaluation set has {len(persons)} people but an annotation id {p['ann_id']}")
+      if p["ann_id"] >= n:
+        raise ValueError(f"{self.gt_file} has {n} people but the evaluation set has annotation id {p['ann_id']}: "
+                         "convert the MPII valid.json that goes with it")
       preds[p["ann_id"]] = p["keypoints"][:, :2]
     return mpii.pckh(preds, self.gt_file, one_based=False)
 
