@@ -18,7 +18,6 @@ Predictions files: COCO keypoint results json; MPII [2958, 16, 2] (or [16, 2, 29
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 

@@ -108,11 +108,6 @@ def compose_affine(outer: tf.Tensor, inner: tf.Tensor) -> tf.Tensor:
   return tf.concat([lin, trans[..., None]], axis=-1)
 
 
-def scale_affine(matrix: tf.Tensor, factor: float) -> tf.Tensor:
-  """Post-multiplies the output space by ``factor``: input-pixel affine -> heatmap-pixel affine for 1/stride."""
-  return tf.convert_to_tensor(matrix, tf.float32) * factor
-
-
 def apply_affine(matrix: tf.Tensor, points: tf.Tensor) -> tf.Tensor:
   """Applies [..., 2, 3] affines to points [..., K, 2] -> [..., K, 2]."""
   matrix = tf.convert_to_tensor(matrix, tf.float32)

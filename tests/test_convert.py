@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from conftest import ROOT, shared_path
 from semipose_tf.data import convert, records, sources
-from semipose_tf.keypoints import AIC14, COCO17, MPII16
+from semipose_tf.keypoints import COCO17
 
 
 def _count_coco(ann_file):

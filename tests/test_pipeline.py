@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from semipose_tf import codec
 from semipose_tf.augment.affine import NONE

@@ -172,7 +172,7 @@ def num_instances(data_dir: str) -> int:
   return int(records.read_manifest(data_dir)["num_instances"])
 
 
-def steps_per_epoch(unlabeled_dir: str, unlabeled_batch_size: int) -> int:
-  """Batches in one pass over the unlabeled set (the last partial batch is dropped)."""
-  return num_instances(unlabeled_dir) // unlabeled_batch_size
+def steps_per_epoch(data_dir: str, batch_size: int) -> int:
+  """Full batches in one pass over a set (the unlabeled set defines an epoch; the last partial batch is dropped)."""
+  return num_instances(data_dir) // batch_size
 

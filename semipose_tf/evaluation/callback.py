@@ -83,10 +83,11 @@ class MPIIEvaluator:
 
   def __init__(self, gt_file: str, dataset: tf.data.Dataset, spec: KeypointSpec, flip_test: bool = True):
     self.gt_file, self.dataset, self.spec, self.flip_test = gt_file, dataset, spec, flip_test
+    self.gt = mpii.load_ground_truth(gt_file)
 
   def __call__(self, predict_fn: Callable) -> dict[str, float]:
     persons = predict_persons(predict_fn, self.dataset, self.spec, self.flip_test, with_ids=True)
-    n = mpii.load_ground_truth(self.gt_file)["pos_gt_src"].shape[2]
+    n = self.gt["pos_gt_src"].shape[2]
     # People the converter left out (no labeled joint) have no visible joint in gt_valid.mat either: (0, 0).
     preds = np.zeros((n, self.spec.num_keypoints, 2))
     for p in persons:  # ann_id is the person's index in valid.json, which is gt_valid.mat's order.
@@ -94,7 +95,7 @@ class MPIIEvaluator:
         raise ValueError(f"{self.gt_file} has {n} people but the evaluation set has annotation id {p['ann_id']}: "
                          "convert the MPII valid.json that goes with it")
       preds[p["ann_id"]] = p["keypoints"][:, :2]
-    return mpii.pckh(preds, self.gt_file, one_based=False)
+    return mpii.pckh(preds, self.gt, one_based=False)
 
 
 def mpii_eval_callback(eval_dir: str, gt_file: str, data_root: str | None = None, input_size=(256, 256),

@@ -28,13 +28,13 @@ def load_ground_truth(gt_file: str) -> dict[str, np.ndarray]:
   return loadmat(gt_file)
 
 
-def pckh(predictions: np.ndarray, gt_file: str, one_based: bool = False, threshold: float = 0.5,
+def pckh(predictions: np.ndarray, gt_file: str | dict, one_based: bool = False, threshold: float = 0.5,
          head_factor: float = 0.6) -> dict[str, float]:
   """PCKh of predictions [N, 16, 2] in ``gt_valid.mat`` order.
 
   Args:
     predictions: [2958, 16, 2] (x, y) pixel coordinates.
-    gt_file: Path of gt_valid.mat.
+    gt_file: Path of gt_valid.mat, or what :func:`load_ground_truth` returned for it.
     one_based: True when the coordinates are 1-based (MATLAB, gt_valid.mat's own), False for 0-based (Python:
       what this project's decoder gives); 0-based ones get +1 as the reference does.
     threshold: PCKh threshold (0.5).
@@ -46,7 +46,7 @@ def pckh(predictions: np.ndarray, gt_file: str, one_based: bool = False, thresho
   Raises:
     ValueError: a prediction array of the wrong shape.
   """
-  gt = load_ground_truth(gt_file)
+  gt = load_ground_truth(gt_file) if isinstance(gt_file, str) else gt_file
   preds = np.asarray(predictions, np.float64)
   n = gt["pos_gt_src"].shape[2]
   if preds.shape != (n, 16, 2):

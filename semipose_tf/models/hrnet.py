@@ -16,7 +16,7 @@ from typing import Sequence
 import keras
 from keras import layers
 
-from semipose_tf.models.resnet import batch_norm
+from semipose_tf.models.resnet import batch_norm, conv
 from semipose_tf.models.simple_baseline import final_layer
 from semipose_tf.models.staged import StagedPoseModel
 
@@ -25,15 +25,9 @@ MODULES = {2: 1, 3: 4, 4: 3}  # High-resolution modules per stage.
 BLOCKS = 4
 
 
-def _conv(x, filters: int, kernel: int, stride: int, name: str, dtype=None):
-  if stride > 1:  # torch-style symmetric padding.
-    x = layers.ZeroPadding2D((kernel - 1) // 2, name=f"{name}_pad", dtype=dtype)(x)
-  return layers.Conv2D(filters, kernel, strides=stride, padding="valid" if stride > 1 else "same", use_bias=False,
-                       kernel_initializer=INIT, name=name, dtype=dtype)(x)
-
-
 def _conv_bn(x, filters, kernel, stride, name, relu=True, dtype=None):
-  x = batch_norm(f"{name}_bn", dtype)(_conv(x, filters, kernel, stride, name, dtype))
+  # resnet.conv: bias-free, torch-style symmetric padding for strided convolutions.
+  x = batch_norm(f"{name}_bn", dtype)(conv(filters, kernel, stride, name, dtype, init=INIT)(x))
   return layers.ReLU(name=f"{name}_relu", dtype=dtype)(x) if relu else x
 
 

@@ -32,7 +32,7 @@ def conv(filters: int, kernel: int, stride: int, name: str, dtype=None, init=CON
 
   def apply(x):
     if stride > 1 and kernel > 1:
-      x = layers.ZeroPadding2D((kernel - 1) // 2, name=name.replace("_conv", "_pad"), dtype=dtype)(x)
+      x = layers.ZeroPadding2D((kernel - 1) // 2, name=f"{name}_pad", dtype=dtype)(x)
       padding = "valid"
     else:
       padding = "same"

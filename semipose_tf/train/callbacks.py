@@ -153,7 +153,6 @@ class SemiSupervisedSummaries(keras.callbacks.Callback):
     x_s, h_s, _ = model.strong_view(x_w, h_t, counts, tf.constant([7, 11], tf.int64))
     lam, perm = tf.constant(0.5), tf.roll(tf.range(tf.shape(x_w)[0]), 1, 0)
     x_m = mixup.mix(x_w, lam, perm)
-    stride = np.array([model.input_size[1] / model.heatmap_size[1], model.input_size[0] / model.heatmap_size[0]])
     rows = []
     for i in range(x_w.shape[0]):
       panels = []
@@ -161,7 +160,7 @@ class SemiSupervisedSummaries(keras.callbacks.Callback):
         pic = ops.denormalize(img[i]).numpy()
         if hm is not None:
           kps, scores = codec.decode_heatmaps(hm[i])
-          pic = visualize.draw_keypoints(pic, kps.numpy() * stride, self.spec, scores.numpy(), threshold=0.1)
+          pic = visualize.draw_keypoints(pic, kps.numpy() * np.array(model.stride), self.spec, scores.numpy(), threshold=0.1)
         panels.append(pic)
       rows.append(np.concatenate(panels, axis=1))
     return np.stack(rows)

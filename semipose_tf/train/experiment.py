@@ -96,7 +96,7 @@ def build_experiment(work_dir: str, labeled_dir: str, unlabeled_dir: str | None 
   gl, gu = labeled_batch_size * replicas, unlabeled_batch_size * replicas
   if steps_per_epoch is None:
     source, batch = (unlabeled_dir, gu) if unlabeled_dir else (labeled_dir, gl)
-    steps_per_epoch = max(1, pipeline.num_instances(source) // batch)
+    steps_per_epoch = max(1, pipeline.steps_per_epoch(source, batch))
   if the_method.unlabeled:
     data = pipeline.semi_supervised_dataset(labeled_dir, unlabeled_dir, spec, gl, gu, config, seed=seed,
                                             repeat=True)

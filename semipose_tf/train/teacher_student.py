@@ -87,6 +87,8 @@ class SemiSupervisedPose(keras.Model):
     self.seed = int(seed)
     self.input_size = tuple(net.input_shape[1:3])
     self.heatmap_size = tuple(net.output_shape[1:3])
+    # (x, y) input pixels per heatmap pixel.
+    self.stride = (self.input_size[1] / self.heatmap_size[1], self.input_size[0] / self.heatmap_size[0])
     if self.method.mixup:
       for loc in self.mix_locations:
         if loc not in net.split_points:
@@ -149,8 +151,7 @@ class SemiSupervisedPose(keras.Model):
     """Joint cutout at the teacher's argmax, then the strong affine of the view and of the teacher heatmaps."""
     seeds = tf.random.experimental.stateless_split(seed, 2, alg=ALG)
     coords, _ = codec.decode_heatmaps(heatmaps)
-    stride = tf.constant([self.input_size[1] / self.heatmap_size[1], self.input_size[0] / self.heatmap_size[0]])
-    masked, boxes, selected = cutout.joint_cutout(images, coords * stride, num, seeds[0], self.cutout_jitter,
+    masked, boxes, selected = cutout.joint_cutout(images, coords * tf.constant(self.stride), num, seeds[0], self.cutout_jitter,
                                                   self.cutout_half_size)
     m_in, m_hm, _ = strong.strong_affines(seeds[1], tf.shape(images)[0], self.input_size, self.heatmap_size,
                                           self.strong_config)
