@@ -66,9 +66,34 @@ def main(argv=None) -> int:
     print(f"method {exp.model.method.name}, {exp.steps_per_epoch} steps per epoch, "
           f"{exp.strategy.num_replicas_in_sync} replica(s); work dir {work_dir}")
     return 0
-  print(f"Done. Work dir: {work_dir}\n  checkpoints: {os.path.join(work_dir, 'checkpoints')}\n"
-        f"  TensorBoard: tensorboard --logdir {os.path.join(work_dir, 'logs')}")
+  print(summary(work_dir))
   return 0
+
+
+def summary(work_dir: str) -> str:
+  """Where everything is, and the evaluation metrics of the last epoch (and the best), from history.csv."""
+  lines = [f"Done. Work dir: {work_dir}",
+           f"  checkpoints: {os.path.join(work_dir, 'checkpoints')} (final.keras, last.keras, best.keras)",
+           f"  TensorBoard: tensorboard --logdir {os.path.join(work_dir, 'logs')}"]
+  saved = os.path.join(work_dir, "saved_model")
+  if os.path.isdir(saved):
+    lines.append(f"  SavedModel:  {os.path.join(saved, '1')} "
+                 f"(TF Serving: tensorflow_model_server --model_base_path={os.path.abspath(saved)})")
+  picture = os.path.join(work_dir, "predictions.png")
+  if os.path.exists(picture):
+    lines.append(f"  predictions: {picture}")
+  history = os.path.join(work_dir, "history.csv")
+  if os.path.exists(history):
+    import csv
+
+    with open(history) as f:
+      rows = list(csv.DictReader(f))
+    for key in ("val_AP", "val_Mean"):
+      values = [float(r[key]) for r in rows if r.get(key) not in (None, "")]
+      if values:
+        lines.append(f"  {key}: {values[-1]:.4f} after the last epoch (best {max(values):.4f}, "
+                     f"epoch by epoch: {' '.join(f'{v:.3f}' for v in values)})")
+  return "\n".join(lines)
 
 
 if __name__ == "__main__":

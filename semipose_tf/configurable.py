@@ -11,6 +11,7 @@ from typing import Sequence
 import gin
 
 from semipose_tf import keypoints
+from semipose_tf.data import synthetic_coco
 from semipose_tf.evaluation import callback as eval_callback
 from semipose_tf.models import factory
 from semipose_tf.train import experiment, teacher_student
@@ -23,6 +24,7 @@ SemiSupervisedPose = gin.external_configurable(teacher_student.SemiSupervisedPos
 train = gin.external_configurable(experiment.train, "train")
 coco_eval_callback = gin.external_configurable(eval_callback.coco_eval_callback, "coco_eval_callback")
 mpii_eval_callback = gin.external_configurable(eval_callback.mpii_eval_callback, "mpii_eval_callback")
+prepare_synthetic_data = gin.external_configurable(synthetic_coco.prepare, "prepare_synthetic_data")
 
 
 def find_gin_file(name: str) -> str:

@@ -174,6 +174,35 @@ def test_coco_evaluation_callback_during_training(synthetic_coco, tmp_path):
   assert os.path.exists(os.path.join(work, "checkpoints", "best.keras"))
 
 
+def test_evaluation_at_start_only_before_the_first_step():
+  import keras
+
+  from semipose_tf.evaluation.callback import EvaluationCallback
+
+  calls = []
+
+  def evaluator(predict):
+    calls.append(float(np.asarray(predict(np.ones((1, 4), np.float32))).sum()))
+    return {"AP": 0.25 * len(calls)}
+
+  model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, kernel_initializer="ones")])
+  model.compile(optimizer="sgd", loss="mse")
+  model.optimizer.build(model.trainable_variables)
+  cb = EvaluationCallback(lambda: evaluator, at_start=True)
+  cb.set_model(model)
+  cb.on_train_begin()
+  assert cb.initial == {"AP": 0.25} and calls == [4.0]  # The untrained network, evaluated once.
+  model.optimizer.iterations.assign(7)  # A resumed run: its network is not the untrained one; no "before" line.
+  cb2 = EvaluationCallback(lambda: evaluator, at_start=True)
+  cb2.set_model(model)
+  cb2.on_train_begin()
+  assert cb2.initial == {} and len(calls) == 1
+  logs = {}
+  cb2.set_params({"epochs": 1})
+  cb2.on_epoch_end(0, logs)
+  assert logs == {"val_AP": 0.5}
+
+
 def _run_evaluate(*args):
   import subprocess
   import sys

@@ -52,7 +52,24 @@ def test_split_before_layer3_is_the_output_of_layer2():
   assert [tuple(t.shape) for t in f] == [(1, 16, 16, 8), (1, 8, 8, 16), (1, 4, 4, 32)]
 
 
-@pytest.mark.parametrize("model", _tiny_models(), ids=["simple_baseline_r18", "hrnet_w8"])
+def test_resnet_width_scales_every_stage():
+  small = build_pose_model("resnet18", (64, 64), 17, width=16, deconv_filters=(32, 32, 32))
+  assert small.name == "simple_baseline_r18_w16" and small.get_config()["width"] == 16
+  feats = small.head_to("deconv")(np.zeros((1, 64, 64, 3), np.float32))
+  assert tuple(feats.shape) == (1, 2, 2, 128)  # layer4 at width 16: 8 x 16 channels.
+  # Every backbone convolution has 1/4 of the input and 1/4 of the output channels: 1/16 of the weights.
+  full = build_pose_model("resnet18", (64, 64), 17)
+  backbone = lambda m: sum(count_params(m.get_layer(n)) for n in ("stem", "layer1", "layer2", "layer3", "layer4"))
+  ratio = backbone(full) / backbone(small)
+  assert 15.5 < ratio < 16.5, ratio
+  with pytest.raises(ValueError, match="width must be a positive"):
+    build_pose_model("resnet18", (64, 64), 17, width=0)
+  with pytest.raises(ValueError, match="apply to ResNet backbones"):
+    build_pose_model("hrnet_w32", (64, 64), 17, width=16)
+
+
+@pytest.mark.parametrize("model", _tiny_models() + [SimpleBaseline(18, 5, (64, 64, 3), (32, 32), width=8)],
+                         ids=["simple_baseline_r18", "hrnet_w8", "simple_baseline_r18_w8"])
 def test_config_and_keras_file_round_trip(model, tmp_path):
   x = np.random.default_rng(1).normal(size=(2,) + tuple(model.input_shape[1:])).astype("float32")
   y = model(x, training=False).numpy()

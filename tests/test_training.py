@@ -20,7 +20,12 @@ from conftest import ROOT
 from training_data import make_layout
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
-GIN_FILES = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "gin_configs", "*.gin")))
+GIN_DIR = os.path.join(ROOT, "gin_configs")
+GIN_FILES = sorted(os.path.relpath(p, GIN_DIR) for pattern in ("*.gin", "synthetic/*.gin")
+                   for p in glob.glob(os.path.join(GIN_DIR, pattern)))
+# The synthetic experiments (demo.gin, synthetic/*.gin) make their data on first use: a small version of it.
+SYNTHETIC = ["prepare_synthetic_data.train_images = 520", "prepare_synthetic_data.val_images = 4",
+             "prepare_synthetic_data.workers = 2"]
 TINY = ["INPUT_SIZE = (64, 64)", "train.input_size = (64, 64)", "train.labeled_batch_size = 2",
         "train.unlabeled_batch_size = 2", "build_pose_model.pretrained = None"]
 NO_EVAL = ["train.extra_callbacks = []", 'train.checkpoint_monitor = "val_heatmap_loss"', 'train.checkpoint_mode = "min"']
@@ -29,6 +34,11 @@ NO_EVAL = ["train.extra_callbacks = []", 'train.checkpoint_monitor = "val_heatma
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
   return make_layout(str(tmp_path_factory.mktemp("data")))
+
+
+@pytest.fixture(scope="module")
+def synthetic_root(tmp_path_factory):
+  return str(tmp_path_factory.mktemp("synthetic"))
 
 
 @pytest.fixture(scope="module")
@@ -42,19 +52,22 @@ def supervised_checkpoint(tmp_path_factory):
 
 def test_there_are_experiments():
   assert {"coco_1k.gin", "coco_5k.gin", "coco_10k.gin", "coco_1k_supervised.gin", "coco_1k_single.gin",
-          "mpii_aic.gin"} <= set(GIN_FILES)
+          "mpii_aic.gin", "demo.gin", "synthetic/plus.gin", "synthetic/upper_bound.gin"} <= set(GIN_FILES)
 
 
 @pytest.mark.parametrize("gin_file", GIN_FILES)
-def test_every_gin_file_builds_model_and_datasets(gin_file, data_root, supervised_checkpoint, tmp_path):
+def test_every_gin_file_builds_model_and_datasets(gin_file, data_root, synthetic_root, supervised_checkpoint,
+                                                  tmp_path):
   from semipose_tf import configurable
 
   text = open(os.path.join(ROOT, "gin_configs", gin_file)).read()
   assert text.startswith("# Reproduces:") or text.startswith("# Beyond the paper"), "header says what it reproduces"
+  synthetic = "prepare_synthetic_data" in text or "base/synthetic.gin" in text
+  root = synthetic_root if synthetic else data_root
   gin.clear_config()
   try:
-    configurable.parse_gin([gin_file], TINY + [f"DATA_ROOT = {data_root!r}",
-                                               f"train.pseudopose_teacher = {supervised_checkpoint!r}"])
+    configurable.parse_gin([gin_file], TINY + (SYNTHETIC if synthetic else []) + [
+        f"DATA_ROOT = {root!r}", f"train.pseudopose_teacher = {supervised_checkpoint!r}"])
     exp = configurable.train(work_dir=str(tmp_path), dry_run=True)
   finally:
     gin.clear_config()
@@ -64,7 +77,7 @@ def test_every_gin_file_builds_model_and_datasets(gin_file, data_root, supervise
   assert exp.model.net.output_shape == (None, 16, 16, k)
   if exp.model.method.unlabeled:
     assert batch["unlabeled"]["image"].shape == (2, 64, 64, 3)
-  assert exp.val_data is not None
+  assert exp.val_data is not None or synthetic  # The synthetic ones measure COCO AP only.
   assert len(exp.extra_callbacks) == 1  # The evaluation callback of the experiment's dataset.
 
 
@@ -125,6 +138,33 @@ def test_killed_run_resumes_and_finishes(data_root, tmp_path):
   # Started again after it finished: nothing to do, and it says so.
   r = subprocess.run(cmd, capture_output=True, text=True)
   assert r.returncode == 0 and "Epoch" not in r.stdout
+
+
+def test_demo_runs_end_to_end_from_an_empty_data_folder(tmp_path):
+  """demo.gin on tiny settings: renders, converts, trains plus, evaluates before and after each epoch, exports a
+  SavedModel that answers requests, draws its predictions and says where everything is."""
+  data, work = str(tmp_path / "data"), str(tmp_path / "work")
+  params = SYNTHETIC + ["train.epochs = 2", "train.steps_per_epoch = 3", "train.labeled_batch_size = 4",
+                        "train.unlabeled_batch_size = 4"]
+  r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--gin_file=demo.gin",
+                      f"--data_root={data}", f"--work_dir={work}", *[f"--gin_param={p}" for p in params]],
+                     capture_output=True, text=True)
+  assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+  out = r.stdout
+  assert "Rendering 520 synthetic train images" in out and "Writing the labeled set" in out
+  assert out.index("Before training: val_AP") < out.index("Epoch 1/2") < out.index("Epoch 2/2")
+  saved = os.path.join(work, "saved_model", "1")
+  for line in (f"SavedModel:  {saved}", f"predictions: {os.path.join(work, 'predictions.png')}",
+               f"TensorBoard: tensorboard --logdir {os.path.join(work, 'logs')}", "val_AP: "):
+    assert line in out, line
+  with open(os.path.join(work, "history.csv")) as f:
+    assert len(f.read().strip().splitlines()) == 3  # Header + one row per epoch, with val_AP.
+  png = tf.io.decode_png(tf.io.read_file(os.path.join(work, "predictions.png")))
+  assert png.shape[0] == 240 * 2 and png.shape[1] == 320 * 3  # The four 320x240 validation images, three per row.
+  serve = tf.saved_model.load(saved).signatures["serving_default"]
+  jpeg = tf.io.read_file(glob.glob(os.path.join(data, "raw", "val", "*.jpg"))[0])
+  res = serve(images=tf.stack([jpeg]), boxes=tf.constant([[10.0, 10.0, 80.0, 200.0]]))
+  assert res["keypoints"].shape == (1, 17, 2) and res["scores"].shape == (1, 17)
 
 
 _MIRRORED = r"""

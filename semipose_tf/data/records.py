@@ -171,11 +171,16 @@ def write_json_atomic(path: str, obj: Any, indent: int | None = 2) -> None:
 def write_text_atomic(path: str, text: str) -> None:
   """Writes text to a temporary file in the same directory and renames it into place: a reader sees the old file
   or the new one, never half of one."""
+  write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+  """Writes bytes atomically (see :func:`write_text_atomic`)."""
   directory = os.path.dirname(os.path.abspath(path))
   fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + _TMP_MARK, dir=directory)
   try:
-    with os.fdopen(fd, "w") as f:
-      f.write(text)
+    with os.fdopen(fd, "wb") as f:
+      f.write(data)
       f.flush()
       os.fsync(f.fileno())
     _publish(tmp, path)

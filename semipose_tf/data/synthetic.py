@@ -367,6 +367,8 @@ def render_image(seed, config: SyntheticConfig = SyntheticConfig()) -> tuple[np.
       continue
     x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
     visible_px = int(own.sum())
+    if visible_px == 0:  # Completely hidden behind others: COCO annotates no such person (its area would be 0).
+      continue
     occlusion = 1.0 - visible_px / max(int(full.sum()), 1)
     reasons = []
     if blur:

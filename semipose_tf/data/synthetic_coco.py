@@ -1,22 +1,28 @@
 """Writes a synthetic COCO-format dataset (json + JPEG images) that the ordinary COCO converter reads.
 
-Layout: ``<out>/annotations/person_keypoints_<split>.json`` and ``<out>/<split>/<image_id:012d>.jpg``. The json is
-written last and atomically, so a killed run leaves no annotation file pointing at missing images. Each split has
-its own seed stream, so train and val never share an image.
+:func:`generate` layout: ``<out>/annotations/person_keypoints_<split>.json`` and
+``<out>/<split>/<image_id:012d>.jpg``. The json is written last and atomically, so a killed run leaves no annotation
+file pointing at missing images. Each split has its own seed stream, so train and val never share an image.
+
+:func:`prepare` generates and converts (with the COCO converter, as for real data) in one call, and does nothing
+when the sets are already there: the demo and the synthetic benchmark call it before training.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
+import json
 import multiprocessing
 import os
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from semipose_tf.data import records, synthetic
+from semipose_tf.data import convert, records, sources, synthetic
+from semipose_tf.keypoints import COCO17
 
 _SPLIT_IDS = {"train": 1, "val": 2, "test": 3}
 
@@ -97,3 +103,80 @@ def generate(out_dir: str, splits: Mapping[str, int], seed: int = 0,
       hard = sum(a["hard"] for a in annotations)
       print(f"  {len(images)} images, {len(annotations)} people ({hard} hard) -> {ann_file}")
   return out
+
+
+def labeled_dir_name(num_labeled: int | None) -> str:
+  """The folder (under a :func:`prepare` root) of a label budget: ``labeled_300``, or ``labeled_all``."""
+  return "labeled_all" if num_labeled is None else f"labeled_{int(num_labeled)}"
+
+
+def prepare(data_root: str, train_images: int = 1000, val_images: int = 100,
+            num_labeled: Sequence[int | None] = (200,), seed: int = 0, image_size: Sequence[int] = (240, 320),
+            hard_prob: float = 0.25, max_people: int = 3, clutter: int = 14, occluder_prob: float = 0.35,
+            workers: int | None = None, verbose: bool = True) -> dict[str, str]:
+  """Generates a synthetic dataset and converts it to TFRecord sets, unless that was done before.
+
+  Layout under ``data_root``::
+
+    raw/annotations/person_keypoints_{train,val}.json, raw/train/*.jpg, raw/val/*.jpg   (COCO format)
+    train/unlabeled/             every train person (labels ignored by the pipeline)
+    labeled_<N>/labeled          the first N train persons with labels (``labeled_all``: every one)
+    val/eval                     every val person with its ground-truth box (COCO AP)
+
+  ``raw/synthetic.json`` records the arguments; calling again with different ones is an error rather than
+  silently training on the old data.
+
+  Args:
+    data_root: Output folder.
+    train_images, val_images: Images to render per split (about 2 people per image).
+    num_labeled: Label budgets to convert (None: all train persons, the fully supervised upper bound).
+    seed: Generator seed.
+    image_size, hard_prob, max_people, clutter, occluder_prob: See
+      :class:`~semipose_tf.data.synthetic.SyntheticConfig`.
+    workers: Rendering processes and conversion threads (default: the cores).
+    verbose: Progress bars.
+
+  Returns:
+    The set directories by name: ``unlabeled``, ``eval`` and ``labeled_<N>`` / ``labeled_all``.
+  """
+  config = synthetic.SyntheticConfig(image_size=tuple(int(v) for v in image_size), max_people=int(max_people),
+                                     hard_prob=float(hard_prob), clutter=int(clutter),
+                                     occluder_prob=float(occluder_prob))
+  params = {"train_images": int(train_images), "val_images": int(val_images), "seed": int(seed),
+            "config": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}}
+  raw = os.path.join(data_root, "raw")
+  stamp = os.path.join(raw, "synthetic.json")
+  if os.path.exists(stamp):
+    with open(stamp) as f:
+      old = json.load(f)
+    if old != params:
+      raise ValueError(f"{data_root} holds synthetic data made with {old}, not {params}; delete the folder or "
+                       "choose another data root")
+  sets = {"unlabeled": os.path.join(data_root, "train", "unlabeled"), "eval": os.path.join(data_root, "val", "eval")}
+  for n in num_labeled:
+    sets[labeled_dir_name(n)] = os.path.join(data_root, labeled_dir_name(n), "labeled")
+
+  def complete(path: str) -> bool:
+    try:
+      records.read_manifest(path)
+      return True
+    except records.IncompleteSetError:
+      return False
+
+  if all(complete(p) for p in sets.values()):
+    return sets
+  ann = {s: os.path.join(raw, "annotations", f"person_keypoints_{s}.json") for s in ("train", "val")}
+  if not (os.path.exists(stamp) and all(os.path.exists(a) for a in ann.values())):
+    generate(raw, {"train": int(train_images), "val": int(val_images)}, seed, config, workers, verbose)
+    records.write_json_atomic(stamp, params)
+  train_src = sources.load_coco(ann["train"], os.path.join(raw, "train"), COCO17)
+  if not complete(sets["unlabeled"]):
+    convert.convert(train_src, os.path.join(data_root, "train"), ("unlabeled",), workers=workers, verbose=verbose)
+  for n in num_labeled:
+    if not complete(sets[labeled_dir_name(n)]):
+      convert.convert(train_src, os.path.dirname(sets[labeled_dir_name(n)]), ("labeled",), num_labeled=n,
+                      workers=workers, verbose=verbose)
+  if not complete(sets["eval"]):
+    val_src = sources.load_coco(ann["val"], os.path.join(raw, "val"), COCO17)
+    convert.convert(val_src, os.path.join(data_root, "val"), ("eval",), workers=workers, verbose=verbose)
+  return sets

@@ -25,27 +25,39 @@ class EvaluationCallback(keras.callbacks.Callback):
       training data checks.
     every: Evaluate every that many epochs.
     prefix: Prefix of the logged names.
+    at_start: Also evaluate (and print) the network before its first step, the reference point that training
+      should beat; a resumed run skips it. Stored in ``initial``.
   """
 
   def __init__(self, make_evaluator: Callable[[], Callable[[Callable], dict[str, float]]], every: int = 1,
-               prefix: str = "val_"):
+               prefix: str = "val_", at_start: bool = False):
     super().__init__()
     self.make_evaluator, self.every, self.prefix = make_evaluator, max(1, int(every)), prefix
+    self.at_start = at_start
     self.evaluator = None
     self.last: dict[str, float] = {}
+    self.initial: dict[str, float] = {}
 
   def on_train_begin(self, logs=None):
     if self.evaluator is None:
       self.evaluator = self.make_evaluator()
+    optimizer = getattr(self.model, "optimizer", None)
+    if self.at_start and optimizer is not None and int(optimizer.iterations) == 0:
+      self.initial = self._evaluate()
+      print("Before training: " + " - ".join(f"{self.prefix}{k}: {v:.4f}" for k, v in self.initial.items()))
+
+  def _evaluate(self) -> dict[str, float]:
+    net = getattr(self.model, "net", self.model)
+    predict = tf.function(lambda x: net(x, training=False), reduce_retracing=True)
+    return self.evaluator(predict)
 
   def on_epoch_end(self, epoch, logs=None):
     last_epoch = self.params.get("epochs") if self.params else None
     if (epoch + 1) % self.every and epoch + 1 != last_epoch:
       return
-    self.on_train_begin()
-    net = getattr(self.model, "net", self.model)
-    predict = tf.function(lambda x: net(x, training=False), reduce_retracing=True)
-    self.last = self.evaluator(predict)
+    if self.evaluator is None:
+      self.evaluator = self.make_evaluator()
+    self.last = self._evaluate()
     print("\n" + " - ".join(f"{self.prefix}{k}: {v:.4f}" for k, v in self.last.items()))
     if logs is not None:
       logs.update({f"{self.prefix}{k}": float(v) for k, v in self.last.items()})
@@ -61,7 +73,7 @@ def _annotation_file(eval_dir: str) -> str:
 def coco_eval_callback(eval_dir: str, annotation_file: str | None = None, data_root: str | None = None,
                        spec: str | KeypointSpec = "coco17", input_size: Sequence[int] = (256, 192),
                        batch_size: int = 64, flip_test: bool = False, every: int = 1,
-                       results_file: str | None = None) -> EvaluationCallback:
+                       results_file: str | None = None, at_start: bool = False) -> EvaluationCallback:
   """COCO OKS AP / AR every ``every`` epochs on an evaluation set (ground-truth or detection boxes).
 
   ``annotation_file`` defaults to the json the evaluation set was converted from (its manifest records it).
@@ -74,7 +86,7 @@ def coco_eval_callback(eval_dir: str, annotation_file: str | None = None, data_r
     dataset = pipeline.eval_dataset(eval_dir, spec, batch_size, pipeline.PipelineConfig(input_size=tuple(input_size)))
     return COCOEvaluator(annotation_file or _annotation_file(eval_dir), dataset, spec, flip_test, results_file)
 
-  return EvaluationCallback(make, every)
+  return EvaluationCallback(make, every, at_start=at_start)
 
 
 class MPIIEvaluator:

@@ -16,7 +16,8 @@ BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "hrne
 
 
 def build_pose_model(backbone: str = "resnet18", input_size: Sequence[int] = (256, 192), num_keypoints: int = 17,
-                     pretrained: str | None = None, dtype: str | None = None) -> StagedPoseModel:
+                     pretrained: str | None = None, dtype: str | None = None, width: int = 64,
+                     deconv_filters: Sequence[int] = (256, 256, 256)) -> StagedPoseModel:
   """Builds a pose network.
 
   Args:
@@ -27,14 +28,19 @@ def build_pose_model(backbone: str = "resnet18", input_size: Sequence[int] = (25
       ``.pth`` (see :mod:`semipose_tf.models.pretrained`); None for random initialization.
     dtype: Dtype policy, e.g. "mixed_bfloat16" or "mixed_float16"; None for the global policy. Heatmaps are
       float32 either way.
+    width: ResNet base width (64 standard; e.g. 16 or 32 for the small networks of the demo and benchmarks).
+    deconv_filters: Filters of SimpleBaseline's transposed convolutions.
 
   Returns:
     A :class:`StagedPoseModel` mapping [N, H, W, 3] to [N, H/4, W/4, K] heatmaps.
   """
   shape = (int(input_size[0]), int(input_size[1]), 3)
   if backbone.startswith("resnet") and backbone[6:].isdigit():
-    model = SimpleBaseline(int(backbone[6:]), num_keypoints, shape, dtype=dtype)
+    model = SimpleBaseline(int(backbone[6:]), num_keypoints, shape, deconv_filters=deconv_filters, width=width,
+                           dtype=dtype)
   elif backbone.startswith("hrnet_w") and backbone[7:].isdigit():
+    if width != 64 or tuple(deconv_filters) != (256, 256, 256):
+      raise ValueError(f"width and deconv_filters apply to ResNet backbones; {backbone!r} sets its own width")
     model = HRNet(int(backbone[7:]), num_keypoints, shape, dtype=dtype)
   else:
     raise ValueError(f"unknown backbone {backbone!r}; choose from {BACKBONES}")

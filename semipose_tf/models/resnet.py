@@ -17,7 +17,6 @@ DEPTHS = {
     101: ("bottleneck", (3, 4, 23, 3)),
     152: ("bottleneck", (3, 8, 36, 3)),
 }
-FILTERS = (64, 128, 256, 512)
 # torchvision's init for convolutions: kaiming normal, fan_out, relu.
 CONV_INIT = keras.initializers.VarianceScaling(2.0, mode="fan_out", distribution="untruncated_normal")
 
@@ -66,35 +65,42 @@ def bottleneck_block(x, filters: int, stride: int, shortcut: bool, name: str, dt
   return layers.ReLU(name=f"{name}_out", dtype=dtype)(x)
 
 
-def stem(dtype=None) -> keras.Model:
-  """conv 7x7/2 (64) + BN + ReLU + max-pool 3x3/2: [N, H, W, 3] -> [N, H/4, W/4, 64]."""
+def stack_filters(stack: int, width: int = 64) -> int:
+  """Filters of stack ``stack`` (0..3) for base width ``width`` (64: the standard ResNet)."""
+  return width * 2 ** stack
+
+
+def stem(dtype=None, width: int = 64) -> keras.Model:
+  """conv 7x7/2 (width) + BN + ReLU + max-pool 3x3/2: [N, H, W, 3] -> [N, H/4, W/4, width]."""
   inp = keras.Input((None, None, 3))
-  x = conv(64, 7, 2, "conv1_conv", dtype)(inp)
+  x = conv(width, 7, 2, "conv1_conv", dtype)(inp)
   x = layers.ReLU(name="conv1_relu", dtype=dtype)(batch_norm("conv1_bn", dtype)(x))
   x = layers.ZeroPadding2D(1, name="pool1_pad", dtype=dtype)(x)
   x = layers.MaxPooling2D(3, strides=2, name="pool1_pool", dtype=dtype)(x)
   return keras.Model(inp, x, name="stem")
 
 
-def out_channels(depth: int, stack: int) -> int:
+def out_channels(depth: int, stack: int, width: int = 64) -> int:
   kind, _ = DEPTHS[depth]
-  return FILTERS[stack] * (4 if kind == "bottleneck" else 1)
+  return stack_filters(stack, width) * (4 if kind == "bottleneck" else 1)
 
 
-def layer(depth: int, stack: int, dtype=None) -> keras.Model:
-  """torchvision's ``layer{stack + 1}``: keras-hub's ``stack{stack}``."""
+def layer(depth: int, stack: int, dtype=None, width: int = 64) -> keras.Model:
+  """torchvision's ``layer{stack + 1}``: keras-hub's ``stack{stack}`` (``width`` 64 is the standard ResNet)."""
   kind, blocks = DEPTHS[depth]
-  in_ch = 64 if stack == 0 else out_channels(depth, stack - 1)
+  in_ch = width if stack == 0 else out_channels(depth, stack - 1, width)
   inp = keras.Input((None, None, in_ch))
   x = inp
   block = basic_block if kind == "basic" else bottleneck_block
   for b in range(blocks[stack]):
     first = b == 0
     shortcut = first and (kind == "bottleneck" or stack > 0)
-    x = block(x, FILTERS[stack], 2 if first and stack > 0 else 1, shortcut, f"stack{stack}_block{b}", dtype)
+    x = block(x, stack_filters(stack, width), 2 if first and stack > 0 else 1, shortcut, f"stack{stack}_block{b}", dtype)
   return keras.Model(inp, x, name=f"layer{stack + 1}")
 
 
-def check_depth(depth: int) -> None:
+def check_depth(depth: int, width: int = 64) -> None:
   if depth not in DEPTHS:
     raise ValueError(f"ResNet depth must be one of {sorted(DEPTHS)}, got {depth}")
+  if int(width) < 1:
+    raise ValueError(f"ResNet width must be a positive number of filters, got {width}")

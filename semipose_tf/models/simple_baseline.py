@@ -48,23 +48,28 @@ class SimpleBaseline(StagedPoseModel):
     input_shape: (H, W, 3); spatial sizes may be None.
     deconv_filters: Filters of each transposed convolution.
     deconv_kernel: Kernel size of the transposed convolutions (4 in the reference).
+    width: Base width of the ResNet (64: the standard network, which pretrained weights need; smaller widths
+      make the small, fast networks of the demo and the synthetic benchmark).
     name, dtype, trainable: As for any Keras model; ``dtype`` may be a mixed policy ("mixed_bfloat16").
   """
 
   def __init__(self, depth: int = 18, num_keypoints: int = 17, input_shape: Sequence[int | None] = (256, 192, 3),
-               deconv_filters: Sequence[int] = (256, 256, 256), deconv_kernel: int = 4, name: str | None = None,
-               dtype=None, **kwargs):
-    resnet.check_depth(depth)
-    stages = [("stem", resnet.stem(dtype))]
-    stages += [(f"layer{i + 1}", resnet.layer(depth, i, dtype)) for i in range(4)]
-    stages.append(("deconv", deconv_head(resnet.out_channels(depth, 3), deconv_filters, deconv_kernel, dtype)))
+               deconv_filters: Sequence[int] = (256, 256, 256), deconv_kernel: int = 4, width: int = 64,
+               name: str | None = None, dtype=None, **kwargs):
+    resnet.check_depth(depth, width)
+    stages = [("stem", resnet.stem(dtype, width))]
+    stages += [(f"layer{i + 1}", resnet.layer(depth, i, dtype, width)) for i in range(4)]
+    stages.append(("deconv", deconv_head(resnet.out_channels(depth, 3, width), deconv_filters, deconv_kernel,
+                                         dtype)))
     stages.append(("final", final_layer(deconv_filters[-1], num_keypoints, dtype)))
-    self._init_chain(stages, input_shape, name=name or f"simple_baseline_r{depth}", dtype=dtype, **kwargs)
+    default_name = f"simple_baseline_r{depth}" + ("" if width == 64 else f"_w{width}")
+    self._init_chain(stages, input_shape, name=name or default_name, dtype=dtype, **kwargs)
     self.depth = depth
     self.num_keypoints = num_keypoints
     self.image_shape = tuple(input_shape)
     self.deconv_filters = tuple(deconv_filters)
     self.deconv_kernel = deconv_kernel
+    self.width = int(width)
 
   @property
   def backbone_stages(self) -> tuple[str, ...]:
@@ -73,4 +78,4 @@ class SimpleBaseline(StagedPoseModel):
   def get_config(self):
     return {**self._base_config(), "depth": self.depth, "num_keypoints": self.num_keypoints,
             "input_shape": list(self.image_shape), "deconv_filters": list(self.deconv_filters),
-            "deconv_kernel": self.deconv_kernel}
+            "deconv_kernel": self.deconv_kernel, "width": self.width}

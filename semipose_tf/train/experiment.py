@@ -7,19 +7,25 @@ Work directory layout::
   <work_dir>/checkpoints/           last.keras (every epoch), best.keras (best monitored metric), final.keras
   <work_dir>/backup/                BackupAndRestore state: a killed run started again resumes from here
   <work_dir>/logs/                  TensorBoard: losses, learning rate, mask-count histogram, probe pictures
+  <work_dir>/history.csv            every epoch's logged values (losses, mask count, val_AP, ...)
+  <work_dir>/saved_model/1/         with ``export=True``: the final network as a SavedModel (TF Serving layout)
+  <work_dir>/predictions.png        with ``picture_set``: predictions of the final network on that set's images
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 from typing import Callable, Sequence
 
 import keras
 import tensorflow as tf
 
+from semipose_tf import export as export_lib
 from semipose_tf.augment.affine import NONE, WEAK
 from semipose_tf.data import pipeline, records
+from semipose_tf.evaluation import pictures
 from semipose_tf.keypoints import KeypointSpec, get_spec
 from semipose_tf.models.factory import build_pose_model
 from semipose_tf.train import callbacks as cb
@@ -114,6 +120,7 @@ def build_experiment(work_dir: str, labeled_dir: str, unlabeled_dir: str | None 
                                    shuffle=False, drop_remainder=False)
     val_steps = -(-pipeline.num_instances(val_dir) // gl)  # Every batch, so that Keras never runs past the end.
   policy = None if mixed_precision in (None, "float32") else mixed_precision
+  keras.utils.set_random_seed(seed)  # The networks' initialization follows the seed too: seeded runs repeat.
   with strat.scope():
     def make_net():
       net = model_fn(input_size=tuple(input_size), num_keypoints=spec.num_keypoints, dtype=policy)
@@ -143,7 +150,8 @@ def train(work_dir: str, labeled_dir: str, epochs: int = 30, backup_every_steps:
           checkpoint_monitor: str | None = "val_heatmap_loss", checkpoint_mode: str = "min", keep_every: int = 0,
           log_every_steps: int = 100, extra_callbacks: Sequence[keras.callbacks.Callback] = (),
           verbose: str | int = "auto", dry_run: bool = False, operative_config: Callable[[], str] | None = None,
-          **kwargs) -> keras.callbacks.History | Experiment:
+          prepare_data: Callable[[], object] | None = None, export: bool = False,
+          picture_set: str | None = None, picture_count: int = 6, **kwargs) -> keras.callbacks.History | Experiment:
   """Trains a pose network with a method of the paper; a killed run started again resumes.
 
   Args:
@@ -159,6 +167,13 @@ def train(work_dir: str, labeled_dir: str, epochs: int = 30, backup_every_steps:
     verbose: Keras ``fit`` verbosity ("auto": a progress bar).
     dry_run: Build everything and return the :class:`Experiment` without training.
     operative_config: A function returning the operative config text to save (gin's, from the script).
+    prepare_data: Called first, to make the data if it is missing (the demo binds the synthetic generator,
+      :func:`semipose_tf.data.synthetic_coco.prepare`).
+    export: At the end, export the final network as a SavedModel to ``<work_dir>/saved_model/1``.
+    picture_set: At the end, draw the predictions of the final network (through the SavedModel when exported)
+      on the first ``picture_count`` images of this TFRecord set (relative to ``data_root``) into
+      ``<work_dir>/predictions.png``.
+    picture_count: Images in that picture.
     **kwargs: :func:`build_experiment` arguments: unlabeled_dir, val_dir, data_root, conversion_hint, spec,
       method, input_size, labeled_batch_size / unlabeled_batch_size (per replica), learning_rate,
       lr_milestones, lr_factor, strategy ("auto", "one", "mirrored", "multi_worker"), mixed_precision (None,
@@ -172,6 +187,8 @@ def train(work_dir: str, labeled_dir: str, epochs: int = 30, backup_every_steps:
     FileNotFoundError: a TFRecord set is missing; the message gives the conversion command.
     TrainingDiverged: the loss became NaN / infinite.
   """
+  if prepare_data is not None:
+    prepare_data()
   exp = build_experiment(work_dir, labeled_dir, **kwargs)
   exp.extra_callbacks = list(extra_callbacks)
   if dry_run:
@@ -187,6 +204,7 @@ def train(work_dir: str, labeled_dir: str, epochs: int = 30, backup_every_steps:
     callbacks += [cb.PoseCheckpoint(exp.model.net, os.path.join(work_dir, "checkpoints"), checkpoint_monitor,
                                     checkpoint_mode, keep_every),
                   keras.callbacks.TensorBoard(log_dir),
+                  keras.callbacks.CSVLogger(os.path.join(work_dir, "history.csv"), append=True),
                   cb.SemiSupervisedSummaries(log_dir, exp.probe, exp.spec, every_steps=log_every_steps)]
     if operative_config is not None:  # Gin knows the operative bindings once the step has run.
       callbacks.append(cb.WriteOnce(os.path.join(work_dir, "operative_config.gin"), operative_config))
@@ -200,4 +218,28 @@ def train(work_dir: str, labeled_dir: str, epochs: int = 30, backup_every_steps:
     cb.save_model_atomic(exp.model.net, os.path.join(work_dir, "checkpoints", "final.keras"))
     if operative_config is not None:
       records.write_text_atomic(os.path.join(work_dir, "operative_config.gin"), operative_config())
+    _final_outputs(exp, work_dir, export, _resolve(kwargs.get("data_root"), picture_set), picture_count)
   return history
+
+
+def _final_outputs(exp: Experiment, work_dir: str, export: bool, picture_set: str | None, count: int) -> None:
+  """The SavedModel and the prediction picture of the final network (the picture goes through the SavedModel
+  when there is one, so it shows what TF Serving would answer)."""
+  keypoints_fn = None
+  if export:
+    path = os.path.join(work_dir, "saved_model", "1")
+    tmp = path + ".tmp"
+    if os.path.exists(tmp):
+      shutil.rmtree(tmp)
+    export_lib.export_saved_model(exp.model.net, tmp)
+    if os.path.exists(path):
+      shutil.rmtree(path)
+    os.replace(tmp, path)  # A half-written SavedModel never sits at the served path.
+    keypoints_fn = export_lib.load_inference(path)
+    print(f"SavedModel: {path}")
+  if picture_set:
+    keypoints_fn = keypoints_fn or export_lib.PoseInference(exp.model.net).keypoints
+    sheet = pictures.prediction_sheet(keypoints_fn, picture_set, exp.spec, count)
+    out = os.path.join(work_dir, "predictions.png")
+    records.write_bytes_atomic(out, tf.io.encode_png(sheet).numpy())
+    print(f"Predictions: {out}")
