@@ -85,13 +85,19 @@ def summary(work_dir: str) -> str:
   history = os.path.join(work_dir, "history.csv")
   if os.path.exists(history):
     import csv
+    import json
 
     with open(history) as f:
       rows = list(csv.DictReader(f))
+    before = {}
+    if os.path.exists(os.path.join(work_dir, "before_training.json")):
+      with open(os.path.join(work_dir, "before_training.json")) as f:
+        before = json.load(f)
     for key in ("val_AP", "val_Mean"):
       values = [float(r[key]) for r in rows if r.get(key) not in (None, "")]
       if values:
-        lines.append(f"  {key}: {values[-1]:.4f} after the last epoch (best {max(values):.4f}, "
+        start = f"{before[key]:.4f} before training, " if key in before else ""
+        lines.append(f"  {key}: {start}{values[-1]:.4f} after the last epoch (best {max(values):.4f}; "
                      f"epoch by epoch: {' '.join(f'{v:.3f}' for v in values)})")
   return "\n".join(lines)
 

@@ -25,7 +25,7 @@ GIN_FILES = sorted(os.path.relpath(p, GIN_DIR) for pattern in ("*.gin", "synthet
                    for p in glob.glob(os.path.join(GIN_DIR, pattern)))
 # The synthetic experiments (demo.gin, synthetic/*.gin) make their data on first use: a small version of it.
 SYNTHETIC = ["prepare_synthetic_data.train_images = 520", "prepare_synthetic_data.val_images = 4",
-             "prepare_synthetic_data.workers = 2"]
+             "prepare_synthetic_data.workers = 2", "BURN_IN = None"]
 TINY = ["INPUT_SIZE = (64, 64)", "train.input_size = (64, 64)", "train.labeled_batch_size = 2",
         "train.unlabeled_batch_size = 2", "build_pose_model.pretrained = None"]
 NO_EVAL = ["train.extra_callbacks = []", 'train.checkpoint_monitor = "val_heatmap_loss"', 'train.checkpoint_mode = "min"']
@@ -140,6 +140,33 @@ def test_killed_run_resumes_and_finishes(data_root, tmp_path):
   assert r.returncode == 0 and "Epoch" not in r.stdout
 
 
+def test_init_checkpoint_starts_the_run_from_a_saved_network(data_root, tmp_path):
+  from semipose_tf import configurable
+
+  from semipose_tf.models import build_pose_model
+
+  saved = build_pose_model("resnet18", (64, 64), 17)
+  for v in saved.weights:  # Not an initialization the run would draw itself; moving statistics included.
+    v.assign(v + 0.5)
+  path = str(tmp_path / "burn_in.keras")
+  saved.save(path)
+  params = TINY + NO_EVAL + [f"DATA_ROOT = {data_root!r}", "train.method = 'supervised'"]
+  gin.clear_config()
+  try:
+    configurable.parse_gin(["coco_1k.gin"], params + [f"train.init_checkpoint = {path!r}"])
+    exp = configurable.train(work_dir=str(tmp_path / "a"), dry_run=True)
+    for a, b in zip(exp.model.net.get_weights(), saved.get_weights()):
+      np.testing.assert_array_equal(a, b)
+    other = build_pose_model("resnet18", (64, 64), 17, width=16)
+    other.save(str(tmp_path / "other.keras"))
+    gin.clear_config()
+    configurable.parse_gin(["coco_1k.gin"], params + [f"train.init_checkpoint = {str(tmp_path / 'other.keras')!r}"])
+    with pytest.raises(ValueError, match="does not match the configured network"):
+      configurable.train(work_dir=str(tmp_path / "b"), dry_run=True)
+  finally:
+    gin.clear_config()
+
+
 def test_demo_runs_end_to_end_from_an_empty_data_folder(tmp_path):
   """demo.gin on tiny settings: renders, converts, trains plus, evaluates before and after each epoch, exports a
   SavedModel that answers requests, draws its predictions and says where everything is."""
@@ -155,7 +182,7 @@ def test_demo_runs_end_to_end_from_an_empty_data_folder(tmp_path):
   assert out.index("Before training: val_AP") < out.index("Epoch 1/2") < out.index("Epoch 2/2")
   saved = os.path.join(work, "saved_model", "1")
   for line in (f"SavedModel:  {saved}", f"predictions: {os.path.join(work, 'predictions.png')}",
-               f"TensorBoard: tensorboard --logdir {os.path.join(work, 'logs')}", "val_AP: "):
+               f"TensorBoard: tensorboard --logdir {os.path.join(work, 'logs')}", "before training, "):
     assert line in out, line
   with open(os.path.join(work, "history.csv")) as f:
     assert len(f.read().strip().splitlines()) == 3  # Header + one row per epoch, with val_AP.

@@ -8,6 +8,7 @@ Work directory layout::
   <work_dir>/backup/                BackupAndRestore state: a killed run started again resumes from here
   <work_dir>/logs/                  TensorBoard: losses, learning rate, mask-count histogram, probe pictures
   <work_dir>/history.csv            every epoch's logged values (losses, mask count, val_AP, ...)
+  <work_dir>/before_training.json   the metrics of the untrained network, when the evaluation asks for them
   <work_dir>/saved_model/1/         with ``export=True``: the final network as a SavedModel (TF Serving layout)
   <work_dir>/predictions.png        with ``picture_set``: predictions of the final network on that set's images
 """
@@ -75,7 +76,8 @@ def build_experiment(work_dir: str, labeled_dir: str, unlabeled_dir: str | None 
                      learning_rate: float = 1e-3, lr_milestones: Sequence[int] = (20, 25), lr_factor: float = 0.1,
                      strategy: str = "auto", mixed_precision: str | None = None, jit_compile: bool = False,
                      synchronized_bn: bool = False, seed: int = 0, steps_per_epoch: int | None = None,
-                     pseudopose_teacher: str | None = None, steps_per_execution: int = 1,
+                     pseudopose_teacher: str | None = None, init_checkpoint: str | None = None,
+                     steps_per_execution: int = 1,
                      model_fn: Callable[..., keras.Model] = build_pose_model,
                      ssl_model_fn: Callable[..., SemiSupervisedPose] = SemiSupervisedPose,
                      augment=WEAK) -> Experiment:
@@ -129,6 +131,8 @@ def build_experiment(work_dir: str, labeled_dir: str, unlabeled_dir: str | None 
       return net
 
     net = make_net()
+    if init_checkpoint:
+      _init_from(net, init_checkpoint)
     net2 = make_net() if the_method.dual else None
     frozen = None
     if the_method.teacher == "frozen":
@@ -144,6 +148,21 @@ def build_experiment(work_dir: str, labeled_dir: str, unlabeled_dir: str | None 
       optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.compile(optimizer=optimizer, jit_compile=jit_compile, steps_per_execution=steps_per_execution)
   return Experiment(model, strat, data, val, val_steps, probe, steps_per_epoch, spec, work_dir)
+
+
+def _init_from(net: keras.Model, path: str) -> None:
+  """Copies every weight (backbone, head, batch-norm statistics) of a saved pose network into ``net``."""
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"train.init_checkpoint not found: {path}")
+  import semipose_tf.models  # noqa: F401  (registers the model classes for loading)
+
+  source = keras.models.load_model(path)
+  theirs, ours = source.get_weights(), net.get_weights()
+  shapes = [(a.shape, b.shape) for a, b in zip(theirs, ours)]
+  if len(theirs) != len(ours) or any(a != b for a, b in shapes):
+    raise ValueError(f"train.init_checkpoint {path} ({source.name}, {len(theirs)} arrays) does not match the "
+                     f"configured network {net.name} ({len(ours)} arrays)")
+  net.set_weights(theirs)
 
 
 def train(work_dir: str, labeled_dir: str, epochs: int = 30, backup_every_steps: int | None = 500,
@@ -178,7 +197,8 @@ def train(work_dir: str, labeled_dir: str, epochs: int = 30, backup_every_steps:
       method, input_size, labeled_batch_size / unlabeled_batch_size (per replica), learning_rate,
       lr_milestones, lr_factor, strategy ("auto", "one", "mirrored", "multi_worker"), mixed_precision (None,
       "mixed_float16", "mixed_bfloat16"), jit_compile, synchronized_bn, seed, steps_per_epoch,
-      pseudopose_teacher, steps_per_execution, model_fn, ssl_model_fn.
+      pseudopose_teacher, init_checkpoint (a .keras network of the same architecture whose weights start the run,
+      e.g. a supervised burn-in), steps_per_execution, model_fn, ssl_model_fn.
 
   Returns:
     The Keras History (or the Experiment with ``dry_run``).
@@ -215,6 +235,9 @@ def train(work_dir: str, labeled_dir: str, epochs: int = 30, backup_every_steps:
   if guard.message:
     raise TrainingDiverged(guard.message)
   if chief:
+    initial = {f"{c.prefix}{k}": v for c in extra_callbacks for k, v in getattr(c, "initial", {}).items()}
+    if initial:  # Evaluated before the first step (EvaluationCallback(at_start=True)); a resumed run keeps it.
+      records.write_json_atomic(os.path.join(work_dir, "before_training.json"), initial)
     cb.save_model_atomic(exp.model.net, os.path.join(work_dir, "checkpoints", "final.keras"))
     if operative_config is not None:
       records.write_text_atomic(os.path.join(work_dir, "operative_config.gin"), operative_config())
