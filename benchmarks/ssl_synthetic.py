@@ -11,8 +11,11 @@ adaptive mask counts over training split by the generator's own hard / easy flag
   python benchmarks/ssl_synthetic.py                      # everything: 5 methods x 2 seeds (about 55 min, 2 cores)
   python benchmarks/ssl_synthetic.py --methods supervised,plus --seeds 0
   python benchmarks/ssl_synthetic.py --report_only        # rebuild the table from finished runs
+  python benchmarks/ssl_synthetic.py --methods oracle_single,oracle_plus --seeds 0   # diagnostics (see below)
 
 A finished run (its ``final.keras`` and full ``history.csv``) is reused; an interrupted one resumes from its backup.
+The diagnostics ``oracle_single`` / ``oracle_plus`` train the same branches against the unlabeled persons'
+ground-truth heatmaps instead of the teacher's: they tell the branches' own effect apart from the teacher's errors.
 The mask-count statistics come from each epoch's checkpoint: the count Algorithm 1 gives every probe person (the
 first persons of the unlabeled set, un-augmented crops, network in inference mode) with that epoch's network.
 """
@@ -34,10 +37,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 METHODS = ("supervised", "single", "adaptive", "plus", "upper_bound")
-PAPER = {"supervised": "31.5", "single": "42.1", "adaptive": "42.9", "plus": "47.3", "upper_bound": "-"}
+# Diagnostics, run when named in --methods: the strong branches against ground-truth targets (no teacher).
+DIAGNOSTICS = ("oracle_single", "oracle_plus")
+PAPER = {"supervised": "31.5", "single": "42.1", "adaptive": "42.9", "plus": "47.3", "upper_bound": "-",
+         "oracle_single": "-", "oracle_plus": "-"}
 LABELS = {"supervised": "Supervised (300 labels)", "single": "Single (5 fixed masks)",
           "adaptive": "Ours, adaptive masking", "plus": "Ours, plus (adaptive + mixup)",
-          "upper_bound": "Supervised, all ~12k labels (upper bound)"}
+          "upper_bound": "Supervised, all ~12k labels (upper bound)",
+          "oracle_single": "Diagnostic: single's branch, ground-truth targets",
+          "oracle_plus": "Diagnostic: plus's branches, ground-truth targets"}
 
 
 def read_history(work_dir: str) -> list[dict[str, float]]:
@@ -159,7 +167,7 @@ def report(records: dict, counts: dict, untrained: float | None, start: dict, ar
   if start:
     lines.append(f"| Starting point: supervised burn-in, 5,000 steps | - | - | {100 * start['ap'][-1]:.1f} | - | "
                  f"{100 * start['ap50'][-1]:.1f} | {start['wall_s'] / 60:.1f} min (once) |")
-  for m in METHODS:
+  for m in METHODS + DIAGNOSTICS:
     recs = [r for r in records.get(m, []) if r]
     if not recs:
       continue
@@ -173,7 +181,7 @@ def report(records: dict, counts: dict, untrained: float | None, start: dict, ar
   epochs = max((len(r["ap"]) for rs in records.values() for r in rs if r), default=0)
   lines += ["", "AP after each epoch (mean over seeds):", "", "| Method | " +
             " | ".join(f"epoch {e + 1}" for e in range(epochs)) + " |", "|---|" + "---|" * epochs]
-  for m in METHODS:
+  for m in METHODS + DIAGNOSTICS:
     recs = [r for r in records.get(m, []) if r]
     if recs:
       n = min(len(r["ap"]) for r in recs)
@@ -214,8 +222,8 @@ def main() -> int:
   args = p.parse_args()
   methods = [m for m in args.methods.split(",") if m]
   for m in methods:
-    if m not in METHODS:
-      p.error(f"unknown method {m!r}; choose from {METHODS}")
+    if m not in METHODS + DIAGNOSTICS:
+      p.error(f"unknown method {m!r}; choose from {METHODS + DIAGNOSTICS}")
   seeds = [int(s) for s in args.seeds.split(",") if s]
   # The shared starting point of every method (seed 0), then each method and seed from it.
   start = run("burn_in", 0, args)

@@ -143,6 +143,65 @@ def test_teacher_pass_does_not_move_the_weights():
     np.testing.assert_allclose(b0 - v.numpy(), g.numpy(), rtol=1e-4, atol=1e-7)  # SGD, lr 1: delta = grad.
 
 
+def test_oracle_teacher_uses_the_ground_truth_and_its_joint_weights():
+  """The diagnostic "labels" teacher: the strong branch learns from the unlabeled stream's own heatmaps, and joints
+  of weight 0 contribute nothing; the update equals the gradient computed by hand."""
+  model = _model("oracle_single")
+  data = _batch()
+  data["labeled"]["weights"][:] = 0.0
+  rng = np.random.default_rng(5)
+  truth = rng.uniform(0, 1, (4, 16, 16, 17)).astype(np.float32)
+  weights = np.ones((4, 17), np.float32)
+  weights[:, :6] = 0.0
+  data["unlabeled"].update(heatmaps=truth, weights=weights)
+  h_t, w_t = model.teacher_targets(model.net, data["unlabeled"])
+  np.testing.assert_array_equal(h_t, truth)
+  np.testing.assert_array_equal(w_t, weights)
+  before = [v.numpy().copy() for v in model.trainable_variables]
+  x_w = tf.constant(data["unlabeled"]["image"])
+  x_s, h_s, _ = model.strong_view(x_w, tf.constant(truth), model.mask_count(truth), model.step_seeds()[0])
+  with tf.GradientTape() as tape:
+    pred = model.net(x_s, training=True)
+    loss = global_average(joints_mse(pred, h_s, weights))
+  grads = tape.gradient(loss, model.trainable_variables)
+  # Zero-weight joints: their predictions get no gradient.
+  with tf.GradientTape() as tape:
+    tape.watch(pred)
+    per_joint = tape.gradient(global_average(joints_mse(pred, h_s, weights)), pred)
+  assert float(tf.reduce_max(tf.abs(per_joint[..., :6]))) == 0.0
+  logs = model.train_step(data)
+  assert float(logs["loss_s"]) == 0.0 and float(logs["loss_u"]) > 0
+  for b0, v, g in zip(before, model.trainable_variables, grads):
+    np.testing.assert_allclose(b0 - v.numpy(), g.numpy(), rtol=1e-4, atol=1e-7)
+  del data["unlabeled"]["heatmaps"]
+  with pytest.raises(ValueError, match="oracle_single.*ground-truth targets"):
+    model.train_step(data)
+
+
+def test_mixed_forward_mixes_at_the_drawn_location_only():
+  """One pass over the stages with a tf.where per candidate equals head -> mix -> tail at the drawn location, in
+  value and in gradient."""
+  keras.utils.set_random_seed(0)
+  net = TinyPoseNet(17, (64, 64, 3), batch_norm=True)
+  x = tf.constant(_batch()["unlabeled"]["image"])
+  lam, perm = tf.constant(0.3), tf.constant([2, 0, 3, 1])
+  locations = ("image", "layer3", "deconv")
+  for j, loc in enumerate(locations):
+    head, tail = net.split(loc)
+    with tf.GradientTape(persistent=True) as tape:
+      ours = mixup.mixed_forward(net, x, lam, perm, tf.constant(j), locations)
+      ref = tail(mixup.mix(head(x, training=True), lam, perm), training=True)
+      l_ours, l_ref = tf.reduce_sum(ours ** 2), tf.reduce_sum(ref ** 2)
+    np.testing.assert_allclose(ours.numpy(), ref.numpy(), rtol=1e-5, atol=1e-6)
+    for a, b in zip(tape.gradient(l_ours, net.trainable_variables), tape.gradient(l_ref, net.trainable_variables)):
+      np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
+  graph = tf.function(mixup.mixed_forward, reduce_retracing=True)
+  for j in range(len(locations)):  # A traced step takes the location as a tensor.
+    np.testing.assert_allclose(graph(net, x, lam, perm, tf.constant(j), locations).numpy(),
+                               mixup.mixed_forward(net, x, lam, perm, tf.constant(j), locations).numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("location", ["image", "stem", "layer1", "layer2", "layer3", "deconv", "final"])
 def test_mixup_with_lambda_one_is_the_plain_consistency_loss(location):
   model = _model("plus", mix_lambda=1.0, mix_locations=(location,))

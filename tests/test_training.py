@@ -77,6 +77,8 @@ def test_every_gin_file_builds_model_and_datasets(gin_file, data_root, synthetic
   assert exp.model.net.output_shape == (None, 16, 16, k)
   if exp.model.method.unlabeled:
     assert batch["unlabeled"]["image"].shape == (2, 64, 64, 3)
+  if exp.model.method.teacher == "labels":  # The diagnostics read the unlabeled persons' ground truth.
+    assert batch["unlabeled"]["heatmaps"].shape == (2, 16, 16, k)
   assert exp.val_data is not None or synthetic  # The synthetic ones measure COCO AP only.
   assert len(exp.extra_callbacks) == 1  # The evaluation callback of the experiment's dataset.
 

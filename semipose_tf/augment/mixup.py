@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import keras
 import tensorflow as tf
 
@@ -41,3 +43,33 @@ def mix(features, lam: tf.Tensor, perm: tf.Tensor):
     return lam_x * x + (1 - lam_x) * tf.gather(x, perm)
 
   return keras.tree.map_structure(one, features)
+
+
+def mixed_forward(net, images: tf.Tensor, lam: tf.Tensor, perm: tf.Tensor, where: tf.Tensor,
+                  locations: Sequence[str]):
+  """The network (a ``StagedPoseModel``) in training mode on ``images``, with the batch mixed at
+  ``locations[where]``: the image, or the input of a named stage (the paper's "before layer3").
+
+  Every candidate location is visited and its mix is selected with ``tf.where``, so the step has no control flow:
+  the gradient of ``tf.switch_case`` would make every branch output the intermediates of all the others (zeros
+  where not taken), a full set of activations per candidate location. Values and gradients are the same.
+
+  Args:
+    net: The network; its stages run one after another.
+    images: [B, H, W, 3] unlabeled weak views.
+    lam: Scalar mixing weight.
+    perm: [B] mixing partners.
+    where: Scalar int32 index into ``locations``.
+    locations: Split points of ``net`` ("image" or stage names).
+
+  Returns:
+    [B, h, w, K] heatmaps of the mixed batch.
+  """
+  positions = [0 if loc == "image" else net.stage_names.index(loc) for loc in locations]
+  x = images
+  for i, stage in enumerate(net.stages()):
+    for j in (j for j, p in enumerate(positions) if p == i):
+      chosen = tf.equal(where, j)
+      x = keras.tree.map_structure(lambda t, m, c=chosen: tf.where(c, m, t), x, mix(x, lam, perm))
+    x = stage(x, training=True)
+  return x

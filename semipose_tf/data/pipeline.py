@@ -140,13 +140,20 @@ def unlabeled_dataset(data_dir: str, spec: KeypointSpec | None = None, batch_siz
 def semi_supervised_dataset(labeled_dir: str, unlabeled_dir: str, spec: KeypointSpec,
                             labeled_batch_size: int = 32, unlabeled_batch_size: int = 32,
                             config: PipelineConfig = PipelineConfig(), seed: int = 0,
-                            repeat: bool = False) -> tf.data.Dataset:
+                            repeat: bool = False, unlabeled_targets: bool = False) -> tf.data.Dataset:
   """``{"labeled": ..., "unlabeled": ...}`` batches; one pass over the unlabeled set is an epoch and the labeled
-  set repeats to match (``repeat=True`` repeats the unlabeled set too)."""
+  set repeats to match (``repeat=True`` repeats the unlabeled set too).
+
+  ``unlabeled_targets=True`` gives the unlabeled weak views their ground-truth ``heatmaps`` and ``weights`` as
+  well (the diagnostic "labels" teacher; the unlabeled set must then hold keypoints of ``spec``)."""
   labeled = labeled_dataset(labeled_dir, spec, labeled_batch_size, config, seed=seed, repeat=True)
-  # The unlabeled set may hold another layout (AI Challenger for MPII): its keypoints are never read.
-  unlabeled = unlabeled_dataset(unlabeled_dir, None, unlabeled_batch_size, config, seed=seed + 1000003,
+  if unlabeled_targets:
+    unlabeled = labeled_dataset(unlabeled_dir, spec, unlabeled_batch_size, config, seed=seed + 1000003,
                                 repeat=repeat)
+  else:
+    # The unlabeled set may hold another layout (AI Challenger for MPII): its keypoints are never read.
+    unlabeled = unlabeled_dataset(unlabeled_dir, None, unlabeled_batch_size, config, seed=seed + 1000003,
+                                  repeat=repeat)
   return tf.data.Dataset.zip({"labeled": labeled, "unlabeled": unlabeled}).prefetch(AUTOTUNE)
 
 

@@ -107,7 +107,7 @@ def build_experiment(work_dir: str, labeled_dir: str, unlabeled_dir: str | None 
     steps_per_epoch = max(1, pipeline.steps_per_epoch(source, batch))
   if the_method.unlabeled:
     data = pipeline.semi_supervised_dataset(labeled_dir, unlabeled_dir, spec, gl, gu, config, seed=seed,
-                                            repeat=True)
+                                            repeat=True, unlabeled_targets=the_method.teacher == "labels")
     probe = next(iter(pipeline.unlabeled_dataset(unlabeled_dir, None, 4, config, seed=seed + 99)))
   else:
     data = pipeline.labeled_dataset(labeled_dir, spec, gl, config, seed=seed).map(lambda ex: {"labeled": ex})

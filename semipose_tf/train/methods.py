@@ -14,7 +14,9 @@ class Method:
     unlabeled: Use the unlabeled stream at all.
     mask: Joint cutout count: "none" (affine only), "fixed" (``fixed_count`` joints) or "adaptive" (Algorithm 1).
     mixup: Add the mixup branch (L_m).
-    teacher: "shared" (the student itself, stop-gradient) or "frozen" (a separately trained supervised model).
+    teacher: "shared" (the student itself, stop-gradient), "frozen" (a separately trained supervised model) or
+      "labels" (a diagnostic oracle: the unlabeled persons' own ground-truth heatmaps and joint weights, so that
+      the strong branches can be judged apart from the quality of the teacher's predictions).
     dual: Two networks, each masked at and taught by the other's teacher predictions (Xie et al.'s dual).
   """
 
@@ -36,6 +38,10 @@ METHODS = {
         Method("adaptive", mask="adaptive"),                 # "Ours" = Table 3 "A+Adapt".
         Method("plus", mask="adaptive", mixup=True),         # "Ours(plus)" = Table 3 "A+Adapt+Mixup".
         Method("dual", mask="fixed", dual=True),             # Beyond the paper: Xie et al.'s two networks.
+        # Diagnostics beyond the paper: the same branches against ground-truth targets (the unlabeled set must
+        # hold keypoints). Whatever they lose against a supervised run with every label is the branches' own cost.
+        Method("oracle_single", mask="fixed", teacher="labels"),
+        Method("oracle_plus", mask="adaptive", mixup=True, teacher="labels"),
     )
 }
 

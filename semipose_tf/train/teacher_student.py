@@ -37,7 +37,7 @@ class SemiSupervisedPose(keras.Model):
   Args:
     net: The pose network (a :class:`StagedPoseModel`).
     method: Preset name (see ``semipose_tf.train.methods``): supervised, pseudopose, affine, affine_mixup,
-      single, adaptive, plus, dual.
+      single, adaptive, plus, dual, and the diagnostics oracle_single, oracle_plus.
     net2: The second network of ``dual``.
     frozen_teacher: The frozen supervised network of ``pseudopose``.
     gamma, mask_max, mask_min, tau: Algorithm 1 (0.55, 8, 2, 0.05).
@@ -93,11 +93,6 @@ class SemiSupervisedPose(keras.Model):
       for loc in self.mix_locations:
         if loc not in net.split_points:
           raise ValueError(f"mix location {loc!r} is not a split point of {net.name}; valid: {net.split_points}")
-    # Split the network(s) once: (head, tail) per mixing location, sharing the network's weights.
-    self._splits = {}
-    if self.method.mixup:
-      for i, n in enumerate(self._students()):
-        self._splits[i] = [n.split(loc) for loc in self.mix_locations]
     names = ["total_loss", "loss_s", "loss_u", "loss_m", "mask_count"]
     self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
     self.val_tracker = keras.metrics.Mean(name="heatmap_loss")
@@ -139,6 +134,15 @@ class SemiSupervisedPose(keras.Model):
       return tf.stop_gradient(self.frozen_teacher(images, training=False))
     return tf.stop_gradient(teacher(images, training=self.teacher_bn_mode == "train"))
 
+  def teacher_targets(self, teacher, unlabeled) -> tuple[tf.Tensor, tf.Tensor | None]:
+    """(heatmaps [B, h, w, K], joint weights [B, K] or None for all ones) that the strong branches learn from:
+    the teacher's predictions on the weak views, or the ground truth for the diagnostic "labels" teacher."""
+    if self.method.teacher == "labels":
+      if "heatmaps" not in unlabeled:
+        raise ValueError(f"method {self.method.name!r} needs ground-truth targets in the unlabeled stream")
+      return unlabeled["heatmaps"], unlabeled["weights"]
+    return self.teacher_heatmaps(teacher, unlabeled["image"]), None
+
   def mask_count(self, heatmaps) -> tf.Tensor:
     batch = tf.shape(heatmaps)[0]
     if self.method.mask == "adaptive":
@@ -158,20 +162,19 @@ class SemiSupervisedPose(keras.Model):
     x_s, targets = strong.apply_strong(masked, heatmaps, m_in, m_hm)
     return x_s, targets, {"boxes": boxes, "selected": selected, "affine": m_in, "masked": masked}
 
-  def mixup_loss(self, student_index, images, heatmaps, seed):
-    """L_m per sample at a location drawn for this step; returns (loss [B], lambda, location index)."""
+  def mixup_loss(self, student_index, images, heatmaps, seed, weights=None):
+    """L_m per sample at a location drawn for this step; returns (loss [B], lambda, location index).
+
+    ``weights`` [B, K] (None: all ones) weigh the joints of each sample's own targets (the "labels" teacher)."""
     seeds = tf.random.experimental.stateless_split(seed, 3, alg=ALG)
     lam = mixup.sample_lambda(seeds[0], self.mix_alpha, self.mix_lambda)
     perm = mixup.sample_permutation(seeds[1], tf.shape(images)[0])
     where = tf.minimum(tf.cast(hash_uniform(seeds[2], []) * len(self.mix_locations), tf.int32),
                        len(self.mix_locations) - 1)
-
-    def branch(head, tail):
-      return lambda: tail(mixup.mix(head(images, training=True), lam, perm), training=True)
-
-    splits = self._splits[student_index]
-    pred = tf.switch_case(where, [branch(h, t) for h, t in splits]) if len(splits) > 1 else branch(*splits[0])()
-    loss = lam * joints_mse(pred, heatmaps) + (1 - lam) * joints_mse(pred, tf.gather(heatmaps, perm))
+    pred = mixup.mixed_forward(self._students()[student_index], images, lam, perm, where, self.mix_locations)
+    w_perm = None if weights is None else tf.gather(weights, perm)
+    loss = (lam * joints_mse(pred, heatmaps, weights)
+            + (1 - lam) * joints_mse(pred, tf.gather(heatmaps, perm), w_perm))
     return loss, lam, where
 
   # --- The step. ---------------------------------------------------------------------------------------------
@@ -191,16 +194,16 @@ class SemiSupervisedPose(keras.Model):
         x_w = data["unlabeled"]["image"]
         loss_u, loss_m, all_counts = [], [], []
         for i, (student, teacher) in enumerate(zip(students, teachers)):
-          # 2. Teacher pass, no gradient.
-          h_t = self.teacher_heatmaps(teacher, x_w)
+          # 2. Teacher pass, no gradient (w_t is None but for the ground-truth diagnostic).
+          h_t, w_t = self.teacher_targets(teacher, data["unlabeled"])
           # 3. How many joints to mask.
           all_counts.append(self.mask_count(h_t))
           # 4. Strong branch: cutout + affine, against the re-warped teacher heatmaps.
           x_s, h_s, _ = self.strong_view(x_w, h_t, all_counts[-1], seeds[2 * i])
-          loss_u.append(joints_mse(student(x_s, training=True), h_s))
+          loss_u.append(joints_mse(student(x_s, training=True), h_s, w_t))
           # 5. Mixup branch.
           if self.method.mixup:
-            l_m, lam, where = self.mixup_loss(i, x_w, h_t, seeds[2 * i + 1])
+            l_m, lam, where = self.mixup_loss(i, x_w, h_t, seeds[2 * i + 1], w_t)
             loss_m.append(l_m)
         loss_u = tf.add_n(loss_u)
         loss_m = tf.add_n(loss_m) if loss_m else None
