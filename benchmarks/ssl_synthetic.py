@@ -11,11 +11,12 @@ adaptive mask counts over training split by the generator's own hard / easy flag
   python benchmarks/ssl_synthetic.py                      # everything: 5 methods x 2 seeds (about 55 min, 2 cores)
   python benchmarks/ssl_synthetic.py --methods supervised,plus --seeds 0
   python benchmarks/ssl_synthetic.py --report_only        # rebuild the table from finished runs
-  python benchmarks/ssl_synthetic.py --methods oracle_single,oracle_plus --seeds 0   # diagnostics (see below)
+  python benchmarks/ssl_synthetic.py --methods oracle_affine,oracle_single,oracle_plus --seeds 0  # diagnostics
 
 A finished run (its ``final.keras`` and full ``history.csv``) is reused; an interrupted one resumes from its backup.
-The diagnostics ``oracle_single`` / ``oracle_plus`` train the same branches against the unlabeled persons'
-ground-truth heatmaps instead of the teacher's: they tell the branches' own effect apart from the teacher's errors.
+The diagnostics ``oracle_affine`` / ``oracle_single`` / ``oracle_plus`` train the same branches against the
+unlabeled persons' ground-truth heatmaps instead of the teacher's: they tell the branches' own effect apart from
+the teacher's errors.
 The mask-count statistics come from each epoch's checkpoint: the count Algorithm 1 gives every probe person (the
 first persons of the unlabeled set, un-augmented crops, network in inference mode) with that epoch's network.
 """
@@ -38,12 +39,13 @@ sys.path.insert(0, ROOT)
 
 METHODS = ("supervised", "single", "adaptive", "plus", "upper_bound")
 # Diagnostics, run when named in --methods: the strong branches against ground-truth targets (no teacher).
-DIAGNOSTICS = ("oracle_single", "oracle_plus")
+DIAGNOSTICS = ("oracle_affine", "oracle_single", "oracle_plus")
 PAPER = {"supervised": "31.5", "single": "42.1", "adaptive": "42.9", "plus": "47.3", "upper_bound": "-",
-         "oracle_single": "-", "oracle_plus": "-"}
+         "oracle_affine": "-", "oracle_single": "-", "oracle_plus": "-"}
 LABELS = {"supervised": "Supervised (300 labels)", "single": "Single (5 fixed masks)",
           "adaptive": "Ours, adaptive masking", "plus": "Ours, plus (adaptive + mixup)",
           "upper_bound": "Supervised, all ~12k labels (upper bound)",
+          "oracle_affine": "Diagnostic: strong affine only (no cutout), ground-truth targets",
           "oracle_single": "Diagnostic: single's branch, ground-truth targets",
           "oracle_plus": "Diagnostic: plus's branches, ground-truth targets"}
 
