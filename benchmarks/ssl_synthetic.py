@@ -189,6 +189,8 @@ def report(records: dict, counts: dict, untrained: float | None, start: dict, ar
       n = min(len(r["ap"]) for r in recs)
       lines.append(f"| {m} | " + " | ".join(f"{100 * stats([r['ap'][e] for r in recs])[0]:.1f}"
                                             for e in range(n)) + " |")
+  if not any(counts.get(m) for m in ("adaptive", "plus")):
+    return "\n".join(lines) + "\n"
   lines += ["", "## Adaptive mask counts over training, by difficulty", "",
             "Mean number of masked joints Algorithm 1 assigns (gamma 0.55, m 8, m_min 2, tau 0.05) to 600 unlabeled "
             "probe persons with each epoch's network, split by the generator's own `hard` flag (degraded image, "
