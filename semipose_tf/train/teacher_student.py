@@ -37,7 +37,7 @@ class SemiSupervisedPose(keras.Model):
   Args:
     net: The pose network (a :class:`StagedPoseModel`).
     method: Preset name (see ``semipose_tf.train.methods``): supervised, pseudopose, affine, affine_mixup,
-      single, adaptive, plus, dual, and the diagnostics oracle_single, oracle_plus.
+      single, adaptive, plus, dual, and the diagnostics oracle_affine, oracle_single, oracle_plus.
     net2: The second network of ``dual``.
     frozen_teacher: The frozen supervised network of ``pseudopose``.
     gamma, mask_max, mask_min, tau: Algorithm 1 (0.55, 8, 2, 0.05).
