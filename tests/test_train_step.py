@@ -207,19 +207,19 @@ def test_mixup_with_lambda_one_is_the_plain_consistency_loss(location):
   model = _model("plus", mix_lambda=1.0, mix_locations=(location,))
   x_w = tf.constant(_batch()["unlabeled"]["image"])
   h_t = model.teacher_heatmaps(model.net, x_w)
-  loss, lam, where = model.mixup_loss(0, x_w, h_t, tf.constant([1, 2], tf.int64))
+  loss, lam, where = model.mixup_loss(model.net, x_w, h_t, tf.constant([1, 2], tf.int64))
   plain = joints_mse(model.net(x_w, training=True), h_t)
   np.testing.assert_allclose(loss.numpy(), plain.numpy(), rtol=1e-5, atol=1e-9)
   assert float(lam) == 1.0 and int(where) == 0
   # A real mix at the same location runs and changes the loss.
   model_mix = _model("plus", mix_lambda=0.3, mix_locations=(location,))
-  mixed, _, _ = model_mix.mixup_loss(0, x_w, h_t, tf.constant([1, 2], tf.int64))
+  mixed, _, _ = model_mix.mixup_loss(model_mix.net, x_w, h_t, tf.constant([1, 2], tf.int64))
   assert np.isfinite(mixed.numpy()).all() and not np.allclose(mixed.numpy(), plain.numpy())
 
 
 def test_mix_location_drawn_per_step_and_lambda_beta():
   model = _model("plus", mix_locations=("image", "layer3"))
-  where = [int(model.mixup_loss(0, tf.zeros((2, 64, 64, 3)), tf.zeros((2, 16, 16, 17)),
+  where = [int(model.mixup_loss(model.net, tf.zeros((2, 64, 64, 3)), tf.zeros((2, 16, 16, 17)),
                                 tf.constant([s, 0], tf.int64))[2]) for s in range(12)]
   assert set(where) == {0, 1}
   for alpha in (1.0, 0.4, 2.0):  # Beta(a, a): mean 1/2, variance 1 / (4 (2a + 1)).

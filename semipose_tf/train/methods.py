@@ -40,6 +40,7 @@ METHODS = {
         Method("dual", mask="fixed", dual=True),             # Beyond the paper: Xie et al.'s two networks.
         # Diagnostics beyond the paper: the same branches against ground-truth targets (the unlabeled set must
         # hold keypoints). Whatever they lose against a supervised run with every label is the branches' own cost.
+        # oracle_plus counts its masks from the ground-truth heatmaps: floor(8 x labeled joints / K), within [2, 8].
         Method("oracle_affine", mask="none", teacher="labels"),
         Method("oracle_single", mask="fixed", teacher="labels"),
         Method("oracle_plus", mask="adaptive", mixup=True, teacher="labels"),

@@ -162,7 +162,7 @@ class SemiSupervisedPose(keras.Model):
     x_s, targets = strong.apply_strong(masked, heatmaps, m_in, m_hm)
     return x_s, targets, {"boxes": boxes, "selected": selected, "affine": m_in, "masked": masked}
 
-  def mixup_loss(self, student_index, images, heatmaps, seed, weights=None):
+  def mixup_loss(self, student, images, heatmaps, seed, weights=None):
     """L_m per sample at a location drawn for this step; returns (loss [B], lambda, location index).
 
     ``weights`` [B, K] (None: all ones) weigh the joints of each sample's own targets (the "labels" teacher)."""
@@ -171,7 +171,7 @@ class SemiSupervisedPose(keras.Model):
     perm = mixup.sample_permutation(seeds[1], tf.shape(images)[0])
     where = tf.minimum(tf.cast(hash_uniform(seeds[2], []) * len(self.mix_locations), tf.int32),
                        len(self.mix_locations) - 1)
-    pred = mixup.mixed_forward(self._students()[student_index], images, lam, perm, where, self.mix_locations)
+    pred = mixup.mixed_forward(student, images, lam, perm, where, self.mix_locations)
     w_perm = None if weights is None else tf.gather(weights, perm)
     loss = (lam * joints_mse(pred, heatmaps, weights)
             + (1 - lam) * joints_mse(pred, tf.gather(heatmaps, perm), w_perm))
@@ -203,7 +203,7 @@ class SemiSupervisedPose(keras.Model):
           loss_u.append(joints_mse(student(x_s, training=True), h_s, w_t))
           # 5. Mixup branch.
           if self.method.mixup:
-            l_m, lam, where = self.mixup_loss(i, x_w, h_t, seeds[2 * i + 1], w_t)
+            l_m, lam, where = self.mixup_loss(student, x_w, h_t, seeds[2 * i + 1], w_t)
             loss_m.append(l_m)
         loss_u = tf.add_n(loss_u)
         loss_m = tf.add_n(loss_m) if loss_m else None
