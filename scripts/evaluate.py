@@ -11,8 +11,13 @@ MPII (PCKh@0.5 against gt_valid.mat; flip test on by default):
       --eval_dir data/mpii_val/eval --gt data/mpii/gt_valid.mat
   python scripts/evaluate.py mpii --predictions preds.mat --gt gt_valid.mat --one_based
 
-Predictions files: COCO keypoint results json; MPII [2958, 16, 2] (or [16, 2, 2958]) in gt_valid order as .npy,
-.mat (variable preds or pos_pred_src) or .h5 (dataset preds), 0-based unless --one_based (MATLAB-era files).
+Predictions files: COCO keypoint results json; MPII [2958, 16, 2] in gt_valid order, or the same axes in any
+order that is unambiguous ([16, 2, 2958], tompson.h5's [2, 16, 2958], ...), as .npy, .mat (variable preds or
+pos_pred_src) or .h5 (dataset preds), 0-based unless --one_based (MATLAB-era files).
+
+Keypoint spec: a checkpoint trained here carries its own; the evaluation set's manifest names the one it was
+converted with, and the two must agree. COCO AP uses that spec's OKS sigmas, so any layout works. A results json
+of another layout than COCO-17 needs --spec (a spec defined in gin needs --gin_file too).
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _load_predict_fn(path: str):
-  """A predict function (normalized crops -> heatmaps) and the input size, from a .keras checkpoint."""
+  """A predict function (normalized crops -> heatmaps), the input size and the network's keypoint spec (or None),
+  from a .keras checkpoint."""
   import keras
   import tensorflow as tf
 
@@ -35,16 +41,18 @@ def _load_predict_fn(path: str):
   if not os.path.exists(path):
     raise FileNotFoundError(f"checkpoint not found: {path}")
   model = keras.models.load_model(path)
-  return tf.function(lambda x: model(x, training=False), reduce_retracing=True), tuple(model.input_shape[1:3])
+  predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+  return predict, tuple(model.input_shape[1:3]), getattr(model, "keypoint_spec", None)
 
 
-def _model_and_data(args, spec_name: str):
-  """(predict function, evaluation dataset, spec) for --checkpoint and --eval_dir."""
+def _model_and_data(args, spec_name: str | None):
+  """(predict function, evaluation dataset, spec) for --checkpoint and --eval_dir; the spec is ``spec_name``,
+  else the network's, else the evaluation set's, and they must agree."""
   from semipose_tf.data import pipeline
-  from semipose_tf.keypoints import get_spec
+  from semipose_tf.evaluation.callback import evaluation_spec
 
-  predict, size = _load_predict_fn(args.checkpoint)
-  spec = get_spec(spec_name)
+  predict, size, model_spec = _load_predict_fn(args.checkpoint)
+  spec = evaluation_spec(args.eval_dir, spec_name, model_spec, "--spec")
   data = pipeline.eval_dataset(args.eval_dir, spec, args.batch_size, pipeline.PipelineConfig(input_size=size))
   return predict, data, spec
 
@@ -63,20 +71,26 @@ def main(argv=None) -> int:
   p.add_argument("--flip_test", dest="flip_test", action="store_true", default=None)
   p.add_argument("--no_flip_test", dest="flip_test", action="store_false")
   p.add_argument("--batch_size", type=int, default=64)
+  p.add_argument("--spec", help="keypoint spec (default: the checkpoint's; COCO-17 for --results)")
+  p.add_argument("--gin_file", action="append", default=[], help="gin file(s) defining a custom --spec")
   args = p.parse_args(argv)
+  from semipose_tf import configurable
   from semipose_tf.evaluation import coco, mpii
   from semipose_tf.evaluation.callback import MPIIEvaluator, _annotation_file
+  from semipose_tf.keypoints import get_spec
 
   try:
+    configurable.parse_gin(args.gin_file)
     if args.dataset == "coco":
       if args.results:
         if not args.annotations:
           p.error("--results needs --annotations")
-        stats = coco.coco_eval(args.annotations, args.results)
+        spec = get_spec(args.spec or "coco17")
+        stats = coco.coco_eval(args.annotations, args.results, coco.require_sigmas(spec))
       else:
         if not (args.checkpoint and args.eval_dir):
           p.error("give --checkpoint and --eval_dir, or --results and --annotations")
-        predict, data, spec = _model_and_data(args, "coco17")
+        predict, data, spec = _model_and_data(args, args.spec)
         evaluator = coco.COCOEvaluator(args.annotations or _annotation_file(args.eval_dir), data, spec,
                                        bool(args.flip_test), args.results_out)
         stats = evaluator(predict)
@@ -93,8 +107,8 @@ def main(argv=None) -> int:
         predict, data, spec = _model_and_data(args, "mpii16")
         result = MPIIEvaluator(args.gt, data, spec, args.flip_test is not False)(predict)
       print(mpii.format_table(result))
-  except (FileNotFoundError, ValueError) as e:
-    print(f"error: {e}", file=sys.stderr)
+  except (FileNotFoundError, ValueError, KeyError) as e:
+    print(f"error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
     return 2
   return 0
 

@@ -5,7 +5,9 @@
   saved_model_cli show --dir exports/pose/1 --all
 
 Signatures: ``serving_default`` (images: JPEG/PNG bytes [N], boxes: [N, 4] x, y, w, h -> keypoints [N, K, 2] in
-image pixels, scores [N, K]) and ``heatmaps`` (crops: normalized [N, H, W, 3] -> heatmaps). See README.md.
+image pixels, scores [N, K]) and ``heatmaps`` (crops: normalized [N, H, W, 3] -> heatmaps). See README.md. The
+network's keypoint spec goes with it (``assets.extra/keypoint_spec.json``); --spec gives one to a network saved
+without it.
 """
 
 from __future__ import annotations
@@ -24,18 +26,33 @@ def main(argv=None) -> int:
   p.add_argument("output", help="SavedModel directory (TF Serving: <model_base_path>/<version>)")
   p.add_argument("--max_pixels", type=int, default=40_000_000,
                  help="largest accepted image, width x height (larger ones are refused before decoding)")
+  p.add_argument("--spec", help="keypoint spec for a network saved without one (default: the network's)")
+  p.add_argument("--gin_file", action="append", default=[], help="gin file(s) defining a custom --spec")
   args = p.parse_args(argv)
   import keras
 
   import semipose_tf.models  # noqa: F401
+  from semipose_tf import configurable
   from semipose_tf.export import export_saved_model
+  from semipose_tf.keypoints import check_same, get_spec
 
-  if not os.path.exists(args.checkpoint):
-    print(f"error: checkpoint not found: {args.checkpoint}", file=sys.stderr)
+  try:
+    if not os.path.exists(args.checkpoint):
+      raise FileNotFoundError(f"checkpoint not found: {args.checkpoint}")
+    configurable.parse_gin(args.gin_file)
+    net = keras.models.load_model(args.checkpoint)
+    if args.spec:
+      spec = get_spec(args.spec)
+      if getattr(net, "keypoint_spec", None) is not None:
+        check_same(spec, net.keypoint_spec, f"--spec {args.spec}", args.checkpoint, "--spec")
+      net.keypoint_spec = spec
+  except (FileNotFoundError, ValueError, KeyError) as e:
+    print(f"error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
     return 2
-  net = keras.models.load_model(args.checkpoint)
   export_saved_model(net, args.output, args.max_pixels)
-  print(f"SavedModel written to {args.output} (signatures: serving_default, heatmaps)")
+  spec = getattr(net, "keypoint_spec", None)
+  print(f"SavedModel written to {args.output} (signatures: serving_default, heatmaps; keypoint spec: "
+        f"{spec.name if spec else 'none, pass --spec to record one'})")
   return 0
 
 

@@ -34,7 +34,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from semipose_tf import configurable  # noqa: E402
+from semipose_tf import configurable, keypoints  # noqa: E402
 from semipose_tf.data import convert, sources  # noqa: E402
 
 DEFAULT_SPEC = {"coco": "coco17", "aic": "aic14", "mpii": "mpii16", "detections": "coco17"}
@@ -70,7 +70,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
   args = parse_args(argv)
   configurable.parse_gin(args.gin_file, args.gin_param)
-  spec = configurable.resolve_spec(args.spec or DEFAULT_SPEC[args.source])
+  spec = keypoints.get_spec(args.spec or DEFAULT_SPEC[args.source])
   sets = [s.strip() for s in (args.sets or DEFAULT_SETS[args.source]).split(",") if s.strip()]
   num_labeled = None if args.num_labeled == "all" else int(args.num_labeled)
   try:

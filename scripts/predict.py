@@ -6,7 +6,9 @@
   python scripts/predict.py --model best.keras --image 000000000785.jpg --detections dets.json --image_id 785
 
 Boxes (x, y, w, h): from --boxes, from a detection json (COCO results format; --image_id and --score_threshold
-select them), or the whole image as one box. Writes <out>.json and <out>.png.
+select them), or the whole image as one box. Writes <out>.json and <out>.png. The keypoint names and skeleton come
+from the model (a network trained by this project carries its spec, and its SavedModel too); --spec names one for
+a model that carries none (a gin-defined spec needs --gin_file). Small images are drawn enlarged (--min_size).
 """
 
 from __future__ import annotations
@@ -29,14 +31,17 @@ def main(argv=None) -> int:
   p.add_argument("--detections", help="detection json (COCO results format)")
   p.add_argument("--image_id", type=int, help="image id of --image in --detections")
   p.add_argument("--score_threshold", type=float, default=0.5, help="minimum detection score")
-  p.add_argument("--spec", default="coco17", help="keypoint spec for drawing")
+  p.add_argument("--spec", help="keypoint spec, for a model that carries none (default: the model's)")
+  p.add_argument("--gin_file", action="append", default=[], help="gin file(s) defining a custom --spec")
   p.add_argument("--threshold", type=float, default=0.2, help="joints scoring below are not drawn")
+  p.add_argument("--min_size", type=int, default=512,
+                 help="the picture's longer side is at least this many pixels (small images are enlarged)")
   args = p.parse_args(argv)
   import numpy as np
   import tensorflow as tf
 
-  from semipose_tf import export, visualize
-  from semipose_tf.keypoints import get_spec
+  from semipose_tf import configurable, export, visualize
+  from semipose_tf.keypoints import check_same, get_spec
 
   try:
     data = open(args.image, "rb").read()
@@ -54,23 +59,40 @@ def main(argv=None) -> int:
     else:
       boxes = [[0.0, 0.0, float(image.shape[1]), float(image.shape[0])]]
     export.check_boxes(boxes)
-    infer = export.load_inference(args.model)
+    configurable.parse_gin(args.gin_file)
+    infer, spec = export.load_inference(args.model)
+    if args.spec:
+      if spec is not None:
+        check_same(get_spec(args.spec), spec, f"--spec {args.spec}", args.model, "--spec")
+      spec = spec or get_spec(args.spec)
+    if spec is None:
+      raise ValueError(f"{args.model} carries no keypoint spec (saved before specs travelled with networks): "
+                       "pass --spec NAME")
     out = infer(tf.constant([data] * len(boxes)), tf.constant(boxes, tf.float32))
-  except (OSError, ValueError, tf.errors.InvalidArgumentError) as e:
-    print(f"error: {e}", file=sys.stderr)
+    kps, scores = out["keypoints"].numpy(), out["scores"].numpy()
+    if kps.shape[1] != spec.num_keypoints:  # Checked before anything is written.
+      raise ValueError(f"{args.model} predicts {kps.shape[1]} keypoints but spec {spec.name!r} has "
+                       f"{spec.num_keypoints}: pass the spec the model was trained with")
+  except (OSError, ValueError, KeyError, tf.errors.InvalidArgumentError) as e:
+    print(f"error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
     return 2
-  spec = get_spec(args.spec)
-  kps, scores = out["keypoints"].numpy(), out["scores"].numpy()
   base = args.out or os.path.splitext(os.path.basename(args.image))[0]
   os.makedirs(os.path.dirname(os.path.abspath(base)), exist_ok=True)
   people = [{"box": b, "keypoints": k.round(2).tolist(), "scores": s.round(4).tolist()}
             for b, k, s in zip(boxes, kps, scores)]
   with open(base + ".json", "w") as f:
-    json.dump({"image": args.image, "keypoint_names": list(spec.names), "people": people}, f, indent=1)
+    json.dump({"image": args.image, "keypoint_spec": spec.name, "keypoint_names": list(spec.names),
+               "people": people}, f, indent=1)
+  # Enlarged so that a small image's skeleton is readable; keypoints follow (pixel centres stay centres).
+  factor = max(1.0, args.min_size / max(image.shape[:2]))
   drawn = image
-  radius = max(2, int(round(max(image.shape[:2]) / 200)))
+  if factor > 1.0:
+    size = [int(round(image.shape[0] * factor)), int(round(image.shape[1] * factor))]
+    drawn = tf.cast(tf.round(tf.image.resize(image, size)), tf.uint8).numpy()
+  radius = max(2, int(round(max(drawn.shape[:2]) / 200)))
   for k, s in zip(kps, scores):
-    drawn = visualize.draw_keypoints(drawn, k, spec, np.clip(s, 0, 1), threshold=args.threshold, radius=radius)
+    drawn = visualize.draw_keypoints(drawn, (k + 0.5) * factor - 0.5, spec, np.clip(s, 0, 1),
+                                     threshold=args.threshold, radius=radius)
   tf.io.write_file(base + ".png", tf.io.encode_png(drawn))
   print(f"{len(people)} person(s): {base}.json, {base}.png")
   return 0

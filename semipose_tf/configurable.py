@@ -18,7 +18,38 @@ from semipose_tf.train import experiment, teacher_student
 
 GIN_CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin_configs")
 
-custom_spec = gin.external_configurable(keypoints.custom_spec, "custom_spec")
+
+def _bound(binding: str):
+  try:
+    return gin.query_parameter(binding)
+  except ValueError:  # Not bound (gin raises ValueError for an unbound parameter or configurable).
+    return None
+
+
+@gin.configurable("custom_spec")
+def custom_spec(name: str | None = None, names: Sequence[str] | None = None, flip_pairs=(), skeleton=(),
+                sigmas=None, colors=()) -> keypoints.KeypointSpec:
+  """:func:`semipose_tf.keypoints.custom_spec` for gin.
+
+  Scoped (``mine/custom_spec.names = [...]``, referenced as ``@mine/custom_spec()`` or by the name ``"mine"``), the
+  spec is named after its scope and takes only that scope's bindings' keypoints; unscoped it needs
+  ``custom_spec.name``.
+  """
+  scope = gin.current_scope()
+  if scope:
+    # Gin lets a scoped call inherit unscoped bindings; a spec defined in a scope is that scope's alone.
+    path = "/".join(scope)
+    name = _bound(f"{path}/custom_spec.name") or scope[-1]
+    if _bound(f"{path}/custom_spec.names") is None:
+      names = None
+  if name is None:
+    raise ValueError("custom_spec needs a name: scope its bindings (mine/custom_spec.names = [...]) or bind "
+                     "custom_spec.name")
+  if names is None:
+    raise ValueError(f"keypoint spec {name!r}: bind {name}/custom_spec.names = [...] (one name per keypoint)")
+  return keypoints.custom_spec(name, names, flip_pairs, skeleton, sigmas, colors)
+
+
 build_pose_model = gin.external_configurable(factory.build_pose_model, "build_pose_model")
 SemiSupervisedPose = gin.external_configurable(teacher_student.SemiSupervisedPose, "SemiSupervisedPose")
 train = gin.external_configurable(experiment.train, "train")
@@ -49,18 +80,20 @@ def parse_gin(files: Sequence[str] = (), params: Sequence[str] = ()) -> None:
   gin.parse_config_files_and_bindings([find_gin_file(f) for f in files], list(params))
 
 
-def resolve_spec(name: str) -> keypoints.KeypointSpec:
-  """A built-in or registered spec by name, else the one gin defines with ``custom_spec`` for that name.
+def spec_from_gin(name: str) -> keypoints.KeypointSpec | None:
+  """The spec gin defines for ``name`` with ``custom_spec``, or None.
 
-  In gin, either unscoped (``custom_spec.name = "mine"``, ``custom_spec.names = [...]``) or scoped by the name
-  (``mine/custom_spec.names = [...]``).
+  Either scoped by the name (``mine/custom_spec.names = [...]``) or unscoped with ``custom_spec.name = "mine"``.
+  Registered as a resolver of :func:`semipose_tf.keypoints.get_spec`, so that every ``spec`` argument (``train.spec``,
+  the evaluation callbacks, the scripts' ``--spec``) finds gin-defined specs by name.
   """
-  try:
-    return keypoints.get_spec(name)
-  except KeyError as unknown:
-    try:
-      with gin.config_scope(name):
-        spec = custom_spec(name=name)
-    except TypeError as e:  # custom_spec() missing `names`: gin defines no such spec.
-      raise KeyError(f"{unknown.args[0]}; gin defines no custom_spec for {name!r} ({e})") from None
-    return spec
+  if _bound(f"{name}/custom_spec.names") is not None:
+    with gin.config_scope(name):
+      return custom_spec(name=name)
+  if _bound("custom_spec.name") == name and _bound("custom_spec.names") is not None:
+    return custom_spec()
+  return None
+
+
+keypoints.add_resolver(spec_from_gin)
+

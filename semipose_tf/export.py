@@ -9,20 +9,27 @@ Signatures of the exported SavedModel:
   and images with more pixels than ``max_pixels`` (checked from the header, before decoding: a decompression bomb
   never reaches the decoder), fail with an InvalidArgumentError that says which.
 * ``heatmaps``: ``crops`` [N, H, W, 3] float32 (normalized crops) -> ``heatmaps`` [N, H/4, W/4, K] float32.
+
+The network's keypoint spec (names, flip pairs, skeleton, sigmas) is written beside the graph as
+``assets.extra/keypoint_spec.json`` (the folder SavedModel reserves for such files; TF Serving ignores it), so a
+client or :func:`load_inference` knows what the K outputs are.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from typing import Sequence
+from typing import Callable, Sequence
 
 import keras
 import tensorflow as tf
 
 from semipose_tf import codec
 from semipose_tf.data import ops
+from semipose_tf.keypoints import KeypointSpec, get_spec
 
 DEFAULT_MAX_PIXELS = 40_000_000
+SPEC_FILE = os.path.join("assets.extra", "keypoint_spec.json")
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -100,7 +107,8 @@ class PoseInference(tf.Module):
 
 
 def export_saved_model(net: keras.Model, path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
-  """Writes a SavedModel with the ``serving_default`` and ``heatmaps`` signatures (see the module docstring).
+  """Writes a SavedModel with the ``serving_default`` and ``heatmaps`` signatures (see the module docstring) and,
+  when the network carries one, its keypoint spec as ``assets.extra/keypoint_spec.json``.
 
   TF Serving expects ``<model_base_path>/<version>/``: pass e.g. ``exports/pose/1``.
   """
@@ -114,21 +122,37 @@ def export_saved_model(net: keras.Model, path: str, max_pixels: int = DEFAULT_MA
                        input_signature=[tf.TensorSpec([None, h, w, 3], tf.float32, name="crops")])
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   archive.write_out(path, verbose=False)
+  spec = getattr(net, "keypoint_spec", None)
+  if spec is not None:
+    os.makedirs(os.path.join(path, "assets.extra"), exist_ok=True)
+    with open(os.path.join(path, SPEC_FILE), "w") as f:
+      json.dump(spec.to_json(), f, indent=1)
   return path
 
 
-def load_inference(path: str):
-  """A ``keypoints(images, boxes)`` function from a SavedModel directory or a ``.keras`` checkpoint."""
+KeypointsFn = Callable[[tf.Tensor, tf.Tensor], dict]
+
+
+def load_inference(path: str) -> tuple[KeypointsFn, KeypointSpec | None]:
+  """``(keypoints(images, boxes), keypoint spec or None)`` from a SavedModel directory or a ``.keras`` network."""
   if os.path.isdir(path):
     loaded = tf.saved_model.load(path)
     serve = loaded.signatures["serving_default"]
-    return lambda images, boxes: serve(images=tf.convert_to_tensor(images), boxes=tf.convert_to_tensor(boxes,
-                                                                                                     tf.float32))
+    spec = None
+    if os.path.exists(os.path.join(path, SPEC_FILE)):
+      with open(os.path.join(path, SPEC_FILE)) as f:
+        spec = get_spec(json.load(f))
+
+    def keypoints(images, boxes):
+      return serve(images=tf.convert_to_tensor(images), boxes=tf.convert_to_tensor(boxes, tf.float32))
+
+    return keypoints, spec
   import semipose_tf.models  # noqa: F401  (registers the model classes)
 
   if not os.path.exists(path):
     raise FileNotFoundError(f"model not found: {path}")
-  return PoseInference(keras.models.load_model(path)).keypoints
+  net = keras.models.load_model(path)
+  return PoseInference(net).keypoints, getattr(net, "keypoint_spec", None)
 
 
 def check_boxes(boxes: Sequence[Sequence[float]]) -> None:

@@ -1,14 +1,21 @@
 """Keypoint specifications: names, left/right flip pairs, skeleton edges, OKS sigmas.
 
 Built-in specs: ``coco17`` (COCO person keypoints), ``mpii16`` (MPII, in the order of the HRNet/SimpleBaseline
-json and ``gt_valid.mat``) and ``aic14`` (AI Challenger). A custom spec is a :class:`KeypointSpec` built in Python
-or in gin (see ``semipose_tf.configurable``) and registered with :func:`register_spec`.
+json and ``gt_valid.mat``), ``aic14`` (AI Challenger) and ``lsp14`` (Leeds Sports Pose / LSP Extended). A custom
+spec is a :class:`KeypointSpec` built in Python and registered with :func:`register_spec`, or defined in gin with
+``custom_spec`` (``semipose_tf.configurable`` registers a resolver, so :func:`get_spec` finds gin-defined specs by
+name everywhere: ``train.spec``, the evaluation callbacks, every script).
+
+Flip pairs are ``(left, right)``: the first index of a pair is the person's LEFT joint (their left, which is on the
+right of the picture for a person facing the camera). A horizontal flip swaps the two channels of every pair; when
+drawing, limbs touching a left joint are orange, a right joint blue, the rest green. Swapping the order inside a
+pair changes nothing in training or evaluation, only those colours.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -20,7 +27,8 @@ class KeypointSpec:
   Attributes:
     name: Registry name, e.g. ``"coco17"``.
     names: One name per keypoint, in channel order (K entries).
-    flip_pairs: ``(left, right)`` index pairs swapped by a horizontal flip.
+    flip_pairs: ``(left, right)`` index pairs swapped by a horizontal flip (the person's left joint first; it
+      decides only the drawing colours).
     skeleton: ``(a, b)`` index pairs (0-based) drawn as limbs.
     sigmas: Per-keypoint OKS sigmas (K floats) or None when the dataset defines none.
     colors: Per-limb RGB colours for drawing (len(skeleton) triples); a default palette when empty.
@@ -93,7 +101,9 @@ class KeypointSpec:
 
   @classmethod
   def from_json(cls, d: dict) -> "KeypointSpec":
-    return cls(**d)
+    """The spec of :meth:`to_json`'s dict (as manifests and saved networks store it); unknown keys are ignored."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in d.items() if k in fields})
 
 
 COCO17 = KeypointSpec(
@@ -131,8 +141,23 @@ AIC14 = KeypointSpec(
             0.01981803, 0.03843971, 0.03412318, 0.02415081, 0.01291456, 0.01236173),
 )
 
-_REGISTRY: dict[str, KeypointSpec] = {s.name: s for s in (COCO17, MPII16, AIC14)}
-_ALIASES = {"coco": "coco17", "mpii": "mpii16", "aic": "aic14"}
+LSP14 = KeypointSpec(
+    name="lsp14",
+    # The order of LSP's and LSPET's joints.mat (Johnson & Everingham, BMVC 2010 / CVPR 2011).
+    names=("right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle", "right_wrist",
+           "right_elbow", "right_shoulder", "left_shoulder", "left_elbow", "left_wrist", "neck", "head_top"),
+    flip_pairs=((3, 2), (4, 1), (5, 0), (9, 8), (10, 7), (11, 6)),
+    skeleton=((0, 1), (1, 2), (5, 4), (4, 3), (2, 3), (6, 7), (7, 8), (11, 10), (10, 9), (8, 12), (9, 12),
+              (12, 13), (8, 2), (9, 3)),
+    # LSP defines no OKS sigmas (its metric is PCK): COCO's for the same joints, COCO's shoulder for the neck and
+    # its eye / nose scale for the head top. They serve COCO-style AP only; PCK needs none.
+    sigmas=(0.089, 0.087, 0.107, 0.107, 0.087, 0.089, 0.062, 0.072, 0.079, 0.079, 0.072, 0.062, 0.079, 0.026),
+)
+
+_REGISTRY: dict[str, KeypointSpec] = {s.name: s for s in (COCO17, MPII16, AIC14, LSP14)}
+_ALIASES = {"coco": "coco17", "mpii": "mpii16", "aic": "aic14", "lsp": "lsp14", "lspet": "lsp14"}
+# Functions name -> KeypointSpec | None consulted for names the registry does not hold (gin's custom_spec).
+_RESOLVERS: list[Callable[[str], "KeypointSpec | None"]] = []
 
 
 def register_spec(spec: KeypointSpec, overwrite: bool = False) -> KeypointSpec:
@@ -143,20 +168,59 @@ def register_spec(spec: KeypointSpec, overwrite: bool = False) -> KeypointSpec:
   return spec
 
 
-def get_spec(spec: str | KeypointSpec) -> KeypointSpec:
-  """Returns a spec by name (``coco17``/``coco``, ``mpii16``/``mpii``, ``aic14``/``aic``, or a registered one)."""
+def add_resolver(resolver: Callable[[str], "KeypointSpec | None"]) -> None:
+  """Makes :func:`get_spec` ask ``resolver(name)`` for names the registry does not hold (None: not known)."""
+  if resolver not in _RESOLVERS:
+    _RESOLVERS.append(resolver)
+
+
+def get_spec(spec: str | KeypointSpec | dict) -> KeypointSpec:
+  """A spec by name (``coco17``/``coco``, ``mpii16``/``mpii``, ``aic14``/``aic``, ``lsp14``/``lsp``, one registered
+  in Python, or one defined in gin with ``custom_spec`` once gin is parsed), or from its JSON form (a dict, as
+  manifests and saved networks store it)."""
   if isinstance(spec, KeypointSpec):
     return spec
+  if isinstance(spec, dict):
+    return KeypointSpec.from_json(spec)
   name = _ALIASES.get(spec, spec)
-  if name not in _REGISTRY:
-    raise KeyError(f"unknown keypoint spec {spec!r}; known: {sorted(_REGISTRY)} "
-                   "(define a custom one with semipose_tf.keypoints.KeypointSpec or in gin)")
-  return _REGISTRY[name]
+  if name in _REGISTRY:
+    return _REGISTRY[name]
+  for resolver in _RESOLVERS:
+    found = resolver(name)
+    if found is not None:
+      return found
+  raise KeyError(f"unknown keypoint spec {spec!r}; known: {sorted(_REGISTRY)} (define a custom one in gin: "
+                 f"{name}/custom_spec.names = [...], {name}/custom_spec.flip_pairs = [...]; or in Python with "
+                 "semipose_tf.keypoints.register_spec)")
+
+
+def describe(spec: KeypointSpec) -> str:
+  """``name (K keypoints)``, for error messages."""
+  return f"{spec.name!r} ({spec.num_keypoints} keypoints)"
+
+
+def check_same(data_spec: KeypointSpec, model_spec: KeypointSpec, data_where: str, model_where: str,
+               binding: str = "train.spec") -> None:
+  """Raises ValueError naming both when a data set's spec and a network's disagree (names or count)."""
+  if data_spec.names != model_spec.names:
+    raise ValueError(f"keypoint spec mismatch: {data_where} holds {describe(data_spec)}, {model_where} predicts "
+                     f"{describe(model_spec)}; convert the data with that spec or change {binding}")
 
 
 def custom_spec(name: str, names: Sequence[str], flip_pairs: Sequence[Sequence[int]] = (),
-                skeleton: Sequence[Sequence[int]] = (), sigmas: Sequence[float] | None = None) -> KeypointSpec:
-  """Builds and registers a custom spec; the gin-facing constructor (``custom_spec.names = [...]``)."""
+                skeleton: Sequence[Sequence[int]] = (), sigmas: Sequence[float] | None = None,
+                colors: Sequence[Sequence[int]] = ()) -> KeypointSpec:
+  """Builds and registers a custom spec; the gin-facing constructor (``mine/custom_spec.names = [...]``).
+
+  Args:
+    name: Registry name.
+    names: K keypoint names, in channel order.
+    flip_pairs: ``(left, right)`` index pairs (the person's left joint first).
+    skeleton: ``(a, b)`` index pairs drawn as limbs.
+    sigmas: K OKS sigmas; COCO-style AP needs them (PCK does not).
+    colors: Optional RGB colour per limb.
+  """
   return register_spec(KeypointSpec(name=name, names=tuple(names), flip_pairs=tuple(map(tuple, flip_pairs)),
                                     skeleton=tuple(map(tuple, skeleton)),
-                                    sigmas=None if sigmas is None else tuple(sigmas)), overwrite=True)
+                                    sigmas=None if sigmas is None else tuple(sigmas),
+                                    colors=tuple(map(tuple, colors))), overwrite=True)

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import shared_path
-from semipose_tf import codec
+from semipose_tf import codec, keypoints
 from semipose_tf.augment.affine import NONE
 from semipose_tf.data import convert, pipeline, sources
 from semipose_tf.evaluation import coco, mpii
@@ -188,12 +188,12 @@ def test_evaluation_at_start_only_before_the_first_step():
   model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, kernel_initializer="ones")])
   model.compile(optimizer="sgd", loss="mse")
   model.optimizer.build(model.trainable_variables)
-  cb = EvaluationCallback(lambda: evaluator, at_start=True)
+  cb = EvaluationCallback(lambda spec: evaluator, at_start=True)
   cb.set_model(model)
   cb.on_train_begin()
   assert cb.initial == {"AP": 0.25} and calls == [4.0]  # The untrained network, evaluated once.
   model.optimizer.iterations.assign(7)  # A resumed run: its network is not the untrained one; no "before" line.
-  cb2 = EvaluationCallback(lambda: evaluator, at_start=True)
+  cb2 = EvaluationCallback(lambda spec: evaluator, at_start=True)
   cb2.set_model(model)
   cb2.on_train_begin()
   assert cb2.initial == {} and len(calls) == 1
@@ -262,3 +262,80 @@ def test_mpii_evaluator_runs_a_model_over_an_eval_set(tmp_path):
   result = MPIIEvaluator(gt_file, data, MPII16, flip_test=True)(lambda x: net(x, training=False))
   assert set(result) >= {"Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Mean"}
   assert 0.0 <= result["Mean"] < 5.0  # 5 of 2958 people predicted at most.
+
+
+def _subset_annotations(ann_file, keep, out):
+  """The COCO json with only the keypoints ``keep`` (a 14-joint layout made from real COCO labels)."""
+  d = json.load(open(ann_file))
+  for a in d["annotations"]:
+    k = np.asarray(a["keypoints"]).reshape(17, 3)[keep]
+    a["keypoints"] = [float(v) for v in k.ravel()]
+    a["num_keypoints"] = int((k[:, 2] > 0).sum())
+  json.dump(d, open(out, "w"))
+  return out
+
+
+def test_fourteen_joint_ap_with_the_specs_own_sigmas_matches_pycocotools(tmp_path):
+  """COCO AP of another layout uses that layout's sigmas: equal to pycocotools run directly with them."""
+  from pycocotools.coco import COCO
+  from pycocotools.cocoeval import COCOeval
+
+  keep = [0] + list(range(5, 17)) + [3]  # 14 joints: nose, the 12 limb joints, the left ear.
+  ann = _subset_annotations(shared_path("coco_mini", "annotations", "person_keypoints_val2017.json"), keep,
+                            str(tmp_path / "ann14.json"))
+  sigmas = np.linspace(0.03, 0.11, 14)
+  rng = np.random.default_rng(1)
+  results = []
+  for a in json.load(open(ann))["annotations"]:
+    if a["iscrowd"] or a["num_keypoints"] == 0:
+      continue
+    k = np.asarray(a["keypoints"], np.float64).reshape(14, 3)
+    k[:, :2] += rng.normal(0, 4.0, (14, 2))
+    k[:, 2] = 1.0
+    results.append({"image_id": a["image_id"], "category_id": 1, "keypoints": k.ravel().tolist(), "score": 1.0})
+  path = str(tmp_path / "res14.json")
+  json.dump(results, open(path, "w"))
+  ours = coco.coco_eval(ann, path, sigmas)
+  gt = COCO(ann)
+  ev = COCOeval(gt, gt.loadRes(path), iouType="keypoints")
+  ev.params.kpt_oks_sigmas = sigmas
+  ev.evaluate()
+  ev.accumulate()
+  ev.summarize()
+  np.testing.assert_allclose([ours[n] for n in coco.STAT_NAMES], ev.stats, atol=1e-12)
+  assert 0.2 < ours["AP"] < 0.99
+  with pytest.raises(ValueError, match="14 keypoints per person but 17 OKS sigmas"):
+    coco.coco_eval(ann, path, COCO17.sigmas)
+  with pytest.raises(ValueError, match="has no OKS sigmas"):
+    coco.require_sigmas(keypoints.KeypointSpec(name="nosig", names=("a", "b")))
+
+
+@pytest.mark.parametrize("change,match", [
+    (lambda r: r[3].update(keypoints=[float("nan")] * 51), r"entry 3 \(image_id \d+\): non-finite"),
+    (lambda r: r[1].update(score=float("nan")), r"entry 1 \(image_id \d+\): non-finite"),
+    (lambda r: r[0].update(keypoints=r[0]["keypoints"][:50]), r"entry 0 .*50 keypoint values, expected 51"),
+    (lambda r: r[2].update(keypoints=r[2]["keypoints"] + [1.0, 2.0, 3.0]), "54 keypoint values, expected 51"),
+    (lambda r: r[4].update(image_id=123456789), r"entry 4 \(image_id 123456789\): image_id is not in"),
+    (lambda r: r.clear(), "no predictions to evaluate"),
+])
+def test_bad_results_are_refused_with_the_entry_named(tmp_path, change, match):
+  ann = shared_path("coco_mini", "annotations", "person_keypoints_val2017.json")
+  results = coco.rescore_and_nms(_gt_persons(ann), COCO17.sigmas)
+  change(results)
+  path = str(tmp_path / "bad.json")
+  json.dump(results, open(path, "w"))
+  with pytest.raises(ValueError, match=match) as e:
+    coco.coco_eval(ann, path)
+  assert path in str(e.value)
+
+
+def test_mpii_predictions_in_any_unambiguous_axis_order(tmp_path):
+  rng = np.random.default_rng(0)
+  preds = rng.uniform(0, 500, (2958, 16, 2))
+  for order in ([0, 1, 2], [1, 2, 0], [2, 1, 0], [0, 2, 1], [2, 0, 1]):  # [2, 16, 2958] is tompson.h5's.
+    stored = np.transpose(preds, order)
+    np.save(tmp_path / "p.npy", stored)
+    np.testing.assert_array_equal(mpii.load_predictions(str(tmp_path / "p.npy")), preds)
+  np.save(tmp_path / "amb.npy", rng.uniform(0, 1, (16, 16, 2)))  # 16 people: which axis is which?
+  with pytest.raises(ValueError, match="cannot tell the axes"):
+    mpii.load_predictions(str(tmp_path / "amb.npy"))

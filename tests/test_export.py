@@ -22,6 +22,7 @@ def exported(tmp_path_factory):
 
   keras.utils.set_random_seed(0)
   net = build_pose_model("resnet18", (128, 96), 17)
+  net.keypoint_spec = COCO17  # What train() attaches: the spec travels into the SavedModel.
   final = net.get_layer("final").get_layer("final_conv")  # Non-trivial heatmaps from an untrained head.
   final.kernel.assign(np.random.default_rng(0).normal(0, 0.05, final.kernel.shape).astype(np.float32))
   final.bias.assign(np.full(final.bias.shape, 0.6, np.float32))  # Scores well above 0, so the drawing shows.
@@ -125,3 +126,22 @@ def test_predict_script_writes_json_and_a_drawn_png(exported, tmp_path):
   r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "predict.py"), "--model", ckpt, "--image",
                       image, "--boxes", "1,2,0,5"], capture_output=True, text=True)
   assert r.returncode == 2 and "w, h > 0" in r.stderr
+  # A wrong --spec is refused before anything is written, naming both sides.
+  out = str(tmp_path / "wrong")
+  r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "predict.py"), "--model", path, "--image",
+                      image, "--spec", "aic14", "--out", out], capture_output=True, text=True)
+  assert r.returncode == 2 and "'aic14' (14 keypoints)" in r.stderr and "'coco17' (17 keypoints)" in r.stderr
+  assert not os.path.exists(out + ".json") and not os.path.exists(out + ".png")
+
+
+def test_the_spec_travels_into_the_saved_model(exported, tmp_path):
+  net, path = exported
+  keypoints_fn, spec = export.load_inference(path)
+  assert spec == COCO17
+  ckpt = str(tmp_path / "net.keras")
+  net.save(ckpt)
+  assert export.load_inference(ckpt)[1] == COCO17
+  bare = build_pose_model("resnet18", (64, 64), 17, width=16, deconv_filters=(16,))
+  bare_path = str(tmp_path / "bare" / "1")
+  export.export_saved_model(bare, bare_path)
+  assert export.load_inference(bare_path)[1] is None  # Nothing invented for a network without a spec.

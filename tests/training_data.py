@@ -1,4 +1,4 @@
-"""Tiny TFRecord sets in the layout the gin experiments expect, for trainer tests (any K, no real data)."""
+"""Tiny TFRecord sets in the layout the gin experiments expect, for trainer tests (no real data)."""
 
 import os
 
@@ -6,6 +6,9 @@ import numpy as np
 import tensorflow as tf
 
 from semipose_tf.data import convert, records
+from semipose_tf.keypoints import AIC14, COCO17, MPII16
+
+SPECS = {17: COCO17, 16: MPII16, 14: AIC14}
 
 
 def write_set(directory: str, set_name: str, k: int, num_images: int = 6, seed: int = 0) -> None:
@@ -25,7 +28,7 @@ def write_set(directory: str, set_name: str, k: int, num_images: int = 6, seed: 
       instances.append(records.Instance(i * 10 + j, np.array([5, 5, 60, 80], np.float32), kps, 1.0, 4800.0))
     entries.append(records.ImageEntry(i, path, w, h, instances))
   convert.write_set(entries, directory, set_name, verbose=False,
-                    manifest_extra={"keypoint_spec": {"name": f"k{k}", "names": [f"j{n}" for n in range(k)]}})
+                    manifest_extra={"keypoint_spec": SPECS[k].to_json()})
 
 
 def make_layout(root: str) -> str:

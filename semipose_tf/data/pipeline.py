@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from semipose_tf.augment.affine import WEAK, AffineAugment
 from semipose_tf.data import ops, records
-from semipose_tf.keypoints import KeypointSpec
+from semipose_tf.keypoints import KeypointSpec, get_spec
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -57,14 +57,24 @@ class PipelineConfig:
     return self.input_size[1] / self.input_size[0]
 
 
+def set_spec(data_dir: str) -> KeypointSpec:
+  """The keypoint spec a TFRecord set was converted with (its manifest stores it)."""
+  return get_spec(records.read_manifest(data_dir)["keypoint_spec"])
+
+
 def open_set(data_dir: str, spec: KeypointSpec | None = None) -> tuple[list[str], int, dict]:
-  """Shard paths, K and manifest of a set; checks the spec against the manifest's when given."""
+  """Shard paths, K and manifest of a set; with ``spec``, checks that the set holds that spec's keypoints.
+
+  Raises:
+    ValueError: the set's keypoints (count or names) differ from ``spec``'s; the message names both.
+  """
   manifest = records.read_manifest(data_dir)
-  k = len(manifest["keypoint_spec"]["names"])
-  if spec is not None and spec.num_keypoints != k:
-    raise ValueError(f"{data_dir} holds {k} keypoints per person ({manifest['keypoint_spec']['name']}), "
-                     f"the configured spec {spec.name!r} has {spec.num_keypoints}")
-  return records.shard_paths(data_dir, manifest), k, manifest
+  stored = get_spec(manifest["keypoint_spec"])
+  if spec is not None and stored.names != spec.names:
+    raise ValueError(f"{data_dir} holds keypoint spec {stored.name!r} ({stored.num_keypoints} keypoints), the "
+                     f"configured spec is {spec.name!r} ({spec.num_keypoints} keypoints): set train.spec (or the "
+                     f"evaluation's spec) to {stored.name!r}, or convert the data with --spec {spec.name}")
+  return records.shard_paths(data_dir, manifest), stored.num_keypoints, manifest
 
 
 def instances(data_dir: str, *, shuffle: bool, seed: int, repeat: bool, config: PipelineConfig,

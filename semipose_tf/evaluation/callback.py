@@ -12,7 +12,7 @@ import tensorflow as tf
 from semipose_tf.data import pipeline, records
 from semipose_tf.evaluation import mpii
 from semipose_tf.evaluation.coco import STAT_NAMES, COCOEvaluator, predict_persons
-from semipose_tf.keypoints import KeypointSpec, get_spec
+from semipose_tf.keypoints import KeypointSpec, check_same, get_spec
 
 
 class EvaluationCallback(keras.callbacks.Callback):
@@ -20,16 +20,18 @@ class EvaluationCallback(keras.callbacks.Callback):
   so History, TensorBoard and best-checkpointing (``train.checkpoint_monitor = "val_AP"``) see them.
 
   Args:
-    make_evaluator: Returns the evaluator (a function from a predict function, normalized crops -> heatmaps, to
-      {metric: value}); called when training begins, so a missing evaluation set is reported after the
-      training data checks.
+    make_evaluator: ``make_evaluator(model_spec)`` returns the evaluator (a function from a predict function,
+      normalized crops -> heatmaps, to {metric: value}); ``model_spec`` is the keypoint spec the trained network
+      carries (None if it carries none). Called when training begins, so a missing evaluation set is reported
+      after the training data checks.
     every: Evaluate every that many epochs.
     prefix: Prefix of the logged names.
     at_start: Also evaluate (and print) the network before its first step, the reference point that training
       should beat; a resumed run skips it. Stored in ``initial``.
   """
 
-  def __init__(self, make_evaluator: Callable[[], Callable[[Callable], dict[str, float]]], every: int = 1,
+  def __init__(self, make_evaluator: Callable[[KeypointSpec | None], Callable[[Callable], dict[str, float]]],
+               every: int = 1,
                prefix: str = "val_", at_start: bool = False):
     super().__init__()
     self.make_evaluator, self.every, self.prefix = make_evaluator, max(1, int(every)), prefix
@@ -38,25 +40,31 @@ class EvaluationCallback(keras.callbacks.Callback):
     self.last: dict[str, float] = {}
     self.initial: dict[str, float] = {}
 
-  def on_train_begin(self, logs=None):
+  @property
+  def net(self) -> keras.Model:
+    return getattr(self.model, "net", self.model)
+
+  def _make(self):
     if self.evaluator is None:
-      self.evaluator = self.make_evaluator()
+      self.evaluator = self.make_evaluator(getattr(self.net, "keypoint_spec", None))
+    return self.evaluator
+
+  def on_train_begin(self, logs=None):
+    self._make()
     optimizer = getattr(self.model, "optimizer", None)
     if self.at_start and optimizer is not None and int(optimizer.iterations) == 0:
       self.initial = self._evaluate()
       print("Before training: " + " - ".join(f"{self.prefix}{k}: {v:.4f}" for k, v in self.initial.items()))
 
   def _evaluate(self) -> dict[str, float]:
-    net = getattr(self.model, "net", self.model)
+    net = self.net
     predict = tf.function(lambda x: net(x, training=False), reduce_retracing=True)
-    return self.evaluator(predict)
+    return self._make()(predict)
 
   def on_epoch_end(self, epoch, logs=None):
     last_epoch = self.params.get("epochs") if self.params else None
     if (epoch + 1) % self.every and epoch + 1 != last_epoch:
       return
-    if self.evaluator is None:
-      self.evaluator = self.make_evaluator()
     self.last = self._evaluate()
     print("\n" + " - ".join(f"{self.prefix}{k}: {v:.4f}" for k, v in self.last.items()))
     if logs is not None:
@@ -70,21 +78,36 @@ def _annotation_file(eval_dir: str) -> str:
   return files[0]
 
 
+def evaluation_spec(eval_dir: str, spec: str | KeypointSpec | None, model_spec: KeypointSpec | None,
+                    binding: str) -> KeypointSpec:
+  """The spec to evaluate with: the configured one, else the network's, else the evaluation set's; every one
+  that is known must agree with the others (an error names both sides and ``binding``)."""
+  data_spec = pipeline.set_spec(eval_dir)
+  chosen = get_spec(spec) if spec is not None else (model_spec or data_spec)
+  if model_spec is not None:
+    check_same(data_spec, model_spec, eval_dir, "the network", "train.spec")
+    check_same(chosen, model_spec, f"{binding} = {chosen.name!r}", "the network", binding)
+  check_same(data_spec, chosen, eval_dir, f"{binding} = {chosen.name!r}", binding)
+  return chosen
+
+
 def coco_eval_callback(eval_dir: str, annotation_file: str | None = None, data_root: str | None = None,
-                       spec: str | KeypointSpec = "coco17", input_size: Sequence[int] = (256, 192),
+                       spec: str | KeypointSpec | None = None, input_size: Sequence[int] = (256, 192),
                        batch_size: int = 64, flip_test: bool = False, every: int = 1,
                        results_file: str | None = None, at_start: bool = False) -> EvaluationCallback:
   """COCO OKS AP / AR every ``every`` epochs on an evaluation set (ground-truth or detection boxes).
 
   ``annotation_file`` defaults to the json the evaluation set was converted from (its manifest records it).
+  ``spec`` defaults to the trained network's (``train.spec``); OKS uses that spec's sigmas.
   """
   if data_root and not os.path.isabs(eval_dir):
     eval_dir = os.path.join(data_root, eval_dir)
-  spec = get_spec(spec)
 
-  def make():
-    dataset = pipeline.eval_dataset(eval_dir, spec, batch_size, pipeline.PipelineConfig(input_size=tuple(input_size)))
-    return COCOEvaluator(annotation_file or _annotation_file(eval_dir), dataset, spec, flip_test, results_file)
+  def make(model_spec):
+    the_spec = evaluation_spec(eval_dir, spec, model_spec, "coco_eval_callback.spec")
+    dataset = pipeline.eval_dataset(eval_dir, the_spec, batch_size,
+                                    pipeline.PipelineConfig(input_size=tuple(input_size)))
+    return COCOEvaluator(annotation_file or _annotation_file(eval_dir), dataset, the_spec, flip_test, results_file)
 
   return EvaluationCallback(make, every, at_start=at_start)
 
@@ -117,15 +140,16 @@ def mpii_eval_callback(eval_dir: str, gt_file: str, data_root: str | None = None
     eval_dir = os.path.join(data_root, eval_dir)
   if data_root and not os.path.isabs(gt_file):
     gt_file = os.path.join(data_root, gt_file)
-  spec = get_spec("mpii16")
 
-  def make():
+  def make(model_spec):
     if not os.path.exists(gt_file):
       raise FileNotFoundError(f"MPII ground truth not found: {gt_file} (the standard gt_valid.mat)")
+    spec = evaluation_spec(eval_dir, "mpii16", model_spec, "train.spec")
     config = pipeline.PipelineConfig(input_size=tuple(input_size))
     return MPIIEvaluator(gt_file, pipeline.eval_dataset(eval_dir, spec, batch_size, config), spec, flip_test)
 
   return EvaluationCallback(make, every)
 
 
-__all__ = ["EvaluationCallback", "MPIIEvaluator", "STAT_NAMES", "coco_eval_callback", "mpii_eval_callback"]
+__all__ = ["EvaluationCallback", "MPIIEvaluator", "STAT_NAMES", "coco_eval_callback", "evaluation_spec",
+           "mpii_eval_callback"]

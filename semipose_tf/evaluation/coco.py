@@ -106,22 +106,84 @@ def rescore_and_nms(persons: list[dict], sigmas: Sequence[float], keypoint_thres
   return results
 
 
-def coco_eval(annotation_file: str, results: str | list[dict], verbose: bool = False) -> dict[str, float]:
-  """pycocotools keypoint evaluation of a results list or json file against an annotation file."""
+def require_sigmas(spec: KeypointSpec) -> tuple[float, ...]:
+  if spec.sigmas is None:
+    raise ValueError(f"keypoint spec {spec.name!r} has no OKS sigmas, and COCO-style AP (OKS) needs one per "
+                     f"keypoint: set {spec.name}/custom_spec.sigmas = [...] ({spec.num_keypoints} values; COCO's "
+                     "are 0.025 (eyes) to 0.107 (hips): a joint's sigma is how far annotators scatter it, relative "
+                     "to the person's size), or evaluate with PCK")
+  return spec.sigmas
+
+
+def check_results(results: list, gt, num_keypoints: int, where: str) -> None:
+  """Validates a COCO keypoint results list before pycocotools sees it.
+
+  Raises:
+    ValueError: an entry without the fields, with another number of keypoint values than ``3 * num_keypoints``,
+      with a non-finite value or score, or whose image_id is not in the annotations; the message names the entry
+      (index and image_id) and ``where``. An empty list is an error too: it would score a table of zeros.
+  """
+  if not isinstance(results, list) or not results:
+    raise ValueError(f"{where}: no predictions to evaluate (an empty result set scores 0 everywhere)")
+  image_ids = set(gt.getImgIds())
+  for i, r in enumerate(results):
+    if not isinstance(r, dict) or not {"image_id", "keypoints", "score"} <= set(r):
+      raise ValueError(f"{where}: entry {i} needs image_id, keypoints and score; got {r!r:.100}")
+    image_id, kps = r["image_id"], r["keypoints"]
+    tag = f"{where}: entry {i} (image_id {image_id})"
+    if image_id not in image_ids:
+      raise ValueError(f"{tag}: image_id is not in the annotation file")
+    try:
+      values = np.asarray(kps, np.float64).reshape(-1)
+      score = float(r["score"])
+    except (TypeError, ValueError):
+      raise ValueError(f"{tag}: keypoints and score must be numbers") from None
+    if values.size != 3 * num_keypoints:
+      raise ValueError(f"{tag}: {values.size} keypoint values, expected {3 * num_keypoints} "
+                       f"({num_keypoints} keypoints x 3: x, y, score)")
+    if not (np.isfinite(values).all() and np.isfinite(score)):
+      raise ValueError(f"{tag}: non-finite keypoint value or score")
+
+
+def coco_eval(annotation_file: str, results: str | list[dict], sigmas: Sequence[float] | None = None,
+              verbose: bool = False) -> dict[str, float]:
+  """pycocotools keypoint evaluation of a results list or json file against an annotation file.
+
+  Args:
+    annotation_file: COCO-format keypoint json (any number of keypoints K).
+    results: Results list or the path of a results json.
+    sigmas: K OKS sigmas (the spec's); None for COCO-17's, which pycocotools uses by default.
+    verbose: Print pycocotools' own output.
+
+  Raises:
+    ValueError: bad results (see :func:`check_results`), or sigmas whose count differs from the annotations'.
+  """
   from pycocotools.coco import COCO
   from pycocotools.cocoeval import COCOeval
 
+  where = results if isinstance(results, str) else "results"
   quiet = contextlib.redirect_stdout(io.StringIO()) if not verbose else contextlib.nullcontext()
   with quiet:
+    if not os.path.exists(annotation_file):
+      raise FileNotFoundError(f"COCO annotation file not found: {annotation_file}")
     gt = COCO(annotation_file)
     if isinstance(results, str):
+      if not os.path.exists(results):
+        raise FileNotFoundError(f"results file not found: {results}")
       with open(results) as f:
         results = json.load(f)
-    if not results:
-      return {name: 0.0 for name in STAT_NAMES}
+    k = len(sigmas) if sigmas is not None else 17
+    annotated = {len(a["keypoints"]) // 3 for a in gt.dataset.get("annotations", []) if "keypoints" in a}
+    if annotated and annotated != {k}:
+      counts = " or ".join(map(str, sorted(annotated)))
+      raise ValueError(f"{annotation_file} has {counts} keypoints per person but {k} OKS sigmas were given: "
+                       "evaluate with the keypoint spec of that file")
+    check_results(results, gt, k, where)
     dt = gt.loadRes(results)
     ev = COCOeval(gt, dt, iouType="keypoints")
     ev.params.useSegm = None
+    if sigmas is not None:
+      ev.params.kpt_oks_sigmas = np.asarray(sigmas, np.float64)
     ev.evaluate()
     ev.accumulate()
     ev.summarize()
@@ -143,8 +205,7 @@ class COCOEvaluator:
                results_file: str | None = None):
     if not os.path.exists(annotation_file):
       raise FileNotFoundError(f"COCO annotation file not found: {annotation_file}")
-    if spec.sigmas is None:
-      raise ValueError(f"keypoint spec {spec.name!r} has no OKS sigmas")
+    require_sigmas(spec)
     self.annotation_file, self.dataset, self.spec = annotation_file, dataset, spec
     self.flip_test, self.results_file = flip_test, results_file
 
@@ -154,4 +215,4 @@ class COCOEvaluator:
     if self.results_file:
       os.makedirs(os.path.dirname(os.path.abspath(self.results_file)), exist_ok=True)
       records.write_json_atomic(self.results_file, results, indent=None)
-    return coco_eval(self.annotation_file, results)
+    return coco_eval(self.annotation_file, results, self.spec.sigmas)

@@ -81,7 +81,7 @@ def format_table(result: dict[str, float]) -> str:
 
 def load_predictions(path: str) -> np.ndarray:
   """MPII predictions from ``.npy``, ``.mat`` (variable ``preds`` or ``pos_pred_src``) or ``.h5`` (dataset
-  ``preds``); [N, 16, 2] or the MATLAB layout [16, 2, N]."""
+  ``preds``), as [N, 16, 2] whatever the stored axis order (see :func:`to_person_major`)."""
   if not os.path.exists(path):
     raise FileNotFoundError(f"predictions not found: {path}")
   if path.endswith(".npy"):
@@ -103,7 +103,23 @@ def load_predictions(path: str) -> np.ndarray:
       arr = f["preds"][()]
   else:
     raise ValueError(f"{path}: MPII predictions must be .npy, .mat or .h5")
-  arr = np.asarray(arr, np.float64)
-  if arr.ndim == 3 and arr.shape[:2] == (16, 2):
-    arr = np.transpose(arr, [2, 0, 1])
-  return arr
+  return to_person_major(np.asarray(arr, np.float64), path)
+
+
+def to_person_major(arr: np.ndarray, where: str = "predictions") -> np.ndarray:
+  """[N, 16, 2] from a 3-D array whose axes (people, 16 joints, 2 coordinates) come in any order, as long as the
+  order is unambiguous: [16, 2, N] (MATLAB), [2, 16, N] (tompson.h5), [N, 2, 16], ...
+
+  Raises:
+    ValueError: not 3-D, no axis of 16 and of 2, or sizes that fit more than one order (N of 2 or 16).
+  """
+  if arr.ndim != 3:
+    raise ValueError(f"{where}: MPII predictions must be 3-D (people, 16 joints, x/y), got shape {list(arr.shape)}")
+  shape = list(arr.shape)
+  joints = [i for i, n in enumerate(shape) if n == 16]
+  coords = [i for i, n in enumerate(shape) if n == 2]
+  if len(joints) != 1 or len(coords) != 1:
+    raise ValueError(f"{where}: cannot tell the axes of shape {shape} apart (need exactly one axis of 16 joints, "
+                     "one of 2 coordinates and one of people); save it as [N, 16, 2]")
+  people = 3 - joints[0] - coords[0]
+  return np.transpose(arr, [people, joints[0], coords[0]])

@@ -14,11 +14,19 @@ from typing import Sequence
 import keras
 from keras import layers
 
+from semipose_tf.keypoints import KeypointSpec, get_spec
+
 
 class StagedPoseModel(keras.Model):
-  """Base class: subclasses build ``(name, stage)`` pairs and call :meth:`_init_chain` from ``__init__``."""
+  """Base class: subclasses build ``(name, stage)`` pairs and call :meth:`_init_chain` from ``__init__``.
 
-  def _init_chain(self, stages: Sequence[tuple[str, keras.Model]], input_shape: Sequence[int], **kwargs):
+  A network may carry its keypoint spec (``keypoint_spec``: names, flip pairs, skeleton, sigmas); it is part of the
+  config, so a saved ``.keras`` network and its SavedModel know which keypoints they predict and evaluation,
+  prediction and export need no ``--spec``.
+  """
+
+  def _init_chain(self, stages: Sequence[tuple[str, keras.Model]], input_shape: Sequence[int],
+                  keypoint_spec: KeypointSpec | dict | str | None = None, **kwargs):
     for side in input_shape[:2]:
       if side is not None and side % 32:
         raise ValueError(f"input size {tuple(input_shape[:2])}: height and width must be multiples of 32 "
@@ -29,6 +37,23 @@ class StagedPoseModel(keras.Model):
       x = stage(x)
     super().__init__(inputs=inputs, outputs=x, **kwargs)
     self.stage_names = tuple(name for name, _ in stages)
+    self._keypoint_spec = None
+    if keypoint_spec is not None:
+      self.keypoint_spec = keypoint_spec
+
+  @property
+  def keypoint_spec(self) -> KeypointSpec | None:
+    """The keypoint spec of the heatmap channels, or None when the network was built without one."""
+    return self._keypoint_spec
+
+  @keypoint_spec.setter
+  def keypoint_spec(self, spec: KeypointSpec | dict | str | None) -> None:
+    spec = None if spec is None else get_spec(spec)
+    channels = self.output_shape[-1]
+    if spec is not None and spec.num_keypoints != channels:
+      raise ValueError(f"keypoint spec {spec.name!r} has {spec.num_keypoints} keypoints but {self.name} predicts "
+                       f"{channels} heatmaps")
+    self._keypoint_spec = spec
 
   @property
   def split_points(self) -> tuple[str, ...]:
@@ -78,5 +103,8 @@ class StagedPoseModel(keras.Model):
     return cls(**config)
 
   def _base_config(self) -> dict:
-    return {"name": self.name, "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy)}
+    config = {"name": self.name, "trainable": self.trainable,
+              "dtype": keras.dtype_policies.serialize(self.dtype_policy)}
+    if self.keypoint_spec is not None:
+      config["keypoint_spec"] = self.keypoint_spec.to_json()
+    return config

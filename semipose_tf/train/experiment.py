@@ -126,6 +126,8 @@ def build_experiment(work_dir: str, labeled_dir: str, unlabeled_dir: str | None 
   with strat.scope():
     def make_net():
       net = model_fn(input_size=tuple(input_size), num_keypoints=spec.num_keypoints, dtype=policy)
+      if hasattr(net, "keypoint_spec"):  # The spec travels with the saved network (evaluate, predict, export).
+        net.keypoint_spec = spec
       if synchronized_bn:
         set_synchronized_batch_norm(net)
       return net
@@ -258,7 +260,7 @@ def _final_outputs(exp: Experiment, work_dir: str, export: bool, picture_set: st
     if os.path.exists(path):
       shutil.rmtree(path)
     os.replace(tmp, path)  # A half-written SavedModel never sits at the served path.
-    keypoints_fn = export_lib.load_inference(path)
+    keypoints_fn, _ = export_lib.load_inference(path)
     print(f"SavedModel: {path}")
   if picture_set:
     keypoints_fn = keypoints_fn or export_lib.PoseInference(exp.model.net).keypoints
