@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Converts COCO / MPII / AI Challenger annotations or detection boxes to sharded TFRecord sets.
+"""Converts COCO / MPII / AI Challenger / LSP annotations or detection boxes to sharded TFRecord sets.
 
 Examples:
   # COCO train2017: every person unlabeled, and a 1K label budget (the first 1000 labeled persons in file order):
@@ -15,6 +15,10 @@ Examples:
       --out data/mpii --sets labeled
   python scripts/make_tfrecords.py aic --annotations aic/keypoint_train_annotations_coco.json \\
       --images aic/images --out data/aic --sets unlabeled
+  # LSP Extended (or LSP): the fixed split: test = the last 1,000 images, labeled = the first N training images,
+  # unlabeled = every training image with its labels removed from the records; the whole image is the box:
+  python scripts/make_tfrecords.py lsp --joints lspet/joints.mat --images lspet/images --out data/lspet_200 \\
+      --num_labeled 200
   # Extra unlabeled persons from detection boxes:
   python scripts/make_tfrecords.py detections --detections dets.json --images coco/unlabeled2017 \\
       --image_info coco/annotations/image_info_unlabeled2017.json --score_threshold 0.5 \\
@@ -37,14 +41,17 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from semipose_tf import configurable, keypoints  # noqa: E402
 from semipose_tf.data import convert, sources  # noqa: E402
 
-DEFAULT_SPEC = {"coco": "coco17", "aic": "aic14", "mpii": "mpii16", "detections": "coco17"}
-DEFAULT_SETS = {"coco": "labeled,unlabeled", "aic": "unlabeled", "mpii": "labeled", "detections": "unlabeled"}
+DEFAULT_SPEC = {"coco": "coco17", "aic": "aic14", "mpii": "mpii16", "detections": "coco17", "lsp": "lsp14"}
+DEFAULT_SETS = {"coco": "labeled,unlabeled", "aic": "unlabeled", "mpii": "labeled", "detections": "unlabeled",
+                "lsp": "labeled,unlabeled,eval"}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("source", choices=sorted(DEFAULT_SPEC), help="annotation format")
   p.add_argument("--annotations", help="keypoint json (coco, aic, mpii)")
+  p.add_argument("--joints", help="lsp: joints.mat of LSP ([3, 14, N]) or LSP Extended ([14, 3, N])")
+  p.add_argument("--num_test", type=int, default=1000, help="lsp: the last this many images are the test set")
   p.add_argument("--detections", help="detection json in the COCO results format (detections)")
   p.add_argument("--image_info", help="json with a COCO 'images' list naming the files of --detections")
   p.add_argument("--images", required=True, help="image folder")
@@ -74,6 +81,8 @@ def main(argv=None) -> int:
   sets = [s.strip() for s in (args.sets or DEFAULT_SETS[args.source]).split(",") if s.strip()]
   num_labeled = None if args.num_labeled == "all" else int(args.num_labeled)
   try:
+    if args.source == "lsp":
+      return _convert_lsp(args, spec, sets, num_labeled)
     if args.source == "detections":
       if not args.detections:
         raise SystemExit("detections: --detections is required")
@@ -95,9 +104,34 @@ def main(argv=None) -> int:
   except (sources.BadInputError, FileNotFoundError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
+  _report(manifests, args.out)
+  return 0
+
+
+def _report(manifests: dict, out: str) -> None:
   for name, m in manifests.items():
-    print(f"{name}: {m['num_instances']} instances, {m['num_images']} images -> "
-          f"{os.path.join(args.out, name)}")
+    print(f"{name}: {m['num_instances']} instances, {m['num_images']} images -> {os.path.join(out, name)}")
+
+
+def _convert_lsp(args, spec, sets, num_labeled) -> int:
+  from semipose_tf.data import lsp
+
+  try:
+    if not args.joints:
+      raise SystemExit("lsp: --joints is required (joints.mat)")
+    train, test = lsp.split(args.joints, args.images, args.num_test, spec, skip_bad=args.skip_bad)
+    print(f"lsp ({train.stats['layout']}): train images {train.stats}, test images {test.stats}")
+    for p in train.problems + test.problems:
+      print(f"  skipped {p}")
+    common = dict(num_shards=args.num_shards, skip_bad=args.skip_bad, workers=args.workers)
+    manifests = convert.convert(train, args.out, [s for s in sets if s != "eval"], num_labeled=num_labeled,
+                                split=args.split, seed=args.seed, strip_unlabeled=True, **common)
+    if "eval" in sets:
+      manifests.update(convert.convert(test, args.out, ["eval"], **common))
+  except (sources.BadInputError, FileNotFoundError, ValueError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  _report(manifests, args.out)
   return 0
 
 

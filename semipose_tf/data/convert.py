@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import dataclasses
 import datetime
 import math
 import os
@@ -209,10 +210,20 @@ def _problem_json(p: Problem) -> dict[str, Any]:
   return {"ann_id": p.ann_id, "file": p.file, "reason": p.reason}
 
 
+def strip_labels(entries: Sequence[ImageEntry]) -> list[ImageEntry]:
+  """The same images and boxes with every keypoint zeroed: an unlabeled set that holds no label at all."""
+  return [dataclasses.replace(e, instances=[dataclasses.replace(inst, keypoints=np.zeros_like(inst.keypoints))
+                                            for inst in e.instances]) for e in entries]
+
+
 def convert(source: Source, out_dir: str, sets: Sequence[str] = ("labeled", "unlabeled"),
             num_labeled: int | None = None, split: str = "first", seed: int = 0, num_shards: int | None = None,
-            skip_bad: bool = False, workers: int | None = None, verbose: bool = True) -> dict[str, dict]:
-  """Writes the requested sets of a source under ``out_dir/<set>/``; returns their manifests by set name."""
+            skip_bad: bool = False, workers: int | None = None, verbose: bool = True,
+            strip_unlabeled: bool = False) -> dict[str, dict]:
+  """Writes the requested sets of a source under ``out_dir/<set>/``; returns their manifests by set name.
+
+  With ``strip_unlabeled`` the unlabeled set's records hold no keypoints (all zero) instead of ignored ones.
+  """
   for s in sets:
     if s not in SETS:
       raise ValueError(f"unknown set {s!r}; choose from {SETS}")
@@ -239,11 +250,13 @@ def convert(source: Source, out_dir: str, sets: Sequence[str] = ("labeled", "unl
       idx = range(len(source.items))
       extra = {"split": {"mode": split, "num_labeled": num_labeled,
                          "seed": seed if split == "random" else None} if "labeled" in sets else None,
-               "labels": "ignored"}
+               "labels": "removed from the records" if strip_unlabeled else "ignored"}
     else:  # Evaluation: labeled persons with their ground-truth boxes, or every detection box (and its score).
       idx = [i for i, it in enumerate(source.items) if it[2] or source.kind == "detections"]
       extra = {"labels": "used" if source.kind != "detections" else "none (detection boxes)"}
     entries = group_by_image(source, idx)
+    if set_name == "unlabeled" and strip_unlabeled:
+      entries = strip_labels(entries)
     out[set_name] = write_set(entries, os.path.join(out_dir, set_name), set_name, num_shards=num_shards,
                               skip_bad=skip_bad, workers=workers, verbose=verbose,
                               manifest_extra={**common, **extra})

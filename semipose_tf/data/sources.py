@@ -106,7 +106,7 @@ def _load_json(path: str) -> Any:
     raise BadInputError(f"{path}: not valid JSON ({e})") from e
 
 
-def _image_size(path: str) -> tuple[int, int]:
+def image_size(path: str) -> tuple[int, int]:
   """(width, height) from an image header."""
   import tensorflow as tf  # Local: reading the header is the only TF use here.
 
@@ -195,7 +195,7 @@ def load_mpii(annotations: str, image_dir: str, spec: KeypointSpec, skip_bad: bo
   for ann_id, ann in enumerate(data):
     path = os.path.join(image_dir, ann.get("image", ""))
     if path not in sizes:
-      sizes[path] = _image_size(path) if os.path.isfile(path) else None
+      sizes[path] = image_size(path) if os.path.isfile(path) else None
     if sizes[path] is None:
       problems.append(Problem(ann_id, path, "image file not found"))
       continue
@@ -267,7 +267,7 @@ def load_detections(detections: str, image_dir: str, spec: KeypointSpec, score_t
       if image_info or not os.path.isfile(path):
         missing.add(image_id)
       else:
-        w, h = _image_size(path)
+        w, h = image_size(path)
         info = infos[image_id] = ImageInfo(image_id, path, w, h)
     if info is None or not os.path.isfile(info.path):
       where = info.path if info else os.path.join(image_dir, f"{image_id:012d}.jpg")

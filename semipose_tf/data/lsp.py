@@ -1,0 +1,120 @@
+"""Leeds Sports Pose (LSP) and LSP Extended (LSPET): ``joints.mat`` + ``images/im%05d.jpg`` to a fixed split.
+
+Layouts of ``joints.mat`` (variable ``joints``), told apart by shape:
+
+* LSPET, ``[14, 3, N]``: x, y and a flag per joint; flag 0 = the joint was not annotated (its coordinates are then
+  meaningless), 1 = annotated. Stored as v = 0 / 2.
+* LSP, ``[3, 14, N]``: every joint is annotated (occluded ones included); the third row does not mark missing
+  joints, so every joint is stored as labeled (v = 2).
+
+Coordinates are MATLAB-era 1-based pixels: 1 is subtracted, as for MPII. Images are ``im%05d.jpg`` (LSPET) or
+``im%04d.jpg`` (LSP), numbered from 1 in the order of ``joints.mat``.
+
+**The split** (fixed, chosen before any method was run, the same for every experiment):
+
+* ``eval`` (test): the last ``num_test`` images (1,000 by default: LSPET's im09001 .. im10000);
+* ``labeled``: the first ``num_labeled`` training images (in file order) with at least one annotated joint;
+* ``unlabeled``: every training image (the first ``N - num_test``), labeled ones included as in the reference's
+  COCO setting, **with its keypoints removed from the records** (all zero), so no label can reach the unlabeled
+  stream.
+
+**The person box** is the whole image ``[0, 0, width, height]`` for every set: the images are person-centred
+(scaled so that the person is about 150 px tall), so labeled, unlabeled and test crops come from one distribution
+and no label decides an unlabeled crop. The pipeline pads it like any box (x1.25, input aspect ratio).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from semipose_tf.data.records import Instance
+from semipose_tf.data.sources import (BadInputError, ImageInfo, Problem, Source, image_size,
+                                      report_problems)
+from semipose_tf.keypoints import LSP14, KeypointSpec
+
+DEFAULT_NUM_TEST = 1000
+
+
+def load_joints(path: str) -> tuple[np.ndarray, np.ndarray, str]:
+  """``(xy [N, 14, 2] 0-based pixels, labeled [N, 14] bool, layout "lspet" | "lsp")`` from a joints.mat."""
+  from scipy.io import loadmat
+
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"LSP joints file not found: {path}")
+  try:
+    joints = np.asarray(loadmat(path)["joints"], np.float64)
+  except KeyError:
+    raise BadInputError(f"{path}: no 'joints' variable (expected LSP's or LSPET's joints.mat)") from None
+  except (ValueError, TypeError, OSError) as e:
+    raise BadInputError(f"{path}: not a readable MATLAB file ({e})") from None
+  if joints.ndim == 3 and joints.shape[:2] == (14, 3):
+    return joints[:, :2].transpose(2, 0, 1) - 1.0, (joints[:, 2] > 0).T, "lspet"
+  if joints.ndim == 3 and joints.shape[:2] == (3, 14):
+    xy = joints[:2].transpose(2, 1, 0) - 1.0
+    return xy, np.ones(xy.shape[:2], bool), "lsp"
+  raise BadInputError(f"{path}: 'joints' has shape {list(joints.shape)}; expected [14, 3, N] (LSPET) or "
+                      "[3, 14, N] (LSP)")
+
+
+def image_path(image_dir: str, number: int) -> str:
+  """``im%05d.jpg`` if it exists (LSPET), else ``im%04d.jpg`` (LSP); ``number`` counts from 1."""
+  five = os.path.join(image_dir, f"im{number:05d}.jpg")
+  return five if os.path.isfile(five) or number > 9999 else os.path.join(image_dir, f"im{number:04d}.jpg")
+
+
+def load_lsp(joints_file: str, image_dir: str, spec: KeypointSpec = LSP14, skip_bad: bool = False,
+             indices: range | None = None) -> Source:
+  """The people of ``joints.mat`` (one per image, whole-image box) as a :class:`Source`.
+
+  Args:
+    joints_file: LSP's or LSPET's ``joints.mat``.
+    image_dir: Its ``images/`` folder.
+    spec: A 14-keypoint spec in LSP order (``lsp14``).
+    skip_bad: Skip (and list) images that are missing or whose joints are not finite, instead of stopping.
+    indices: 0-based image indices to read (default: all).
+
+  Raises:
+    BadInputError: a bad image or joint (unless ``skip_bad``), naming the image number and file.
+  """
+  if spec.num_keypoints != 14:
+    raise ValueError(f"LSP has 14 joints; spec {spec.name!r} has {spec.num_keypoints}")
+  xy, labeled, layout = load_joints(joints_file)
+  indices = range(len(xy)) if indices is None else indices
+  stats = dict(annotations=len(indices), zero_keypoints=0, bad=0, layout=layout)
+  items, problems = [], []
+  for i in indices:
+    number = i + 1
+    path = image_path(image_dir, number)
+    if not os.path.isfile(path):
+      problems.append(Problem(number, path, "image file not found"))
+      continue
+    if not np.isfinite(xy[i][labeled[i]]).all():
+      problems.append(Problem(number, path, "an annotated joint has a non-finite coordinate"))
+      continue
+    width, height = image_size(path)
+    kps = np.zeros((14, 3), np.float32)
+    kps[labeled[i], :2] = xy[i][labeled[i]]
+    kps[:, 2] = np.where(labeled[i], 2.0, 0.0)
+    has_labels = bool(labeled[i].any())
+    stats["zero_keypoints"] += int(not has_labels)
+    box = np.array([0.0, 0.0, width, height], np.float32)  # The whole image, for every set (module docstring).
+    items.append((ImageInfo(number, path, width, height), Instance(number, box, kps, 1.0, float(width * height)),
+                  has_labels))
+  stats["bad"] = len(problems)
+  report_problems(problems, skip_bad, joints_file)
+  stats["labeled_candidates"] = sum(1 for it in items if it[2])
+  stats["unlabeled_candidates"] = len(items)
+  return Source("lsp", spec, items, [joints_file], image_dir, stats, problems)
+
+
+def split(joints_file: str, image_dir: str, num_test: int = DEFAULT_NUM_TEST, spec: KeypointSpec = LSP14,
+          skip_bad: bool = False) -> tuple[Source, Source]:
+  """``(train, test)`` sources of the fixed split: test = the last ``num_test`` images, train = the rest."""
+  n = len(load_joints(joints_file)[0])
+  if not 0 < num_test < n:
+    raise ValueError(f"--num_test must be between 1 and {n - 1} for {joints_file} ({n} images), got {num_test}")
+  train = load_lsp(joints_file, image_dir, spec, skip_bad, range(0, n - num_test))
+  test = load_lsp(joints_file, image_dir, spec, skip_bad, range(n - num_test, n))
+  return train, test
