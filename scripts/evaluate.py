@@ -11,7 +11,12 @@ MPII (PCKh@0.5 against gt_valid.mat; flip test on by default):
       --eval_dir data/mpii_val/eval --gt data/mpii/gt_valid.mat
   python scripts/evaluate.py mpii --predictions preds.mat --gt gt_valid.mat --one_based
 
-Predictions files: COCO keypoint results json; MPII [2958, 16, 2] in gt_valid order, or the same axes in any
+LSP / LSPET (PCK@0.2 and PCK@0.1 w.r.t. the torso, per joint group; flip test off unless --flip_test):
+  python scripts/evaluate.py lsp --checkpoint work_dirs/lspet/checkpoints/best.keras --eval_dir data/lspet_200/eval
+  python scripts/evaluate.py lsp --predictions preds.npy --joints lspet/joints.mat   # made elsewhere
+
+Predictions files: COCO keypoint results json; LSP [14, 2 or 3, M] as joints.mat (or [M, 14, 2]), M = every image
+or the last --num_test (the test split), in joints.mat's own pixel frame, .npy or .mat (preds or joints); MPII [2958, 16, 2] in gt_valid order, or the same axes in any
 order that is unambiguous ([16, 2, 2958], tompson.h5's [2, 16, 2958], ...), as .npy, .mat (variable preds or
 pos_pred_src) or .h5 (dataset preds), 0-based unless --one_based (MATLAB-era files).
 
@@ -59,7 +64,7 @@ def _model_and_data(args, spec_name: str | None):
 
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("dataset", choices=("coco", "mpii"))
+  p.add_argument("dataset", choices=("coco", "mpii", "lsp"))
   p.add_argument("--checkpoint", help="a .keras pose network (from scripts/train.py)")
   p.add_argument("--eval_dir", help="evaluation TFRecord set (make_tfrecords.py ... --sets eval)")
   p.add_argument("--annotations", help="COCO keypoint json (default: the one the eval set was converted from)")
@@ -68,6 +73,8 @@ def main(argv=None) -> int:
   p.add_argument("--gt", help="MPII: gt_valid.mat")
   p.add_argument("--predictions", help="MPII: predictions to score (no model): .npy, .mat or .h5")
   p.add_argument("--one_based", action="store_true", help="MPII predictions are 1-based (MATLAB-era)")
+  p.add_argument("--joints", help="LSP: joints.mat, for --predictions")
+  p.add_argument("--num_test", type=int, default=1000, help="LSP: size of the test split (the last images)")
   p.add_argument("--flip_test", dest="flip_test", action="store_true", default=None)
   p.add_argument("--no_flip_test", dest="flip_test", action="store_false")
   p.add_argument("--batch_size", type=int, default=64)
@@ -75,7 +82,7 @@ def main(argv=None) -> int:
   p.add_argument("--gin_file", action="append", default=[], help="gin file(s) defining a custom --spec")
   args = p.parse_args(argv)
   from semipose_tf import configurable
-  from semipose_tf.evaluation import coco, mpii
+  from semipose_tf.evaluation import coco, mpii, pck
   from semipose_tf.evaluation.callback import MPIIEvaluator, _annotation_file
   from semipose_tf.keypoints import get_spec
 
@@ -96,6 +103,17 @@ def main(argv=None) -> int:
         stats = evaluator(predict)
       print("| " + " | ".join(coco.STAT_NAMES) + " |\n|" + "---|" * len(coco.STAT_NAMES))
       print("| " + " | ".join(f"{stats[n]:.4f}" for n in coco.STAT_NAMES) + " |")
+    elif args.dataset == "lsp":
+      if args.predictions:
+        if not args.joints:
+          p.error("lsp --predictions needs --joints joints.mat")
+        result = pck.load_lsp_predictions(args.predictions, args.joints, args.num_test)
+      else:
+        if not (args.checkpoint and args.eval_dir):
+          p.error("give --checkpoint and --eval_dir, or --predictions and --joints")
+        predict, data, spec = _model_and_data(args, args.spec)
+        result = pck.PCKEvaluator(args.eval_dir, data, spec, bool(args.flip_test))(predict)
+      print(pck.format_table(result))
     else:
       if not args.gt:
         p.error("mpii needs --gt gt_valid.mat")

@@ -93,7 +93,7 @@ def summary(work_dir: str) -> str:
     if os.path.exists(os.path.join(work_dir, "before_training.json")):
       with open(os.path.join(work_dir, "before_training.json")) as f:
         before = json.load(f)
-    for key in ("val_AP", "val_Mean"):
+    for key in ("val_AP", "val_Mean", "val_PCK"):
       values = [float(r[key]) for r in rows if r.get(key) not in (None, "")]
       if values:
         start = f"{before[key]:.4f} before training, " if key in before else ""

@@ -55,6 +55,7 @@ SemiSupervisedPose = gin.external_configurable(teacher_student.SemiSupervisedPos
 train = gin.external_configurable(experiment.train, "train")
 coco_eval_callback = gin.external_configurable(eval_callback.coco_eval_callback, "coco_eval_callback")
 mpii_eval_callback = gin.external_configurable(eval_callback.mpii_eval_callback, "mpii_eval_callback")
+pck_eval_callback = gin.external_configurable(eval_callback.pck_eval_callback, "pck_eval_callback")
 prepare_synthetic_data = gin.external_configurable(synthetic_coco.prepare, "prepare_synthetic_data")
 
 

@@ -58,10 +58,12 @@ def load_joints(path: str) -> tuple[np.ndarray, np.ndarray, str]:
                       "[3, 14, N] (LSP)")
 
 
-def image_path(image_dir: str, number: int) -> str:
-  """``im%05d.jpg`` if it exists (LSPET), else ``im%04d.jpg`` (LSP); ``number`` counts from 1."""
-  five = os.path.join(image_dir, f"im{number:05d}.jpg")
-  return five if os.path.isfile(five) or number > 9999 else os.path.join(image_dir, f"im{number:04d}.jpg")
+def image_pattern(image_dir: str) -> str:
+  """``im%05d.jpg`` (LSPET) unless the folder holds ``im0001.jpg`` and no ``im00001.jpg`` (LSP: ``im%04d.jpg``)."""
+  if not os.path.isfile(os.path.join(image_dir, "im00001.jpg")) and os.path.isfile(
+      os.path.join(image_dir, "im0001.jpg")):
+    return "im%04d.jpg"
+  return "im%05d.jpg"
 
 
 def load_lsp(joints_file: str, image_dir: str, spec: KeypointSpec = LSP14, skip_bad: bool = False,
@@ -83,10 +85,11 @@ def load_lsp(joints_file: str, image_dir: str, spec: KeypointSpec = LSP14, skip_
   xy, labeled, layout = load_joints(joints_file)
   indices = range(len(xy)) if indices is None else indices
   stats = dict(annotations=len(indices), zero_keypoints=0, bad=0, layout=layout)
+  pattern = image_pattern(image_dir)
   items, problems = [], []
   for i in indices:
     number = i + 1
-    path = image_path(image_dir, number)
+    path = os.path.join(image_dir, pattern % number)
     if not os.path.isfile(path):
       problems.append(Problem(number, path, "image file not found"))
       continue

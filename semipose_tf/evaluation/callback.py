@@ -1,4 +1,5 @@
-"""Evaluation during training: a Keras callback that runs an evaluator every N epochs and logs its metrics."""
+"""Evaluation during training: a Keras callback that runs an evaluator (COCO AP, MPII PCKh, PCK) every N epochs and
+logs its metrics."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from semipose_tf.data import pipeline, records
-from semipose_tf.evaluation import mpii
+from semipose_tf.evaluation import mpii, pck
 from semipose_tf.evaluation.coco import STAT_NAMES, COCOEvaluator, predict_persons
 from semipose_tf.keypoints import KeypointSpec, check_same, get_spec
 
@@ -112,6 +113,24 @@ def coco_eval_callback(eval_dir: str, annotation_file: str | None = None, data_r
   return EvaluationCallback(make, every, at_start=at_start)
 
 
+def pck_eval_callback(eval_dir: str, data_root: str | None = None, spec: str | KeypointSpec | None = None,
+                      input_size: Sequence[int] = (256, 256), batch_size: int = 64, flip_test: bool = False,
+                      every: int = 1, at_start: bool = False) -> EvaluationCallback:
+  """PCK (torso) every ``every`` epochs: logged as ``val_PCK`` (PCK@0.2, for best-checkpoint selection),
+  ``val_PCK@0.1`` and per joint group (``val_Head`` ... ``val_Ankle``). The set's records hold the ground truth.
+  ``spec`` defaults to the trained network's."""
+  if data_root and not os.path.isabs(eval_dir):
+    eval_dir = os.path.join(data_root, eval_dir)
+
+  def make(model_spec):
+    the_spec = evaluation_spec(eval_dir, spec, model_spec, "pck_eval_callback.spec")
+    dataset = pipeline.eval_dataset(eval_dir, the_spec, batch_size,
+                                    pipeline.PipelineConfig(input_size=tuple(input_size)))
+    return pck.PCKEvaluator(eval_dir, dataset, the_spec, flip_test)
+
+  return EvaluationCallback(make, every, at_start=at_start)
+
+
 class MPIIEvaluator:
   """PCKh@0.5 of a predict function on the MPII validation set (converted from the HRNet ``valid.json`` with
   ``--sets eval``), against ``gt_valid.mat``; flip test on by default, as is usual for MPII."""
@@ -152,4 +171,4 @@ def mpii_eval_callback(eval_dir: str, gt_file: str, data_root: str | None = None
 
 
 __all__ = ["EvaluationCallback", "MPIIEvaluator", "STAT_NAMES", "coco_eval_callback", "evaluation_spec",
-           "mpii_eval_callback"]
+           "mpii_eval_callback", "pck_eval_callback"]
