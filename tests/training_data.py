@@ -6,12 +6,11 @@ import numpy as np
 import tensorflow as tf
 
 from semipose_tf.data import convert, records
-from semipose_tf.keypoints import AIC14, COCO17, MPII16
-
-SPECS = {17: COCO17, 16: MPII16, 14: AIC14}
+from semipose_tf.keypoints import AIC14, COCO17, LSP14, MPII16, KeypointSpec
 
 
-def write_set(directory: str, set_name: str, k: int, num_images: int = 6, seed: int = 0) -> None:
+def write_set(directory: str, set_name: str, spec: KeypointSpec, num_images: int = 6, seed: int = 0) -> None:
+  k = spec.num_keypoints
   rng = np.random.default_rng(seed)
   entries = []
   for i in range(num_images):
@@ -28,14 +27,16 @@ def write_set(directory: str, set_name: str, k: int, num_images: int = 6, seed: 
       instances.append(records.Instance(i * 10 + j, np.array([5, 5, 60, 80], np.float32), kps, 1.0, 4800.0))
     entries.append(records.ImageEntry(i, path, w, h, instances))
   convert.write_set(entries, directory, set_name, verbose=False,
-                    manifest_extra={"keypoint_spec": SPECS[k].to_json()})
+                    manifest_extra={"keypoint_spec": spec.to_json()})
 
 
 def make_layout(root: str) -> str:
-  """data_root for every gin experiment: COCO budgets, COCO train/val, MPII train/val, AIC."""
-  for d, s, k in (("coco_1k/labeled", "labeled", 17), ("coco_5k/labeled", "labeled", 17),
-                  ("coco_10k/labeled", "labeled", 17), ("coco_train/unlabeled", "unlabeled", 17),
-                  ("coco_val/eval", "eval", 17), ("mpii/labeled", "labeled", 16), ("mpii_val/eval", "eval", 16),
-                  ("aic/unlabeled", "unlabeled", 14)):
-    write_set(os.path.join(root, d), s, k, seed=len(d))
+  """data_root for every gin experiment: COCO budgets, COCO train/val, MPII train/val, AIC, LSPET."""
+  for d, s, spec in (("coco_1k/labeled", "labeled", COCO17), ("coco_5k/labeled", "labeled", COCO17),
+                     ("coco_10k/labeled", "labeled", COCO17), ("coco_train/unlabeled", "unlabeled", COCO17),
+                     ("coco_val/eval", "eval", COCO17), ("mpii/labeled", "labeled", MPII16),
+                     ("mpii_val/eval", "eval", MPII16), ("aic/unlabeled", "unlabeled", AIC14),
+                     ("lspet/unlabeled", "unlabeled", LSP14), ("lspet/eval", "eval", LSP14),
+                     ("lspet_1k/labeled", "labeled", LSP14)):
+    write_set(os.path.join(root, d), s, spec, seed=len(d))
   return root
