@@ -177,7 +177,7 @@ def coco_eval(annotation_file: str, results: str | list[dict], sigmas: Sequence[
     if annotated and annotated != {k}:
       counts = " or ".join(map(str, sorted(annotated)))
       raise ValueError(f"{annotation_file} has {counts} keypoints per person but {k} OKS sigmas were given: "
-                       "evaluate with the keypoint spec of that file")
+                       "evaluate with the keypoint spec of that file (evaluate.py --spec NAME)")
     check_results(results, gt, k, where)
     dt = gt.loadRes(results)
     ev = COCOeval(gt, dt, iouType="keypoints")
