@@ -54,12 +54,12 @@ def main(argv=None) -> int:
     f.write(gin.config_str())
   try:
     result = configurable.train(work_dir=work_dir, dry_run=args.dry_run, operative_config=gin.operative_config_str)
-  except FileNotFoundError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
   except TrainingDiverged as e:
-    print(f"error: {e}", file=sys.stderr)
+    print(f"error: {_message(e)}", file=sys.stderr)
     return 1
+  except (FileNotFoundError, ValueError, RuntimeError) as e:  # Bad settings, a locked work dir, no backup.
+    print(f"error: {_message(e)}", file=sys.stderr)
+    return 2
   if args.dry_run:
     exp = result
     exp.model.net.summary()
@@ -68,6 +68,11 @@ def main(argv=None) -> int:
     return 0
   print(summary(work_dir))
   return 0
+
+
+def _message(e: Exception) -> str:
+  """The exception's own message, without the "In call to configurable ..." lines gin appends."""
+  return str(e).split("\n  In call to configurable")[0]
 
 
 def summary(work_dir: str) -> str:

@@ -104,7 +104,7 @@ def _train_cmd(data_root, work_dir, epochs=3, steps=8):
 def test_killed_run_resumes_and_finishes(data_root, tmp_path):
   work_dir = str(tmp_path / "run")
   cmd = _train_cmd(data_root, work_dir)
-  meta = os.path.join(work_dir, "backup", "training_metadata.json")
+  meta = os.path.join(work_dir, "backup", "current", "training_metadata.json")
   proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
   deadline = time.time() + 300
   state = None

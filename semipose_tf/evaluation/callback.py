@@ -66,6 +66,9 @@ class EvaluationCallback(keras.callbacks.Callback):
     last_epoch = self.params.get("epochs") if self.params else None
     if (epoch + 1) % self.every and epoch + 1 != last_epoch:
       return
+    if not all(np.isfinite(v.numpy()).all() for v in self.net.weights):
+      print("\nevaluation skipped: the network's weights are not finite")  # Diverged; NaNGuard says where.
+      return
     self.last = self._evaluate()
     print("\n" + " - ".join(f"{self.prefix}{k}: {v:.4f}" for k, v in self.last.items()))
     if logs is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tempfile
@@ -14,10 +15,16 @@ from semipose_tf import codec, visualize
 from semipose_tf.augment import mixup
 from semipose_tf.data import ops, records
 from semipose_tf.keypoints import KeypointSpec
+from semipose_tf.train.recovery import NonFiniteWeights, check_finite
 
 
 def save_model_atomic(model: keras.Model, path: str) -> None:
-  """Saves a ``.keras`` file under a temporary name, then renames it: a kill never leaves a torn checkpoint."""
+  """Saves a ``.keras`` file under a temporary name, then renames it: a kill never leaves a torn checkpoint.
+
+  Raises:
+    NonFiniteWeights: the weights hold NaN or infinity (nothing is written).
+  """
+  check_finite(model, path)
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".keras", dir=directory)
@@ -43,28 +50,14 @@ class WriteOnce(keras.callbacks.Callback):
       records.write_text_atomic(self.path, self.text_fn())
 
 
-class Backup(keras.callbacks.BackupAndRestore):
-  """BackupAndRestore that saves every ``save_freq`` steps *and* at every epoch end, and keeps its state.
-
-  Started again with the same work directory, ``fit`` resumes from the last backup: weights, optimizer state and
-  step counter (so the learning-rate schedule and the step seeds continue), at the start of the epoch that was
-  interrupted. A finished run started again resumes after its last epoch and does nothing.
-  """
-
-  def __init__(self, backup_dir: str, save_freq="epoch"):
-    super().__init__(backup_dir, save_freq=save_freq, delete_checkpoint=False)
-
-  def on_epoch_end(self, epoch, logs=None):
-    super().on_epoch_end(epoch, logs)
-    if self.save_freq != "epoch":
-      self._save_model()
-
-
 class PoseCheckpoint(keras.callbacks.Callback):
-  """Saves the pose network (not the teacher-student wrapper) as ``.keras`` files.
+  """Saves the pose network (not the teacher-student wrapper) as ``.keras`` files, finite weights only.
 
   ``last.keras`` every epoch, ``epoch_NNN.keras`` every ``keep_every`` epochs (0: never), and ``best.keras`` when
-  ``monitor`` (e.g. "val_AP" or "val_heatmap_loss") improves.
+  ``monitor`` (e.g. "val_AP" or "val_heatmap_loss") improves. The best value and its epoch are kept in
+  ``best.json`` beside it, so a resumed run compares with them instead of starting over. Weights that are not
+  finite are never written: the epoch's checkpoints are skipped, training stops, and ``last_good`` says which
+  checkpoint holds the last finite network.
   """
 
   def __init__(self, net: keras.Model, directory: str, monitor: str | None = None, mode: str = "max",
@@ -74,17 +67,40 @@ class PoseCheckpoint(keras.callbacks.Callback):
       raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
     self.net, self.directory, self.monitor, self.mode, self.keep_every = net, directory, monitor, mode, keep_every
     self.best = -math.inf if mode == "max" else math.inf
+    self.best_epoch: int | None = None
+    self.last_good: str | None = None
+    self._best_file = os.path.join(directory, "best.json")
+    if os.path.exists(self._best_file):
+      try:
+        with open(self._best_file) as f:
+          saved = json.load(f)
+      except (OSError, ValueError):
+        saved = {}
+      if saved.get("monitor") == monitor and saved.get("mode") == mode:
+        self.best, self.best_epoch = float(saved["value"]), int(saved["epoch"])
+    if os.path.exists(os.path.join(directory, "last.keras")):
+      self.last_good = os.path.join(directory, "last.keras")
 
   def on_epoch_end(self, epoch, logs=None):
     logs = logs or {}
+    try:
+      check_finite(self.net, "the network of epoch " + str(epoch + 1))
+    except NonFiniteWeights as e:
+      where = f"; the last good checkpoint is {self.last_good}" if self.last_good else "; no checkpoint was written"
+      print(f"\n{e}{where}")
+      self.model.stop_training = True
+      return
     save_model_atomic(self.net, os.path.join(self.directory, "last.keras"))
+    self.last_good = os.path.join(self.directory, "last.keras")
     if self.keep_every and (epoch + 1) % self.keep_every == 0:
       save_model_atomic(self.net, os.path.join(self.directory, f"epoch_{epoch + 1:03d}.keras"))
     if self.monitor and self.monitor in logs:
       value = float(logs[self.monitor])
-      if (value > self.best) if self.mode == "max" else (value < self.best):
-        self.best = value
+      if np.isfinite(value) and ((value > self.best) if self.mode == "max" else (value < self.best)):
+        self.best, self.best_epoch = value, epoch + 1
         save_model_atomic(self.net, os.path.join(self.directory, "best.keras"))
+        records.write_json_atomic(self._best_file, {"monitor": self.monitor, "mode": self.mode, "value": value,
+                                                    "epoch": epoch + 1})
 
 
 class NaNGuard(keras.callbacks.Callback):

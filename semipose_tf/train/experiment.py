@@ -5,7 +5,10 @@ Work directory layout::
   <work_dir>/config.gin             the gin config as parsed (written at start)
   <work_dir>/operative_config.gin   the bindings actually used (written once training starts and at the end)
   <work_dir>/checkpoints/           last.keras (every epoch), best.keras (best monitored metric), final.keras
-  <work_dir>/backup/                BackupAndRestore state: a killed run started again resumes from here
+  <work_dir>/backup/                current/ and previous/ backups (weights, optimizer, step): a killed run
+                                    started again resumes from the newest whole one (train/recovery.py)
+  <work_dir>/checkpoints/best.json  the best monitored value and its epoch (kept across resumes)
+  <work_dir>/.lock                  held by the running process (pid, host); a second run is refused
   <work_dir>/logs/                  TensorBoard: losses, learning rate, mask-count histogram, probe pictures
   <work_dir>/history.csv            every epoch's logged values (losses, mask count, val_AP, ...)
   <work_dir>/before_training.json   the metrics of the untrained network, when the evaluation asks for them
@@ -16,6 +19,7 @@ Work directory layout::
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import shutil
 from typing import Callable, Sequence
@@ -30,7 +34,7 @@ from semipose_tf.evaluation import pictures
 from semipose_tf.keypoints import KeypointSpec, get_spec
 from semipose_tf.models.factory import build_pose_model
 from semipose_tf.train import callbacks as cb
-from semipose_tf.train import distribute
+from semipose_tf.train import distribute, recovery
 from semipose_tf.train.methods import get_method
 from semipose_tf.train.schedules import MultiStepSchedule
 from semipose_tf.train.teacher_student import SemiSupervisedPose, set_synchronized_batch_norm
@@ -209,6 +213,12 @@ def train(work_dir: str, labeled_dir: str, epochs: int = 30, backup_every_steps:
     FileNotFoundError: a TFRecord set is missing; the message gives the conversion command.
     TrainingDiverged: the loss became NaN / infinite.
   """
+  accepted = set(inspect.signature(build_experiment).parameters)
+  unknown = sorted(set(kwargs) - accepted)
+  if unknown:
+    known = sorted((accepted | set(inspect.signature(train).parameters)) - {"kwargs", "work_dir"})
+    raise ValueError(f"unknown parameter train.{unknown[0]}" + (f" (and {unknown[1:]})" if unknown[1:] else "") +
+                     f"; train takes: {', '.join(known)}")
   if prepare_data is not None:
     prepare_data()
   exp = build_experiment(work_dir, labeled_dir, **kwargs)
@@ -217,15 +227,29 @@ def train(work_dir: str, labeled_dir: str, epochs: int = 30, backup_every_steps:
     return exp
   chief = distribute.is_chief()
   out_dir = work_dir if chief else os.path.join(work_dir, f"worker_{distribute.worker_index()}")
-  os.makedirs(out_dir, exist_ok=True)
+  with recovery.WorkDirLock(out_dir):  # A second run on this work dir is refused, naming this one's pid.
+    return _fit(exp, work_dir, out_dir, chief, epochs, backup_every_steps, checkpoint_monitor, checkpoint_mode,
+                keep_every, log_every_steps, extra_callbacks, verbose, operative_config, export,
+                _resolve(kwargs.get("data_root"), picture_set), picture_count)
+
+
+def _fit(exp: Experiment, work_dir: str, out_dir: str, chief: bool, epochs: int, backup_every_steps, monitor,
+         mode, keep_every, log_every_steps, extra_callbacks, verbose, operative_config, export, picture_set,
+         picture_count) -> keras.callbacks.History:
+  """Fits with the callbacks of a run and writes its final outputs (see :func:`train`)."""
+  ckpt_dir = os.path.join(work_dir, "checkpoints")
+  restart = (f"Start again from the last checkpoint: remove {os.path.join(out_dir, 'backup')} and train with "
+             f"train.init_checkpoint = '{os.path.join(ckpt_dir, 'last.keras')}' (weights only; the optimizer and "
+             "the schedule start over), or remove the work directory to start from scratch.")
   guard = cb.NaNGuard()
-  callbacks = [cb.Backup(os.path.join(out_dir, "backup"), save_freq=backup_every_steps or "epoch"),
-               guard, *extra_callbacks]
+  backup = recovery.Backup(os.path.join(out_dir, "backup"), save_freq=backup_every_steps or "epoch",
+                           restart_hint=restart)
+  callbacks = [backup, guard, *extra_callbacks]
+  checkpoint = None
   if chief:
     log_dir = os.path.join(work_dir, "logs")
-    callbacks += [cb.PoseCheckpoint(exp.model.net, os.path.join(work_dir, "checkpoints"), checkpoint_monitor,
-                                    checkpoint_mode, keep_every),
-                  keras.callbacks.TensorBoard(log_dir),
+    checkpoint = cb.PoseCheckpoint(exp.model.net, ckpt_dir, monitor, mode, keep_every)
+    callbacks += [checkpoint, keras.callbacks.TensorBoard(log_dir),
                   keras.callbacks.CSVLogger(os.path.join(work_dir, "history.csv"), append=True),
                   cb.SemiSupervisedSummaries(log_dir, exp.probe, exp.spec, every_steps=log_every_steps)]
     if operative_config is not None:  # Gin knows the operative bindings once the step has run.
@@ -235,15 +259,18 @@ def train(work_dir: str, labeled_dir: str, epochs: int = 30, backup_every_steps:
                           validation_data=exp.val_data, validation_steps=exp.val_steps,
                           callbacks=callbacks, verbose=verbose)
   if guard.message:
-    raise TrainingDiverged(guard.message)
+    good = checkpoint.last_good if checkpoint else None
+    raise TrainingDiverged(guard.message + (f" Nothing non-finite was saved: the last good checkpoint is {good}"
+                                            if good else " Nothing non-finite was saved (no checkpoint yet).") +
+                           " The backup holds the last finite state, so the same command resumes from there.")
   if chief:
     initial = {f"{c.prefix}{k}": v for c in extra_callbacks for k, v in getattr(c, "initial", {}).items()}
     if initial:  # Evaluated before the first step (EvaluationCallback(at_start=True)); a resumed run keeps it.
       records.write_json_atomic(os.path.join(work_dir, "before_training.json"), initial)
-    cb.save_model_atomic(exp.model.net, os.path.join(work_dir, "checkpoints", "final.keras"))
+    cb.save_model_atomic(exp.model.net, os.path.join(ckpt_dir, "final.keras"))
     if operative_config is not None:
       records.write_text_atomic(os.path.join(work_dir, "operative_config.gin"), operative_config())
-    _final_outputs(exp, work_dir, export, _resolve(kwargs.get("data_root"), picture_set), picture_count)
+    _final_outputs(exp, work_dir, export, picture_set, picture_count)
   return history
 
 

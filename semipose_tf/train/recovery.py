@@ -1,0 +1,184 @@
+"""Losing no work: crash-safe backups in two generations, finite-only saves, and a lock on the work directory.
+
+Backup layout (``<work_dir>/backup/``)::
+
+  current/    latest.weights.h5 + training_metadata.json   (one unit: written aside, then renamed into place)
+  previous/   the generation before
+  .tmp-*/     a generation being written (a kill leaves it; the next save or resume removes it)
+
+A save writes the new generation into a temporary folder, then renames ``current`` to ``previous`` and the new one
+to ``current``: a kill at any instant leaves at least one whole generation. A resume loads ``current``, and if it
+is missing or damaged, says so and loads ``previous``; if neither loads, the error names the files and says how to
+start again from the last checkpoint. Weights that are not finite are never saved.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+import socket
+import tempfile
+
+import keras
+import numpy as np
+
+WEIGHTS = "latest.weights.h5"
+METADATA = "training_metadata.json"
+
+
+class NonFiniteWeights(RuntimeError):
+  """A network's weights hold NaN or infinity; they are not saved."""
+
+
+def check_finite(model: keras.Model, what: str) -> None:
+  """Raises NonFiniteWeights naming the first non-finite variable of ``model``."""
+  for v in model.weights:
+    if not np.isfinite(np.asarray(v.numpy(), np.float64)).all():
+      raise NonFiniteWeights(f"{what}: not saved, the weights are not finite (first: {v.path})")
+
+
+class Backup(keras.callbacks.BackupAndRestore):
+  """BackupAndRestore in two crash-safe generations (module docstring), every ``save_freq`` steps and every epoch.
+
+  Started again with the same work directory, ``fit`` resumes from the last whole backup: weights, optimizer state
+  and step counter (so the learning-rate schedule and the step seeds continue), at the start of the epoch that
+  was interrupted. A finished run started again resumes after its last epoch and does nothing.
+
+  Args:
+    backup_dir: The backup folder.
+    save_freq: Steps between backups, or "epoch".
+    restart_hint: Appended to the error when no generation can be loaded (how to start again).
+  """
+
+  def __init__(self, backup_dir: str, save_freq="epoch", restart_hint: str = ""):
+    super().__init__(backup_dir, save_freq=save_freq, delete_checkpoint=False)
+    self.restart_hint = restart_hint
+    self.skipped_nonfinite = False
+
+  def _generation(self, name: str) -> str:
+    return os.path.join(self.backup_dir, name)
+
+  def on_epoch_end(self, epoch, logs=None):
+    super().on_epoch_end(epoch, logs)
+    if self.save_freq != "epoch":
+      self._save_model()
+
+  def _save_model(self):
+    try:
+      check_finite(self.model, "backup")
+    except NonFiniteWeights:
+      self.skipped_nonfinite = True  # The previous generations stay: they hold the last finite state.
+      return
+    os.makedirs(self.backup_dir, exist_ok=True)
+    self._remove_stale_temps()
+    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=self.backup_dir)
+    self.model.save_weights(os.path.join(tmp, WEIGHTS), overwrite=True)
+    with open(os.path.join(tmp, METADATA), "w") as f:
+      json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
+      f.flush()
+      os.fsync(f.fileno())
+    current, previous = self._generation("current"), self._generation("previous")
+    if os.path.isdir(current):
+      if os.path.isdir(previous):
+        shutil.rmtree(previous)
+      os.replace(current, previous)
+    os.replace(tmp, current)
+
+  def _remove_stale_temps(self):
+    for name in os.listdir(self.backup_dir):
+      if name.startswith(".tmp-"):
+        shutil.rmtree(os.path.join(self.backup_dir, name), ignore_errors=True)
+
+  def _load_from(self, folder: str) -> None:
+    weights, metadata = os.path.join(folder, WEIGHTS), os.path.join(folder, METADATA)
+    with open(metadata) as f:
+      epoch = int(json.load(f)["epoch"])
+    if not self.model.optimizer.built:
+      self.model.optimizer.build(self.model.trainable_variables)
+    self.model.load_weights(weights)
+    self.model._initial_epoch = epoch  # What keras.callbacks.BackupAndRestore sets to resume at that epoch.
+
+  def on_train_begin(self, logs=None):
+    # An older run's single generation (latest.weights.h5 directly in backup_dir) counts as "current".
+    legacy = os.path.exists(os.path.join(self.backup_dir, WEIGHTS))
+    candidates = [self._generation("current"), self._generation("previous")] + ([self.backup_dir] if legacy else [])
+    candidates = [c for c in candidates if os.path.isdir(c) and os.listdir(c)]
+    failures = []
+    for folder in candidates:
+      try:
+        self._load_from(folder)
+      except (OSError, ValueError, KeyError, TypeError) as e:  # Truncated h5, bad json, missing file.
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        failures.append(f"{folder}: {type(e).__name__}: {first}")
+        continue
+      if failures:
+        print(f"warning: the newest backup could not be read ({failures[0]}); resumed from {folder} instead")
+      return
+    if failures:
+      raise RuntimeError("no backup generation of this run can be read: " + "; ".join(failures) +
+                         (f". {self.restart_hint}" if self.restart_hint else ""))
+
+
+class WorkDirLock:
+  """An exclusive lock on a work directory for one run (``<work_dir>/.lock`` holds the pid and host).
+
+  A second run on the same directory is refused with the holder's pid. A lock whose process no longer exists on
+  this host is stale: it is replaced, with a warning.
+  """
+
+  def __init__(self, work_dir: str):
+    self.path = os.path.join(work_dir, ".lock")
+    self.held = False
+
+  def _holder(self) -> dict:
+    try:
+      with open(self.path) as f:
+        return json.load(f)
+    except (OSError, ValueError):
+      return {}
+
+  def acquire(self) -> None:
+    os.makedirs(os.path.dirname(self.path), exist_ok=True)
+    me = {"pid": os.getpid(), "host": socket.gethostname(),
+          "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    for _ in range(2):
+      try:
+        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+      except FileExistsError:
+        holder = self._holder()
+        pid, host = holder.get("pid"), holder.get("host")
+        if host == me["host"] and isinstance(pid, int) and not _alive(pid):
+          print(f"warning: removing the stale lock of pid {pid} (no longer running) on {self.path}")
+          os.remove(self.path)
+          continue
+        raise RuntimeError(f"work directory {os.path.dirname(self.path)} is in use by pid {pid} on {host} (since "
+                           f"{holder.get('started')}); wait for that run, stop it, or use another --work_dir "
+                           f"(a lock left by a crash on another host: delete {self.path})") from None
+      with os.fdopen(fd, "w") as f:
+        json.dump(me, f)
+      self.held = True
+      return
+
+  def release(self) -> None:
+    if self.held and self._holder().get("pid") == os.getpid():
+      os.remove(self.path)
+    self.held = False
+
+  def __enter__(self):
+    self.acquire()
+    return self
+
+  def __exit__(self, *exc):
+    self.release()
+
+
+def _alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:  # Exists, owned by someone else.
+    return True
+  return True

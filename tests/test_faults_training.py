@@ -1,0 +1,157 @@
+"""Training under faults: divergence never reaches a checkpoint, backups survive kills at any instant, damaged
+backups fall back or say how to restart, one run per work directory, bad settings are one-line errors."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from training_data import make_layout
+
+TINY = ["INPUT_SIZE = (64, 64)", "train.input_size = (64, 64)", "train.labeled_batch_size = 2",
+        "train.unlabeled_batch_size = 2", "build_pose_model.pretrained = None", "build_pose_model.width = 8",
+        "build_pose_model.deconv_filters = (16, 16, 16)", "train.extra_callbacks = []",
+        'train.checkpoint_monitor = "val_heatmap_loss"', 'train.checkpoint_mode = "min"', "train.verbose = 2",
+        "train.log_every_steps = 2"]
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+  return make_layout(str(tmp_path_factory.mktemp("data")))
+
+
+def _cmd(data_root, work_dir, *params, epochs=3, steps=6, backup_every=2):
+  return [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--gin_file=coco_1k.gin",
+          f"--data_root={data_root}", f"--work_dir={work_dir}",
+          *[f"--gin_param={p}" for p in TINY + [f"train.epochs = {epochs}", f"train.steps_per_epoch = {steps}",
+                                                  f"train.backup_every_steps = {backup_every}", *params]]]
+
+
+def _finite_file(path):
+  import semipose_tf.models  # noqa: F401
+
+  net = keras.models.load_model(path)
+  return all(np.isfinite(w).all() for w in net.get_weights())
+
+
+def test_a_diverged_run_saves_nothing_non_finite_and_resumes_from_the_last_finite_state(data_root, tmp_path):
+  work = str(tmp_path / "run")
+  r = subprocess.run(_cmd(data_root, work, epochs=2), capture_output=True, text=True)
+  assert r.returncode == 0, r.stderr[-3000:]
+  # The same work dir, 2 more epochs at an absurd rate: diverges, stops, names the last good checkpoint.
+  r = subprocess.run(_cmd(data_root, work, "train.learning_rate = 1e30", epochs=4), capture_output=True, text=True)
+  assert r.returncode == 1 and "training diverged" in r.stderr, r.stderr[-3000:]
+  assert "last good checkpoint is" in r.stderr and "last.keras" in r.stderr
+  ckpts = os.path.join(work, "checkpoints")
+  for name in os.listdir(ckpts):
+    if name.endswith(".keras"):
+      assert _finite_file(os.path.join(ckpts, name)), name
+  # Rerun at a sane rate: resumes from the last finite backup and ends with a finite final network.
+  r = subprocess.run(_cmd(data_root, work, epochs=4), capture_output=True, text=True)
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert _finite_file(os.path.join(ckpts, "final.keras"))
+
+
+def test_the_best_score_survives_a_resume(tmp_path):
+  from semipose_tf.train.callbacks import PoseCheckpoint
+  from tiny_nets import TinyPoseNet
+
+  net = TinyPoseNet(17, (64, 64, 3))
+  first = PoseCheckpoint(net, str(tmp_path), "val_AP", "max")
+  first.set_model(net)
+  first.on_epoch_end(0, {"val_AP": 0.40})
+  best = os.path.join(tmp_path, "best.keras")
+  stamp = os.path.getmtime(best)
+  again = PoseCheckpoint(net, str(tmp_path), "val_AP", "max")  # A resumed run's callback.
+  again.set_model(net)
+  assert again.best == 0.40 and again.best_epoch == 1
+  time.sleep(0.01)
+  again.on_epoch_end(1, {"val_AP": 0.10})  # Worse: best.keras stays.
+  assert os.path.getmtime(best) == stamp
+  again.on_epoch_end(2, {"val_AP": float("nan")})
+  assert os.path.getmtime(best) == stamp
+  again.on_epoch_end(3, {"val_AP": 0.55})
+  assert json.load(open(os.path.join(tmp_path, "best.json")))["epoch"] == 4
+
+
+def test_kill_at_random_instants_and_resume_every_time(data_root, tmp_path):
+  """SIGKILL a run at random instants (backups every 2 steps) until it finishes; every restart must resume."""
+  work = str(tmp_path / "run")
+  cmd = _cmd(data_root, work, epochs=4, steps=6, backup_every=1)
+  rng = random.Random(0)
+  kills = 0
+  for cycle in range(12):
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+      out = proc.communicate(timeout=rng.uniform(6.0, 14.0))[0]
+    except subprocess.TimeoutExpired:
+      proc.send_signal(signal.SIGKILL)
+      out = proc.communicate()[0]
+      kills += 1
+      continue
+    assert proc.returncode == 0, f"cycle {cycle} failed after {kills} kills:\n{out[-3000:]}"
+    break
+  else:
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, f"after {kills} kills:\n{r.stdout[-2000:]}{r.stderr[-3000:]}"
+  assert kills >= 3, "the loop should have killed the run several times"
+  assert _finite_file(os.path.join(work, "checkpoints", "final.keras"))
+  print(f"survived {kills} kills")
+
+
+def test_a_damaged_backup_falls_back_or_names_the_file(data_root, tmp_path):
+  work = str(tmp_path / "run")
+  r = subprocess.run(_cmd(data_root, work, epochs=2), capture_output=True, text=True)
+  assert r.returncode == 0, r.stderr[-3000:]
+  current = os.path.join(work, "backup", "current", "latest.weights.h5")
+  with open(current, "r+b") as f:
+    f.truncate(os.path.getsize(current) // 3)
+  r = subprocess.run(_cmd(data_root, work, epochs=3), capture_output=True, text=True)
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert "newest backup could not be read" in r.stdout and "resumed from" in r.stdout
+  # Both generations damaged (a truncated metadata json and truncated weights): an error that says what to do.
+  for gen in ("current", "previous"):
+    with open(os.path.join(work, "backup", gen, "training_metadata.json"), "w") as f:
+      f.write('{"epo')
+  r = subprocess.run(_cmd(data_root, work, epochs=4), capture_output=True, text=True)
+  assert r.returncode == 2, r.stderr[-3000:]
+  err = r.stderr.strip().splitlines()[-1]
+  assert err.startswith("error: no backup generation of this run can be read")
+  assert os.path.join("backup", "current") in err and os.path.join("backup", "previous") in err
+  assert "train.init_checkpoint" in err and "last.keras" in err
+
+
+def test_one_run_per_work_directory(data_root, tmp_path):
+  from semipose_tf.train.recovery import WorkDirLock
+
+  work = str(tmp_path / "run")
+  with WorkDirLock(work):  # This (live) process holds it.
+    r = subprocess.run(_cmd(data_root, work, epochs=1), capture_output=True, text=True)
+  assert r.returncode == 2 and f"is in use by pid {os.getpid()}" in r.stderr
+  dead = subprocess.Popen([sys.executable, "-c", "pass"])
+  dead.wait()
+  with open(os.path.join(work, ".lock"), "w") as f:  # A lock left by a process that died.
+    import socket
+
+    json.dump({"pid": dead.pid, "host": socket.gethostname(), "started": "earlier"}, f)
+  r = subprocess.run(_cmd(data_root, work, epochs=1), capture_output=True, text=True)
+  assert r.returncode == 0 and "stale lock" in r.stdout, r.stderr[-3000:]
+  assert not os.path.exists(os.path.join(work, ".lock"))
+
+
+@pytest.mark.parametrize("param,message", [
+    ("train.no_such_setting = 3", "unknown parameter train.no_such_setting"),
+    ("train.input_size = (70, 64)", "multiples of 32"),
+])
+def test_bad_settings_are_one_line_errors(data_root, tmp_path, param, message):
+  r = subprocess.run(_cmd(data_root, str(tmp_path / "run"), param, epochs=1), capture_output=True, text=True)
+  assert r.returncode == 2 and message in r.stderr
+  assert "Traceback" not in r.stderr
