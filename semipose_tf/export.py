@@ -74,15 +74,30 @@ class PoseInference(tf.Module):
     self.padding = float(padding)
 
   def crops(self, images: tf.Tensor, boxes: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Normalized crops [N, H, W, 3] and their centres / scales [N, 2] from encoded images and boxes."""
+    """Normalized crops [N, H, W, 3] and their centres / scales [N, 2] from encoded images and boxes.
+
+    Raises (when run):
+      InvalidArgumentError: bytes that are neither JPEG nor PNG, an image over ``max_pixels``, or a box that is not
+        finite, has no positive width and height, or lies outside its image; the message gives the box's index.
+    """
     aspect = self.input_size[1] / self.input_size[0]
 
     def one(args):
-      data, box = args
+      data, box, index = args
       supported, h, w = _image_size(data)
-      checks = [tf.debugging.Assert(supported, ["input is not a JPEG or PNG image"]),
+      x, y, bw, bh = box[0], box[1], box[2], box[3]
+      hf, wf = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
+      say = lambda text, *args: [tf.strings.format(text, args)]  # One readable message per check.
+      checks = [tf.debugging.Assert(supported, say("input {} is not a JPEG or PNG image", index)),
                 tf.debugging.Assert(h * w <= self.max_pixels,
-                                    ["image too large:", h, "x", w, "pixels; the limit is", self.max_pixels])]
+                                    say("image too large: input {} is {} x {} pixels; the limit is {}", index, h, w,
+                                        self.max_pixels)),
+                tf.debugging.Assert(tf.reduce_all(tf.math.is_finite(box)), say("box {} is not finite: {}", index,
+                                                                                box)),
+                tf.debugging.Assert((bw > 0) & (bh > 0),
+                                    say("box {} has no positive width and height (x, y, w, h): {}", index, box)),
+                tf.debugging.Assert((x < wf) & (y < hf) & (x + bw > 0) & (y + bh > 0),
+                                    say("box {} lies outside its {} x {} image: {}", index, w, h, box))]
       # The decoder must wait for the checks: without the dependency the graph may run it first on a bomb.
       with tf.control_dependencies(checks):
         image = tf.io.decode_image(tf.identity(data), channels=3, expand_animations=False)
@@ -93,13 +108,22 @@ class PoseInference(tf.Module):
 
     sig = (tf.TensorSpec(self.input_size + (3,), tf.float32), tf.TensorSpec([2], tf.float32),
            tf.TensorSpec([2], tf.float32))
-    return tf.map_fn(one, (images, tf.cast(boxes, tf.float32)), fn_output_signature=sig)
+    index = tf.range(tf.shape(images, out_type=tf.int64)[0])
+    return tf.map_fn(one, (images, tf.cast(boxes, tf.float32), index), fn_output_signature=sig)
 
   def keypoints(self, images: tf.Tensor, boxes: tf.Tensor) -> dict[str, tf.Tensor]:
-    """``keypoints`` [N, K, 2] in image pixels and ``scores`` [N, K] for one box per encoded image."""
+    """``keypoints`` [N, K, 2] in image pixels and ``scores`` [N, K] for one box per encoded image (N may be 0)."""
     tf.debugging.assert_equal(tf.shape(images)[0], tf.shape(boxes)[0], message="one box per image")
-    crops, center, scale = self.crops(images, boxes)
-    coords, scores = codec.decode_to_image(self.net(crops, training=False), center, scale)
+    k = int(self.net.output_shape[-1])
+
+    def run():
+      crops, center, scale = self.crops(images, boxes)
+      return codec.decode_to_image(self.net(crops, training=False), center, scale)
+
+    def empty():  # An empty request gets empty answers (the network cannot run on zero crops).
+      return tf.zeros([0, k, 2], tf.float32), tf.zeros([0, k], tf.float32)
+
+    coords, scores = tf.cond(tf.shape(images)[0] > 0, run, empty)
     return {"keypoints": coords, "scores": scores}
 
   def heatmaps(self, crops: tf.Tensor) -> dict[str, tf.Tensor]:

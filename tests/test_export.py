@@ -99,6 +99,31 @@ def test_pixel_limit_is_configurable(tmp_path):
       1, 17)
 
 
+@pytest.mark.parametrize("bad,match", [
+    ([float("nan"), 1.0, 10.0, 10.0], "box 1 is not finite"),
+    ([1.0, float("inf"), 10.0, 10.0], "box 1 is not finite"),
+    ([1.0, 1.0, 0.0, 10.0], "box 1 has no positive width and height"),
+    ([5.0, 5.0, -3.0, 10.0], "box 1 has no positive width and height"),
+    ([1e6, 1e6, 50.0, 50.0], "box 1 lies outside its"),
+    ([-100.0, 2.0, 50.0, 10.0], "box 1 lies outside its"),
+])
+def test_bad_boxes_are_refused_with_their_index(exported, bad, match):
+  _, path = exported
+  serve = tf.saved_model.load(path).signatures["serving_default"]
+  good = [1.0, 1.0, 20.0, 20.0]
+  with pytest.raises(tf.errors.InvalidArgumentError, match=match):
+    serve(images=tf.constant([_jpeg()] * 2), boxes=tf.constant([good, bad], tf.float32))
+  ok = serve(images=tf.constant([_jpeg()]), boxes=tf.constant([good]))  # The next good request is answered.
+  assert np.isfinite(ok["keypoints"].numpy()).all()
+
+
+def test_an_empty_request_gets_empty_answers(exported):
+  _, path = exported
+  serve = tf.saved_model.load(path).signatures["serving_default"]
+  out = serve(images=tf.zeros([0], tf.string), boxes=tf.zeros([0, 4], tf.float32))
+  assert out["keypoints"].shape == (0, 17, 2) and out["scores"].shape == (0, 17)
+
+
 def test_heatmaps_signature(exported):
   net, path = exported
   crops = tf.random.normal((2, 128, 96, 3))
