@@ -101,11 +101,18 @@ def main(argv=None) -> int:
       print(f"  skipped {p}")
     manifests = convert.convert(src, args.out, sets, num_labeled=num_labeled, split=args.split, seed=args.seed,
                                 num_shards=args.num_shards, skip_bad=args.skip_bad, workers=args.workers)
-  except (sources.BadInputError, FileNotFoundError) as e:
-    print(f"error: {e}", file=sys.stderr)
+  except (sources.BadInputError, OSError) as e:
+    print(f"error: {_describe(e)}", file=sys.stderr)
     return 2
   _report(manifests, args.out)
   return 0
+
+
+def _describe(e: Exception) -> str:
+  """One line: a file-system error names its path; everything else says its own message."""
+  if isinstance(e, OSError) and e.filename and e.strerror:
+    return f"{e.strerror}: {e.filename}"
+  return str(e)
 
 
 def _report(manifests: dict, out: str) -> None:
@@ -128,8 +135,8 @@ def _convert_lsp(args, spec, sets, num_labeled) -> int:
                                 split=args.split, seed=args.seed, strip_unlabeled=True, **common)
     if "eval" in sets:
       manifests.update(convert.convert(test, args.out, ["eval"], **common))
-  except (sources.BadInputError, FileNotFoundError, ValueError) as e:
-    print(f"error: {e}", file=sys.stderr)
+  except (sources.BadInputError, OSError, ValueError) as e:
+    print(f"error: {_describe(e)}", file=sys.stderr)
     return 2
   _report(manifests, args.out)
   return 0

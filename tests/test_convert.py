@@ -226,29 +226,42 @@ convert.write_set(entries, {out!r}, "unlabeled", num_shards=3, verbose=False, _b
 """
 
 
-def test_killed_converter_leaves_no_complete_set(synthetic_coco, tmp_path):
+def test_killed_converter_keeps_the_old_set_and_leaves_no_half_written_one(synthetic_coco, tmp_path):
   ann, images = synthetic_coco
   out = str(tmp_path / "unlabeled")
-  # A complete earlier set in the same place must not survive as "complete" either.
   src = sources.load_coco(ann, images, COCO17)
-  convert.write_set(convert.group_by_image(src, range(len(src.items))), out, "unlabeled", num_shards=3,
-                    verbose=False)
-  assert records.read_manifest(out)["num_instances"] == len(src.items)
+  half = convert.group_by_image(src, range(len(src.items) // 2))
+  convert.write_set(half, out, "unlabeled", num_shards=3, verbose=False)  # A complete earlier set in that place.
+  before = records.read_manifest(out)
   code = _KILL_AFTER.format(root=ROOT, ann=ann, images=images, out=out)
   r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
   assert r.returncode == -signal.SIGKILL, r.stderr
-  with pytest.raises(records.IncompleteSetError, match="no manifest.json"):
-    records.read_manifest(out)
-  from semipose_tf.data import pipeline
-  with pytest.raises(records.IncompleteSetError):
-    pipeline.unlabeled_dataset(out, COCO17)
-  leftovers = os.listdir(out)
-  assert any(".tmp-" in f for f in leftovers)  # The shard being written when it died, under a temporary name.
+  # The old set is untouched and still complete; the new one never became visible.
+  assert records.read_manifest(out) == before
+  paths = records.shard_paths(out, before)
+  assert sum(1 for _ in tf.data.TFRecordDataset(paths)) == before["num_images"]
+  leftovers = [f for f in os.listdir(tmp_path) if f.startswith("unlabeled.tmp-")]
+  assert leftovers  # The set being built when it died, aside under a temporary name.
   # Running again cleans up and completes.
   convert.write_set(convert.group_by_image(src, range(len(src.items))), out, "unlabeled", num_shards=3,
                     verbose=False)
   assert records.read_manifest(out)["num_instances"] == len(src.items)
+  assert not any(".tmp-" in f or ".old-" in f for f in os.listdir(tmp_path))
   assert not any(".tmp-" in f for f in os.listdir(out))
+
+
+def test_bad_input_keeps_the_complete_set_in_place(synthetic_coco, tmp_path):
+  ann, images = synthetic_coco
+  src = sources.load_coco(ann, images, COCO17)
+  out = str(tmp_path / "set")
+  convert.write_set(convert.group_by_image(src, range(len(src.items))), out, "unlabeled", verbose=False)
+  before = records.read_manifest(out)
+  broken = convert.group_by_image(src, range(len(src.items)))
+  broken[2].path = str(tmp_path / "missing.jpg")
+  with pytest.raises(sources.BadInputError, match="missing.jpg"):
+    convert.write_set(broken, out, "unlabeled", verbose=False)
+  assert records.read_manifest(out) == before
+  assert os.listdir(tmp_path) == ["set"]
 
 
 def test_truncated_shard_is_rejected(synthetic_coco, tmp_path):

@@ -90,6 +90,11 @@ def test_mpii_prediction_files(tmp_path):
     np.testing.assert_allclose(mpii.load_predictions(str(tmp_path / name)), preds)
   with pytest.raises(ValueError, match=r"shape \[2958, 16, 2\]"):
     mpii.pckh(preds[:10], gt_file)
+  visible = np.argwhere(1 - mpii.load_ground_truth(gt_file)["jnt_missing"].T)[5]
+  broken = preds.copy()
+  broken[visible[0], visible[1]] = np.nan
+  with pytest.raises(ValueError, match=f"person {visible[0]} .*joint {visible[1]} is not finite"):
+    mpii.pckh(broken, gt_file, one_based=True)
 
 
 def _dot_image(h=64, w=48):

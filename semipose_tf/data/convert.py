@@ -21,6 +21,8 @@ import dataclasses
 import datetime
 import math
 import os
+import shutil
+import tempfile
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import keras
@@ -122,7 +124,7 @@ def group_by_image(source: Source, indices: Iterable[int]) -> list[ImageEntry]:
 
 
 def default_num_shards(entries: Sequence[ImageEntry], target_bytes: int = 128 << 20) -> int:
-  total = sum(os.path.getsize(e.path) for e in entries)
+  total = sum(os.path.getsize(e.path) for e in entries if os.path.isfile(e.path))  # Missing ones: reported later.
   return max(1, min(len(entries), math.ceil(total / target_bytes)))
 
 
@@ -133,12 +135,56 @@ def write_set(entries: Sequence[ImageEntry], directory: str, set_name: str, *, n
   """Writes one set: sharded TFRecords, then the manifest. Returns the manifest.
 
   Images are checked and read in a thread pool; records are written in order, image i into shard
-  ``i * num_shards // len(entries)``. On an error the partial shards are removed (a killed process leaves only
-  temporary files, which no reader accepts and the next run deletes).
+  ``i * num_shards // len(entries)``. The set is built aside (``<directory>.tmp-*``) and swapped into place when
+  complete, so a set already in ``directory`` stays whole until the new one is: bad input or a kill leaves the
+  old set as it was (a kill leaves a temporary folder, which the next run deletes).
   """
   if not entries:
     raise BadInputError(f"{directory}: the {set_name} set is empty")
-  records.prepare_directory(directory)
+  staging = _staging_directory(directory)
+  try:
+    manifest = _write_into(entries, staging, set_name, num_shards=num_shards, skip_bad=skip_bad, workers=workers,
+                           verbose=verbose, manifest_extra=manifest_extra, before_write=_before_write,
+                           shown_as=directory)
+  except BaseException:
+    shutil.rmtree(staging, ignore_errors=True)
+    raise
+  _swap_into_place(staging, directory)
+  return manifest
+
+
+def _staging_directory(directory: str) -> str:
+  """A fresh sibling folder for the new set; leftovers of killed runs are cleared (a complete set that a kill left
+  set aside, with nothing in its place, is put back first)."""
+  directory = os.path.abspath(directory)
+  parent, base = os.path.dirname(directory), os.path.basename(directory)
+  os.makedirs(parent, exist_ok=True)
+  for name in os.listdir(parent):
+    path = os.path.join(parent, name)
+    if name.startswith(base + ".old-") and not os.path.exists(directory):
+      os.replace(path, directory)
+    elif name.startswith((base + ".old-", base + ".tmp-")):
+      shutil.rmtree(path, ignore_errors=True)
+  staging = tempfile.mkdtemp(prefix=base + ".tmp-", dir=parent)
+  return staging
+
+
+def _swap_into_place(staging: str, directory: str) -> None:
+  """The complete new set replaces the old one; at no instant is neither of them whole on disk."""
+  directory = os.path.abspath(directory)
+  if os.path.exists(directory):
+    old = tempfile.mkdtemp(prefix=os.path.basename(directory) + ".old-", dir=os.path.dirname(directory))
+    os.rmdir(old)
+    os.replace(directory, old)
+    os.replace(staging, directory)
+    shutil.rmtree(old, ignore_errors=True)
+  else:
+    os.replace(staging, directory)
+
+
+def _write_into(entries, directory, set_name, *, num_shards, skip_bad, workers, verbose, manifest_extra,
+                before_write, shown_as) -> dict[str, Any]:
+  """:func:`write_set`'s work, into ``directory`` (the staging folder); messages name ``shown_as``."""
   num_shards = num_shards or default_num_shards(entries)
   num_shards = max(1, min(num_shards, len(entries)))
   workers = workers or max(1, min(8, os.cpu_count() or 1))
@@ -147,7 +193,7 @@ def write_set(entries: Sequence[ImageEntry], directory: str, set_name: str, *, n
   source_bytes = 0
   progbar = keras.utils.Progbar(len(entries), unit_name="image") if verbose else None
   if verbose:
-    print(f"Writing the {set_name} set to {directory}: {len(entries)} images, "
+    print(f"Writing the {set_name} set to {shown_as}: {len(entries)} images, "
           f"{sum(len(e.instances) for e in entries)} instances, {num_shards} shard(s)")
   current = -1
   try:
@@ -157,7 +203,7 @@ def write_set(entries: Sequence[ImageEntry], directory: str, set_name: str, *, n
       data = fut.result()
       if isinstance(data, BadInputError):
         bad = [Problem(inst.ann_id, entry.path, str(data)) for inst in entry.instances]
-        report_problems(bad, skip_bad, directory)
+        report_problems(bad, skip_bad, shown_as)
         problems.extend(bad)
       else:
         shard = i * num_shards // len(entries)
@@ -166,8 +212,8 @@ def write_set(entries: Sequence[ImageEntry], directory: str, set_name: str, *, n
             shards.append(writers[current].close())
           current += 1
           writers[current] = records.ShardWriter(directory, records.shard_name(set_name, current, num_shards))
-        if _before_write is not None:
-          _before_write(i)
+        if before_write is not None:
+          before_write(i)
         writers[shard].write(records.serialize(entry, data), len(entry.instances))
         source_bytes += len(data)
       if progbar is not None:
@@ -185,7 +231,7 @@ def write_set(entries: Sequence[ImageEntry], directory: str, set_name: str, *, n
     raise
   num_instances = sum(s["num_instances"] for s in shards)
   if num_instances == 0:
-    raise BadInputError(f"{directory}: every image of the {set_name} set was bad; nothing written")
+    raise BadInputError(f"{shown_as}: every image of the {set_name} set was bad; nothing written")
   manifest = {
       "format": records.FORMAT,
       "set": set_name,

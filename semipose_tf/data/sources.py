@@ -96,6 +96,36 @@ def clean_box(bbox, width: int, height: int, area: float | None = None) -> np.nd
   return None
 
 
+def check_values(keypoints, bbox, area, width: int, height: int) -> str | None:
+  """Why an annotation's numbers cannot be used, or None: values that are not numbers, not finite, a box
+  without positive width and height, or a labeled keypoint far outside the image (more than one image size beyond
+  its border: a coordinate error, not a joint just out of frame)."""
+  def numbers(values) -> bool:  # JSON numbers only: numpy would quietly parse "12.5".
+    return isinstance(values, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                            for v in values)
+
+  if not (numbers(keypoints) and (bbox is None or numbers(bbox)) and
+          (area is None or numbers([area]))):
+    return f"keypoints, bbox and area must be numbers (bbox {bbox!r:.60}, keypoints {keypoints!r:.60})"
+  try:
+    kps = np.asarray(keypoints, np.float64).reshape(-1, 3)
+    box = np.asarray(bbox if bbox is not None else [0, 0, 0, 0], np.float64).reshape(4)
+    area = float(area) if area is not None else float(box[2] * box[3])
+  except (TypeError, ValueError):
+    return f"keypoints, bbox and area must be numbers (bbox {bbox!r:.60}, keypoints {keypoints!r:.60})"
+  if not (np.isfinite(kps).all() and np.isfinite(box).all() and np.isfinite(area)):
+    return "a keypoint, bbox or area value is NaN or infinite"
+  if box[2] <= 0 or box[3] <= 0:
+    return f"box {bbox} has no positive width and height (x, y, w, h)"
+  labeled = kps[:, 2] > 0
+  far = labeled & ((kps[:, 0] < -width) | (kps[:, 0] > 2 * width) | (kps[:, 1] < -height) |
+                   (kps[:, 1] > 2 * height))
+  if far.any():
+    j = int(np.argmax(far))
+    return f"keypoint {j} at ({kps[j, 0]:g}, {kps[j, 1]:g}) lies far outside the {width}x{height} image"
+  return None
+
+
 def _load_json(path: str) -> Any:
   if not os.path.exists(path):
     raise FileNotFoundError(f"annotation file not found: {path}")
@@ -135,6 +165,7 @@ def load_coco(annotations: str, image_dir: str, spec: KeypointSpec, skip_bad: bo
   stats = dict(annotations=len(data["annotations"]), non_person=0, crowd=0, zero_keypoints=0, bad=0,
                labeled_candidates=0, unlabeled_candidates=0)
   items, problems = [], []
+  seen_ids: set[int] = set()
   for ann in data["annotations"]:
     ann_id = int(ann.get("id", -1))
     if ann.get("category_id", 1) not in person_ids:
@@ -152,10 +183,19 @@ def load_coco(annotations: str, image_dir: str, spec: KeypointSpec, skip_bad: bo
     if not exists[info.path]:
       problems.append(Problem(ann_id, info.path, "image file not found"))
       continue
+    if ann_id in seen_ids:
+      problems.append(Problem(ann_id, annotations, "duplicate annotation id"))
+      continue
+    seen_ids.add(ann_id)
     kps = ann.get("keypoints", [])
-    if len(kps) != 3 * k:
-      problems.append(Problem(ann_id, info.path, f"{len(kps)} keypoint values, expected {3 * k} "
+    if not isinstance(kps, list) or len(kps) != 3 * k:
+      n = len(kps) if isinstance(kps, list) else type(kps).__name__
+      problems.append(Problem(ann_id, info.path, f"{n} keypoint values, expected {3 * k} "
                                                  f"({k} keypoints x 3) for spec {spec.name!r}"))
+      continue
+    reason = check_values(kps, ann.get("bbox"), ann.get("area"), info.width, info.height)
+    if reason:
+      problems.append(Problem(ann_id, info.path, reason))
       continue
     box = clean_box(ann.get("bbox", [0, 0, 0, 0]), info.width, info.height, ann.get("area"))
     if box is None:

@@ -51,10 +51,14 @@ def pckh(predictions: np.ndarray, gt_file: str | dict, one_based: bool = False, 
   n = gt["pos_gt_src"].shape[2]
   if preds.shape != (n, 16, 2):
     raise ValueError(f"MPII predictions must have shape [{n}, 16, 2] (gt_valid order), got {list(preds.shape)}")
+  visible = 1 - gt["jnt_missing"]
+  bad = (visible.T > 0) & ~np.isfinite(preds).all(-1)  # [N, 16]
+  if bad.any():
+    person, joint = (int(v) for v in np.argwhere(bad)[0])
+    raise ValueError(f"MPII predictions: person {person} (gt_valid order), joint {joint} is not finite")
   if not one_based:
     preds = preds + 1.0
   pos_pred = np.transpose(preds, [1, 2, 0])  # [16, 2, N]
-  visible = 1 - gt["jnt_missing"]
   err = np.linalg.norm(pos_pred - gt["pos_gt_src"], axis=1)  # [16, N]
   head = np.linalg.norm(gt["headboxes_src"][1] - gt["headboxes_src"][0], axis=0) * head_factor  # [N]
   scaled = err / head[None, :] * visible
