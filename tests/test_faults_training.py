@@ -83,28 +83,40 @@ def test_the_best_score_survives_a_resume(tmp_path):
 
 
 def test_kill_at_random_instants_and_resume_every_time(data_root, tmp_path):
-  """SIGKILL a run at random instants (backups every 2 steps) until it finishes; every restart must resume."""
+  """SIGKILL a run at a random instant after each new backup (backups every step, so kills land before, during
+  and after backup writes) until it finishes; every restart must resume from a whole backup, never behind."""
   work = str(tmp_path / "run")
-  cmd = _cmd(data_root, work, epochs=4, steps=6, backup_every=1)
+  cmd = _cmd(data_root, work, epochs=8, steps=10, backup_every=1)
+  meta = os.path.join(work, "backup", "current", "training_metadata.json")
   rng = random.Random(0)
-  kills = 0
-  for cycle in range(12):
+  kills, progress = 0, []
+  for cycle in range(8):
+    seen = os.path.getmtime(meta) if os.path.exists(meta) else None
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-      out = proc.communicate(timeout=rng.uniform(6.0, 14.0))[0]
-    except subprocess.TimeoutExpired:
-      proc.send_signal(signal.SIGKILL)
+    deadline = time.time() + 180
+    while proc.poll() is None and time.time() < deadline:  # Wait for this process's first backup.
+      if os.path.exists(meta) and os.path.getmtime(meta) != seen:
+        break
+      time.sleep(0.05)
+    # A random instant within the next steps (an epoch is 10 steps, about a second): before, during or after a
+    # backup write. Resume restarts the interrupted epoch, so kills must leave room to finish epochs.
+    time.sleep(rng.uniform(0.0, 2.5))
+    if proc.poll() is not None:
       out = proc.communicate()[0]
-      kills += 1
-      continue
-    assert proc.returncode == 0, f"cycle {cycle} failed after {kills} kills:\n{out[-3000:]}"
-    break
+      assert proc.returncode == 0, f"cycle {cycle} failed after {kills} kills:\n{out[-3000:]}"
+      break
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    kills += 1
+    state = json.load(open(meta))  # Whole after every kill ...
+    progress.append(state["epoch"])  # ... and never behind (completed epochs; a resume redoes the interrupted one).
   else:
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    r = subprocess.run(cmd, capture_output=True, text=True)  # After the last kill, a run to the end.
     assert r.returncode == 0, f"after {kills} kills:\n{r.stdout[-2000:]}{r.stderr[-3000:]}"
-  assert kills >= 3, "the loop should have killed the run several times"
+  assert kills >= 3, f"the loop should have killed the run several times ({kills})"
+  assert progress == sorted(progress) and progress[-1] > 0, progress
   assert _finite_file(os.path.join(work, "checkpoints", "final.keras"))
-  print(f"survived {kills} kills")
+  print(f"survived {kills} kills; completed epochs in the backup after each: {progress}")
 
 
 def test_a_damaged_backup_falls_back_or_names_the_file(data_root, tmp_path):

@@ -60,6 +60,11 @@ class Backup(keras.callbacks.BackupAndRestore):
   def _generation(self, name: str) -> str:
     return os.path.join(self.backup_dir, name)
 
+  def on_epoch_begin(self, epoch, logs=None):
+    # Keras's BackupAndRestore counts epochs only at epoch ends, so after a resume its first mid-epoch backups
+    # would record epoch 0 and the next resume would start over: record the epoch being trained instead.
+    self._current_epoch = epoch
+
   def on_epoch_end(self, epoch, logs=None):
     super().on_epoch_end(epoch, logs)
     if self.save_freq != "epoch":
@@ -99,6 +104,7 @@ class Backup(keras.callbacks.BackupAndRestore):
       self.model.optimizer.build(self.model.trainable_variables)
     self.model.load_weights(weights)
     self.model._initial_epoch = epoch  # What keras.callbacks.BackupAndRestore sets to resume at that epoch.
+    self._current_epoch = epoch
 
   def on_train_begin(self, logs=None):
     # An older run's single generation (latest.weights.h5 directly in backup_dir) counts as "current".
