@@ -95,6 +95,13 @@ def evaluation_spec(eval_dir: str, spec: str | KeypointSpec | None, model_spec: 
   return chosen
 
 
+def _spec_and_data(eval_dir: str, spec, model_spec, binding: str, batch_size: int,
+                   input_size: Sequence[int]) -> tuple[KeypointSpec, tf.data.Dataset]:
+  the_spec = evaluation_spec(eval_dir, spec, model_spec, binding)
+  config = pipeline.PipelineConfig(input_size=tuple(input_size))
+  return the_spec, pipeline.eval_dataset(eval_dir, the_spec, batch_size, config)
+
+
 def coco_eval_callback(eval_dir: str, annotation_file: str | None = None, data_root: str | None = None,
                        spec: str | KeypointSpec | None = None, input_size: Sequence[int] = (256, 192),
                        batch_size: int = 64, flip_test: bool = False, every: int = 1,
@@ -108,9 +115,8 @@ def coco_eval_callback(eval_dir: str, annotation_file: str | None = None, data_r
     eval_dir = os.path.join(data_root, eval_dir)
 
   def make(model_spec):
-    the_spec = evaluation_spec(eval_dir, spec, model_spec, "coco_eval_callback.spec")
-    dataset = pipeline.eval_dataset(eval_dir, the_spec, batch_size,
-                                    pipeline.PipelineConfig(input_size=tuple(input_size)))
+    the_spec, dataset = _spec_and_data(eval_dir, spec, model_spec, "coco_eval_callback.spec", batch_size,
+                                       input_size)
     return COCOEvaluator(annotation_file or _annotation_file(eval_dir), dataset, the_spec, flip_test, results_file)
 
   return EvaluationCallback(make, every, at_start=at_start)
@@ -126,9 +132,8 @@ def pck_eval_callback(eval_dir: str, data_root: str | None = None, spec: str | K
     eval_dir = os.path.join(data_root, eval_dir)
 
   def make(model_spec):
-    the_spec = evaluation_spec(eval_dir, spec, model_spec, "pck_eval_callback.spec")
-    dataset = pipeline.eval_dataset(eval_dir, the_spec, batch_size,
-                                    pipeline.PipelineConfig(input_size=tuple(input_size)))
+    the_spec, dataset = _spec_and_data(eval_dir, spec, model_spec, "pck_eval_callback.spec", batch_size,
+                                       input_size)
     return pck.PCKEvaluator(eval_dir, dataset, the_spec, flip_test)
 
   return EvaluationCallback(make, every, at_start=at_start)

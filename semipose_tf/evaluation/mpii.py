@@ -83,31 +83,33 @@ def format_table(result: dict[str, float]) -> str:
       f"{result[n]:.2f}" for n in names) + " |"
 
 
-def load_predictions(path: str) -> np.ndarray:
-  """MPII predictions from ``.npy``, ``.mat`` (variable ``preds`` or ``pos_pred_src``) or ``.h5`` (dataset
-  ``preds``), as [N, 16, 2] whatever the stored axis order (see :func:`to_person_major`)."""
+def read_array(path: str, names: tuple[str, ...]) -> np.ndarray:
+  """An array from ``.npy``, ``.mat`` or ``.h5`` / ``.hdf5`` (the first of ``names`` that the file holds)."""
   if not os.path.exists(path):
     raise FileNotFoundError(f"predictions not found: {path}")
   if path.endswith(".npy"):
-    arr = np.load(path)
-  elif path.endswith(".mat"):
+    return np.asarray(np.load(path), np.float64)
+  if path.endswith(".mat"):
     from scipy.io import loadmat
 
     d = loadmat(path)
-    key = next((k for k in ("preds", "pos_pred_src") if k in d), None)
-    if key is None:
-      raise ValueError(f"{path}: no 'preds' or 'pos_pred_src' variable")
-    arr = d[key]
   elif path.endswith((".h5", ".hdf5")):
     import h5py
 
     with h5py.File(path, "r") as f:
-      if "preds" not in f:
-        raise ValueError(f"{path}: no 'preds' dataset")
-      arr = f["preds"][()]
+      d = {k: f[k][()] for k in names if k in f}
   else:
-    raise ValueError(f"{path}: MPII predictions must be .npy, .mat or .h5")
-  return to_person_major(np.asarray(arr, np.float64), path)
+    raise ValueError(f"{path}: predictions must be .npy, .mat or .h5")
+  key = next((k for k in names if k in d), None)
+  if key is None:
+    raise ValueError(f"{path}: no {' or '.join(repr(k) for k in names)} variable")
+  return np.asarray(d[key], np.float64)
+
+
+def load_predictions(path: str) -> np.ndarray:
+  """MPII predictions from ``.npy``, ``.mat`` (variable ``preds`` or ``pos_pred_src``) or ``.h5`` (dataset
+  ``preds``), as [N, 16, 2] whatever the stored axis order (see :func:`to_person_major`)."""
+  return to_person_major(read_array(path, ("preds", "pos_pred_src")), path)
 
 
 def to_person_major(arr: np.ndarray, where: str = "predictions") -> np.ndarray:

@@ -19,9 +19,10 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from semipose_tf.data import pipeline, records
+from semipose_tf.data import lsp, pipeline, records
 from semipose_tf.evaluation.coco import predict_persons
-from semipose_tf.keypoints import KeypointSpec
+from semipose_tf.evaluation.mpii import read_array
+from semipose_tf.keypoints import LSP14, KeypointSpec
 
 GROUP_NAMES = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle")
 _HEAD = ("head_top", "neck", "upper_neck", "nose")
@@ -140,31 +141,12 @@ def load_lsp_predictions(path: str, joints_file: str, num_test: int = 1000) -> d
   """PCK of predictions made elsewhere, against LSP's / LSPET's ``joints.mat`` in its own pixel frame.
 
   Args:
-    path: ``.npy`` or ``.mat`` (variable ``preds`` or ``joints``): [14, 2 or 3, M] (the joints.mat layout),
+    path: ``.npy``, ``.mat`` or ``.h5`` (variable ``preds`` or ``joints``): [14, 2 or 3, M] (the joints.mat layout),
       [M, 14, 2 or 3] or [2 or 3, 14, M]; M is every image of joints.mat or the last ``num_test`` (the test split).
     joints_file: The ground truth.
     num_test: Size of the test split (the last images).
   """
-  import os
-
-  from scipy.io import loadmat
-
-  from semipose_tf.data import lsp
-  from semipose_tf.keypoints import LSP14
-
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"predictions not found: {path}")
-  if path.endswith(".npy"):
-    arr = np.load(path)
-  elif path.endswith(".mat"):
-    d = loadmat(path)
-    key = next((k for k in ("preds", "joints") if k in d), None)
-    if key is None:
-      raise ValueError(f"{path}: no 'preds' or 'joints' variable")
-    arr = d[key]
-  else:
-    raise ValueError(f"{path}: LSP predictions must be .npy or .mat")
-  arr = np.asarray(arr, np.float64)
+  arr = read_array(path, ("preds", "joints"))
   if arr.ndim == 3 and arr.shape[0] == 14 and arr.shape[1] in (2, 3):
     arr = arr.transpose(2, 0, 1)
   elif arr.ndim == 3 and arr.shape[1] == 14 and arr.shape[0] in (2, 3):
