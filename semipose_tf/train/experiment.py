@@ -260,7 +260,7 @@ def _fit(exp: Experiment, work_dir: str, out_dir: str, chief: bool, epochs: int,
                           callbacks=callbacks, verbose=verbose)
   if guard.message:
     good = checkpoint.last_good if checkpoint else None
-    raise TrainingDiverged(guard.message + (f" Nothing non-finite was saved: the last good checkpoint is {good}"
+    raise TrainingDiverged(guard.message + (f" Nothing non-finite was saved: the last good checkpoint is {good}."
                                             if good else " Nothing non-finite was saved (no checkpoint yet).") +
                            " The backup holds the last finite state, so the same command resumes from there.")
   if chief:
