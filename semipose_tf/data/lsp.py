@@ -67,7 +67,8 @@ def image_pattern(image_dir: str) -> str:
 
 
 def load_lsp(joints_file: str, image_dir: str, spec: KeypointSpec = LSP14, skip_bad: bool = False,
-             indices: range | None = None) -> Source:
+             indices: range | None = None,
+             joints: tuple[np.ndarray, np.ndarray, str] | None = None) -> Source:
   """The people of ``joints.mat`` (one per image, whole-image box) as a :class:`Source`.
 
   Args:
@@ -76,13 +77,14 @@ def load_lsp(joints_file: str, image_dir: str, spec: KeypointSpec = LSP14, skip_
     spec: A 14-keypoint spec in LSP order (``lsp14``).
     skip_bad: Skip (and list) images that are missing or whose joints are not finite, instead of stopping.
     indices: 0-based image indices to read (default: all).
+    joints: What :func:`load_joints` returned for ``joints_file``, when the caller has read it already.
 
   Raises:
     BadInputError: a bad image or joint (unless ``skip_bad``), naming the image number and file.
   """
   if spec.num_keypoints != 14:
     raise ValueError(f"LSP has 14 joints; spec {spec.name!r} has {spec.num_keypoints}")
-  xy, labeled, layout = load_joints(joints_file)
+  xy, labeled, layout = joints or load_joints(joints_file)
   indices = range(len(xy)) if indices is None else indices
   stats = dict(annotations=len(indices), zero_keypoints=0, bad=0, layout=layout)
   pattern = image_pattern(image_dir)
@@ -115,9 +117,10 @@ def load_lsp(joints_file: str, image_dir: str, spec: KeypointSpec = LSP14, skip_
 def split(joints_file: str, image_dir: str, num_test: int = DEFAULT_NUM_TEST, spec: KeypointSpec = LSP14,
           skip_bad: bool = False) -> tuple[Source, Source]:
   """``(train, test)`` sources of the fixed split: test = the last ``num_test`` images, train = the rest."""
-  n = len(load_joints(joints_file)[0])
+  joints = load_joints(joints_file)
+  n = len(joints[0])
   if not 0 < num_test < n:
     raise ValueError(f"--num_test must be between 1 and {n - 1} for {joints_file} ({n} images), got {num_test}")
-  train = load_lsp(joints_file, image_dir, spec, skip_bad, range(0, n - num_test))
-  test = load_lsp(joints_file, image_dir, spec, skip_bad, range(n - num_test, n))
+  train = load_lsp(joints_file, image_dir, spec, skip_bad, range(0, n - num_test), joints)
+  test = load_lsp(joints_file, image_dir, spec, skip_bad, range(n - num_test, n), joints)
   return train, test

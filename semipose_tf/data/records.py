@@ -152,17 +152,6 @@ def _publish(tmp: str, final: str) -> None:
   os.replace(tmp, final)
 
 
-def prepare_directory(directory: str) -> None:
-  """Creates a set directory, invalidating a previous set there: manifest first, then shards and stale temps."""
-  os.makedirs(directory, exist_ok=True)
-  manifest = os.path.join(directory, MANIFEST)
-  if os.path.exists(manifest):
-    os.remove(manifest)  # From here on no reader accepts the directory until the new manifest lands.
-  for f in os.listdir(directory):
-    if f.endswith(".tfrecord") or _TMP_MARK in f:
-      os.remove(os.path.join(directory, f))
-
-
 def write_json_atomic(path: str, obj: Any, indent: int | None = 2) -> None:
   """Writes JSON atomically (see :func:`write_text_atomic`)."""
   write_text_atomic(path, json.dumps(obj, indent=indent))

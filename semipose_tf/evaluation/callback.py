@@ -88,10 +88,11 @@ def evaluation_spec(eval_dir: str, spec: str | KeypointSpec | None, model_spec: 
   that is known must agree with the others (an error names both sides and ``binding``)."""
   data_spec = pipeline.set_spec(eval_dir)
   chosen = get_spec(spec) if spec is not None else (model_spec or data_spec)
-  if model_spec is not None:
+  if model_spec is not None:  # Both agreeing with the network means they agree with each other.
     check_same(data_spec, model_spec, eval_dir, "the network", "train.spec")
     check_same(chosen, model_spec, f"{binding} = {chosen.name!r}", "the network", binding)
-  check_same(data_spec, chosen, eval_dir, f"{binding} = {chosen.name!r}", binding)
+  else:
+    check_same(data_spec, chosen, eval_dir, f"{binding} = {chosen.name!r}", binding)
   return chosen
 
 
@@ -171,9 +172,8 @@ def mpii_eval_callback(eval_dir: str, gt_file: str, data_root: str | None = None
   def make(model_spec):
     if not os.path.exists(gt_file):
       raise FileNotFoundError(f"MPII ground truth not found: {gt_file} (the standard gt_valid.mat)")
-    spec = evaluation_spec(eval_dir, "mpii16", model_spec, "train.spec")
-    config = pipeline.PipelineConfig(input_size=tuple(input_size))
-    return MPIIEvaluator(gt_file, pipeline.eval_dataset(eval_dir, spec, batch_size, config), spec, flip_test)
+    spec, dataset = _spec_and_data(eval_dir, "mpii16", model_spec, "train.spec", batch_size, input_size)
+    return MPIIEvaluator(gt_file, dataset, spec, flip_test)
 
   return EvaluationCallback(make, every)
 

@@ -84,13 +84,12 @@ class PoseCheckpoint(keras.callbacks.Callback):
   def on_epoch_end(self, epoch, logs=None):
     logs = logs or {}
     try:
-      check_finite(self.net, "the network of epoch " + str(epoch + 1))
+      save_model_atomic(self.net, os.path.join(self.directory, "last.keras"))  # Refuses non-finite weights.
     except NonFiniteWeights as e:
       where = f"; the last good checkpoint is {self.last_good}" if self.last_good else "; no checkpoint was written"
-      print(f"\n{e}{where}")
+      print(f"\nepoch {epoch + 1}: {e}{where}")
       self.model.stop_training = True
       return
-    save_model_atomic(self.net, os.path.join(self.directory, "last.keras"))
     self.last_good = os.path.join(self.directory, "last.keras")
     if self.keep_every and (epoch + 1) % self.keep_every == 0:
       save_model_atomic(self.net, os.path.join(self.directory, f"epoch_{epoch + 1:03d}.keras"))
