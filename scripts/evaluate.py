@@ -16,9 +16,10 @@ LSP / LSPET (PCK@0.2 and PCK@0.1 w.r.t. the torso, per joint group; flip test of
   python scripts/evaluate.py lsp --predictions preds.npy --joints lspet/joints.mat   # made elsewhere
 
 Predictions files: COCO keypoint results json; LSP [14, 2 or 3, M] as joints.mat (or [M, 14, 2]), M = every image
-or the last --num_test (the test split), in joints.mat's own pixel frame, .npy or .mat (preds or joints); MPII [2958, 16, 2] in gt_valid order, or the same axes in any
-order that is unambiguous ([16, 2, 2958], tompson.h5's [2, 16, 2958], ...), as .npy, .mat (variable preds or
-pos_pred_src) or .h5 (dataset preds), 0-based unless --one_based (MATLAB-era files).
+or the last --num_test (the test split), in joints.mat's own pixel frame, as .npy, .mat or .h5 (preds or joints);
+MPII [2958, 16, 2] in gt_valid order, or the same axes in any order that is unambiguous ([16, 2, 2958],
+tompson.h5's [2, 16, 2958], ...), as .npy, .mat or .h5 (preds or pos_pred_src), 0-based unless --one_based
+(MATLAB-era files).
 
 Keypoint spec: a checkpoint trained here carries its own; the evaluation set's manifest names the one it was
 converted with, and the two must agree. COCO AP uses that spec's OKS sigmas, so any layout works. A results json
@@ -84,7 +85,7 @@ def main(argv=None) -> int:
   from semipose_tf import configurable
   from semipose_tf.evaluation import coco, mpii, pck
   from semipose_tf.evaluation.callback import MPIIEvaluator, _annotation_file
-  from semipose_tf.keypoints import get_spec
+  from semipose_tf.keypoints import UnknownSpecError, get_spec
 
   try:
     configurable.parse_gin(args.gin_file)
@@ -125,8 +126,8 @@ def main(argv=None) -> int:
         predict, data, spec = _model_and_data(args, "mpii16")
         result = MPIIEvaluator(args.gt, data, spec, args.flip_test is not False)(predict)
       print(mpii.format_table(result))
-  except (FileNotFoundError, ValueError, KeyError) as e:
-    print(f"error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
+  except (FileNotFoundError, ValueError, UnknownSpecError) as e:
+    print(f"error: {e}", file=sys.stderr)
     return 2
   return 0
 

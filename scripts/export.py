@@ -34,7 +34,7 @@ def main(argv=None) -> int:
   import semipose_tf.models  # noqa: F401
   from semipose_tf import configurable
   from semipose_tf.export import export_saved_model
-  from semipose_tf.keypoints import check_same, get_spec
+  from semipose_tf.keypoints import UnknownSpecError, check_same, get_spec
 
   try:
     if not os.path.exists(args.checkpoint):
@@ -46,8 +46,8 @@ def main(argv=None) -> int:
       if getattr(net, "keypoint_spec", None) is not None:
         check_same(spec, net.keypoint_spec, f"--spec {args.spec}", args.checkpoint, "--spec")
       net.keypoint_spec = spec
-  except (FileNotFoundError, ValueError, KeyError) as e:
-    print(f"error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
+  except (FileNotFoundError, ValueError, UnknownSpecError) as e:
+    print(f"error: {e}", file=sys.stderr)
     return 2
   export_saved_model(net, args.output, args.max_pixels)
   spec = getattr(net, "keypoint_spec", None)

@@ -77,7 +77,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
   args = parse_args(argv)
   configurable.parse_gin(args.gin_file, args.gin_param)
-  spec = keypoints.get_spec(args.spec or DEFAULT_SPEC[args.source])
+  try:
+    spec = keypoints.get_spec(args.spec or DEFAULT_SPEC[args.source])
+  except keypoints.UnknownSpecError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
   sets = [s.strip() for s in (args.sets or DEFAULT_SETS[args.source]).split(",") if s.strip()]
   num_labeled = None if args.num_labeled == "all" else int(args.num_labeled)
   try:

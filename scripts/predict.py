@@ -41,7 +41,7 @@ def main(argv=None) -> int:
   import tensorflow as tf
 
   from semipose_tf import configurable, export, visualize
-  from semipose_tf.keypoints import check_same, get_spec
+  from semipose_tf.keypoints import UnknownSpecError, check_same, get_spec
 
   try:
     data = open(args.image, "rb").read()
@@ -73,8 +73,8 @@ def main(argv=None) -> int:
     if kps.shape[1] != spec.num_keypoints:  # Checked before anything is written.
       raise ValueError(f"{args.model} predicts {kps.shape[1]} keypoints but spec {spec.name!r} has "
                        f"{spec.num_keypoints}: pass the spec the model was trained with")
-  except (OSError, ValueError, KeyError, tf.errors.InvalidArgumentError) as e:
-    print(f"error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
+  except (OSError, ValueError, UnknownSpecError, tf.errors.InvalidArgumentError) as e:
+    print(f"error: {e}", file=sys.stderr)
     return 2
   base = args.out or os.path.splitext(os.path.basename(args.image))[0]
   os.makedirs(os.path.dirname(os.path.abspath(base)), exist_ok=True)

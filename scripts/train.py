@@ -38,6 +38,7 @@ def main(argv=None) -> int:
   import gin
 
   from semipose_tf import configurable
+  from semipose_tf.keypoints import UnknownSpecError
   from semipose_tf.train.experiment import TrainingDiverged
 
   params = list(args.gin_param)
@@ -57,7 +58,8 @@ def main(argv=None) -> int:
   except TrainingDiverged as e:
     print(f"error: {_message(e)}", file=sys.stderr)
     return 1
-  except (FileNotFoundError, ValueError, RuntimeError) as e:  # Bad settings, a locked work dir, no backup.
+  except (FileNotFoundError, ValueError, RuntimeError, UnknownSpecError) as e:  # Bad settings, a locked work
+    # dir, no readable backup, an unknown keypoint spec.
     print(f"error: {_message(e)}", file=sys.stderr)
     return 2
   if args.dry_run:

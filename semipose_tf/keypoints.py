@@ -168,6 +168,13 @@ def register_spec(spec: KeypointSpec, overwrite: bool = False) -> KeypointSpec:
   return spec
 
 
+class UnknownSpecError(KeyError):
+  """No spec of that name; a KeyError whose message prints without KeyError's quotes."""
+
+  def __str__(self) -> str:
+    return str(self.args[0]) if self.args else ""
+
+
 def add_resolver(resolver: Callable[[str], "KeypointSpec | None"]) -> None:
   """Makes :func:`get_spec` ask ``resolver(name)`` for names the registry does not hold (None: not known)."""
   if resolver not in _RESOLVERS:
@@ -189,7 +196,7 @@ def get_spec(spec: str | KeypointSpec | dict) -> KeypointSpec:
     found = resolver(name)
     if found is not None:
       return found
-  raise KeyError(f"unknown keypoint spec {spec!r}; known: {sorted(_REGISTRY)} (define a custom one in gin: "
+  raise UnknownSpecError(f"unknown keypoint spec {spec!r}; known: {sorted(_REGISTRY)} (define a custom one in gin: "
                  f"{name}/custom_spec.names = [...], {name}/custom_spec.flip_pairs = [...]; or in Python with "
                  "semipose_tf.keypoints.register_spec)")
 

@@ -57,3 +57,12 @@ def test_file_system_errors_are_one_line_naming_the_path(synthetic_coco, tmp_pat
                      capture_output=True, text=True)
   assert r.returncode == 2 and "Traceback" not in r.stderr
   assert r.stderr.strip().splitlines()[-1].startswith("error: Not a directory: ") and str(blocker) in r.stderr
+
+
+def test_an_unknown_spec_is_a_one_line_error(synthetic_coco, tmp_path):
+  ann, images = synthetic_coco
+  r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make_tfrecords.py"), "coco", "--annotations",
+                      ann, "--images", images, "--out", str(tmp_path / "out"), "--spec", "nope"],
+                     capture_output=True, text=True)
+  assert r.returncode == 2 and "Traceback" not in r.stderr
+  assert r.stderr.strip().splitlines()[-1].startswith("error: unknown keypoint spec 'nope'")

@@ -164,6 +164,7 @@ def test_one_run_per_work_directory(data_root, tmp_path):
 @pytest.mark.parametrize("param,message", [
     ("train.no_such_setting = 3", "unknown parameter train.no_such_setting"),
     ("train.input_size = (70, 64)", "multiples of 32"),
+    ('train.spec = "nope"', "unknown keypoint spec 'nope'"),
 ])
 def test_bad_settings_are_one_line_errors(data_root, tmp_path, param, message):
   r = subprocess.run(_cmd(data_root, str(tmp_path / "run"), param, epochs=1), capture_output=True, text=True)
