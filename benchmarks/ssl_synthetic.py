@@ -24,7 +24,6 @@ first persons of the unlabeled set, un-augmented crops, network in inference mod
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import json
 import os
@@ -35,7 +34,10 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from results_io import read_history, stats, write_page  # noqa: E402
 
 METHODS = ("supervised", "single", "adaptive", "plus", "upper_bound")
 # Diagnostics, run when named in --methods: the strong branches against ground-truth targets (no teacher).
@@ -48,14 +50,6 @@ LABELS = {"supervised": "Supervised (300 labels)", "single": "Single (5 fixed ma
           "oracle_affine": "Diagnostic: strong affine only (no cutout), ground-truth targets",
           "oracle_single": "Diagnostic: single's branch, ground-truth targets",
           "oracle_plus": "Diagnostic: plus's branches, ground-truth targets"}
-
-
-def read_history(work_dir: str) -> list[dict[str, float]]:
-  path = os.path.join(work_dir, "history.csv")
-  if not os.path.exists(path):
-    return []
-  with open(path) as f:
-    return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
 
 
 def run(method: str, seed: int, args, burn_in: str | None = None) -> dict:
@@ -139,15 +133,6 @@ def untrained_ap(args) -> float:
   data = pipeline.eval_dataset(eval_dir, COCO17, 64, pipeline.PipelineConfig(input_size=(128, 96)))
   ann = os.path.join(args.data_root, "raw", "annotations", "person_keypoints_val.json")
   return COCOEvaluator(ann, data, COCO17)(lambda x: net(x, training=False))["AP"]
-
-
-def stats(values):
-  import numpy as np
-
-  v = np.asarray([x for x in values if x is not None], np.float64)
-  if len(v) == 0:
-    return float("nan"), float("nan")
-  return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
 
 
 def report(records: dict, counts: dict, untrained: float | None, start: dict, args) -> str:
@@ -236,11 +221,7 @@ def main() -> int:
   counts = {m: [probe_counts(r["work_dir"], args) for r in records[m] if r] for m in ("adaptive", "plus")
             if m in records}
   table = report(records, counts, untrained_ap(args), start, args)
-  os.makedirs(os.path.dirname(args.out), exist_ok=True)
-  with open(args.out, "w") as f:
-    f.write(table)
-  print(table)
-  print(f"Written to {args.out}")
+  write_page(table, args.out)
   return 0
 
 

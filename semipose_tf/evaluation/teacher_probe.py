@@ -1,0 +1,109 @@
+"""The teacher monitor: how good are the pseudo-labels, and whom does adaptive masking treat as easy?
+
+On a fixed probe of unlabeled training people whose labels were held back (they are never trained on: the
+unlabeled stream carries no labels), every epoch it measures
+
+* the teacher's pseudo-label PCK@0.2 and PCK@0.1 (torso), i.e. how often the targets the student is taught with
+  are right: consistency training can only help where they mostly are;
+* the adaptive mask count of Algorithm 1 per person, split by an independent difficulty measure: how many of the
+  person's joints the annotators could mark (all / most / few; LSPET leaves occluded and out-of-frame joints
+  unmarked). Algorithm 1 should give the hard (few annotated) people fewer masks.
+
+The teacher shares the student's weights; the probe runs it in inference mode on the un-augmented crop (the
+training step's teacher sees a weakly augmented view, with batch norm as ``SemiSupervisedPose.teacher_bn_mode``
+says), so the monitor measures the network's predictions, not one augmentation draw.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from semipose_tf import codec
+from semipose_tf.augment.cutout import adaptive_mask_count
+from semipose_tf.data import pipeline
+from semipose_tf.evaluation import pck
+from semipose_tf.evaluation.callback import EvaluationCallback, evaluation_spec
+from semipose_tf.keypoints import KeypointSpec
+
+# Difficulty groups by the number of annotated joints, as a fraction of K: all, at least 70%, fewer.
+DIFFICULTY = ("all_joints", "most_joints", "few_joints")
+
+
+def difficulty(annotated: np.ndarray) -> np.ndarray:
+  """[N] group index of each person from its annotated-joint mask [N, K]: 0 all joints, 1 >= 70%, 2 fewer."""
+  n, k = annotated.sum(-1), annotated.shape[-1]
+  return np.where(n == k, 0, np.where(n >= 0.7 * k, 1, 2))
+
+
+class TeacherProbe:
+  """Pseudo-label PCK and adaptive mask counts of a network on held-back people.
+
+  Args:
+    set_dir: A labeled TFRecord set that holds the probe people with their labels (e.g. the all-labels copy of
+      the unlabeled images).
+    spec: Keypoint spec.
+    input_size: (H, W) network input.
+    first_id: Probe people are those with instance id >= ``first_id`` (skip the labeled budget: on the LSPET
+      split the labeled images are the first N ids).
+    num: Probe size.
+    batch_size: Prediction batch size.
+    gamma, mask_max, mask_min, tau: Algorithm 1's constants (``SemiSupervisedPose``'s).
+  """
+
+  def __init__(self, set_dir: str, spec: KeypointSpec, input_size: Sequence[int] = (256, 256), first_id: int = 0,
+               num: int = 500, batch_size: int = 64, gamma: float = 0.55, mask_max: int = 8, mask_min: int = 2,
+               tau: float = 0.05):
+    pck.torso_joints(spec)
+    self.spec, self.algorithm = spec, dict(gamma=gamma, m=mask_max, m_min=mask_min, tau=tau)
+    config = pipeline.PipelineConfig(input_size=tuple(input_size))
+    people = pipeline.eval_dataset(set_dir, spec, None, config).filter(lambda ex: ex["ann_id"] >= first_id)
+    self.dataset = people.take(num).batch(batch_size).cache()
+    truth = pck.set_ground_truth(set_dir)
+    self.truth = truth
+    if not any(i >= first_id for i in truth):
+      raise ValueError(f"{set_dir}: no person with instance id >= {first_id} for the teacher probe")
+
+  def __call__(self, predict_fn: Callable) -> dict[str, float]:
+    preds, ids, counts = [], [], []
+    for batch in self.dataset:
+      heatmaps = predict_fn(batch["image"])
+      counts.append(adaptive_mask_count(heatmaps, **self.algorithm).numpy())
+      coords, _ = codec.decode_to_image(heatmaps, batch["center"], batch["scale"])
+      preds.append(coords.numpy())
+      ids.extend(int(i) for i in batch["ann_id"].numpy())
+    preds, counts = np.concatenate(preds), np.concatenate(counts)
+    truth = np.stack([self.truth[i] for i in ids])
+    annotated = truth[..., 2] > 0
+    result = pck.pck(preds, truth[..., :2], annotated, self.spec)
+    out = {"PCK@0.2": result["PCK@0.2"], "PCK@0.1": result["PCK@0.1"], "mask_count": float(counts.mean())}
+    group = difficulty(annotated)
+    for g, name in enumerate(DIFFICULTY):
+      # A group with no person logs NaN rather than a made-up 0; the results page prints it as "-".
+      out[f"mask_count_{name}"] = float(counts[group == g].mean()) if (group == g).any() else float("nan")
+      out[f"people_{name}"] = float((group == g).sum())
+    return out
+
+
+def teacher_probe_callback(set_dir: str, data_root: str | None = None, spec=None,
+                           input_size: Sequence[int] = (256, 256), first_id: int = 0, num: int = 500,
+                           every: int = 1, gamma: float = 0.55, mask_max: int = 8, mask_min: int = 2,
+                           tau: float = 0.05) -> EvaluationCallback:
+  """The teacher monitor every ``every`` epochs, logged as ``probe_PCK@0.2``, ``probe_PCK@0.1``,
+  ``probe_mask_count`` and ``probe_mask_count_<all|most|few>_joints`` (History, TensorBoard, history.csv).
+  Bind the mask constants to the trained model's (``SemiSupervisedPose.gamma`` ...) when they differ."""
+  if data_root and not os.path.isabs(set_dir):
+    set_dir = os.path.join(data_root, set_dir)
+
+  def make(model_spec):
+    the_spec = evaluation_spec(set_dir, spec, model_spec, "teacher_probe_callback.spec")
+    return TeacherProbe(set_dir, the_spec, input_size, first_id, num, gamma=gamma, mask_max=mask_max,
+                        mask_min=mask_min, tau=tau)
+
+  return EvaluationCallback(make, every, prefix="probe_")
+
+
+__all__ = ["DIFFICULTY", "TeacherProbe", "difficulty", "teacher_probe_callback"]

@@ -1,0 +1,92 @@
+"""The teacher monitor on real LSPET people: pseudo-label PCK of a perfect and of a real network, mask counts by
+annotated-joint difficulty, and the callback's logged names."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from semipose_tf import codec
+from semipose_tf.augment.cutout import adaptive_mask_count
+from semipose_tf.evaluation import pck
+from semipose_tf.evaluation.teacher_probe import TeacherProbe, difficulty, teacher_probe_callback
+from semipose_tf.keypoints import LSP14
+from test_lsp import _convert, _subset
+
+
+def test_difficulty_groups():
+  annotated = np.zeros((4, 14), bool)
+  annotated[0] = True            # all 14
+  annotated[1, :10] = True       # 10 of 14 (>= 70%)
+  annotated[2, :9] = True        # 9 of 14
+  assert difficulty(annotated).tolist() == [0, 1, 2, 2]
+
+
+@pytest.fixture(scope="module")
+def probe_set(tmp_path_factory):
+  tmp = tmp_path_factory.mktemp("probe")
+  joints_file, images, joints = _subset(tmp, 24)
+  out = str(tmp / "out")
+  r = _convert("--joints", joints_file, "--images", images, "--out", out, "--num_test", "4", "--sets", "labeled")
+  assert r.returncode == 0, r.stderr[-2000:]
+  return os.path.join(out, "labeled"), joints
+
+
+def _truth_heatmaps(probe: TeacherProbe, input_size):
+  """Per probe batch, Gaussian heatmaps at the held-back ground truth: a teacher that is always right."""
+  hm_size = (input_size[0] // 4, input_size[1] // 4)
+  out = []
+  for batch in probe.dataset:
+    kps = np.stack([probe.truth[int(i)] for i in batch["ann_id"].numpy()])
+    to_heatmap = codec.crop_affine(batch["center"], batch["scale"], 0.0, hm_size)
+    xy = codec.apply_affine(to_heatmap, kps[..., :2]) * 4.0  # heatmap -> input pixels for the encoder
+    heatmaps, _ = codec.encode_heatmaps(xy, (kps[..., 2] > 0).astype(np.float32), input_size, hm_size, subpixel=True)
+    out.append(heatmaps)
+  return out
+
+
+def test_probe_skips_the_labeled_budget_and_a_right_teacher_scores_100(probe_set):
+  set_dir, joints = probe_set
+  probe = TeacherProbe(set_dir, LSP14, (256, 256), first_id=6, num=10, batch_size=4)
+  ids = [int(i) for b in probe.dataset for i in b["ann_id"].numpy()]
+  assert ids == list(range(6, 16))                      # Held-back people only (ids 1..5 are the "labels").
+  queue = _truth_heatmaps(probe, (256, 256))
+  result = probe(lambda images: queue.pop(0))
+  # Decoding loses at most a quarter heatmap pixel: at 256x256 0.2 x torso is ~2 px, 0.1 x torso ~1 px.
+  assert result["PCK@0.2"] == 100.0 and result["PCK@0.1"] > 95.0
+  annotated = joints[:, 2, 5:15].T > 0                   # LSPET flag per joint of images 6..15
+  groups = difficulty(annotated)
+  for g, name in enumerate(("all_joints", "most_joints", "few_joints")):
+    assert result[f"people_{name}"] == (groups == g).sum()
+
+
+def test_probe_numbers_are_pck_and_algorithm_1_of_the_networks_heatmaps(probe_set):
+  import keras
+
+  from semipose_tf.models import build_pose_model
+
+  set_dir, _ = probe_set
+  keras.utils.set_random_seed(0)
+  net = build_pose_model("resnet18", (64, 64), 14, width=8, deconv_filters=(16,))
+  net.keypoint_spec = LSP14
+  cb = teacher_probe_callback(set_dir, input_size=(64, 64), first_id=6, num=10)
+  cb.set_model(net)
+  cb.set_params({"epochs": 1})
+  logs = {}
+  cb.on_epoch_end(0, logs)
+  assert {"probe_PCK@0.2", "probe_PCK@0.1", "probe_mask_count", "probe_mask_count_all_joints"} <= set(logs)
+  probe = cb.evaluator
+  heatmaps = [net(b["image"], training=False) for b in probe.dataset]
+  counts = np.concatenate([adaptive_mask_count(h).numpy() for h in heatmaps])
+  assert logs["probe_mask_count"] == pytest.approx(counts.mean())
+  coords = np.concatenate([codec.decode_to_image(h, b["center"], b["scale"])[0].numpy()
+                           for h, b in zip(heatmaps, probe.dataset)])
+  truth = np.stack([probe.truth[int(i)] for b in probe.dataset for i in b["ann_id"].numpy()])
+  expected = pck.pck(coords, truth[..., :2], truth[..., 2] > 0, LSP14)
+  assert logs["probe_PCK@0.2"] == pytest.approx(expected["PCK@0.2"], abs=1e-4)
+
+
+def test_a_probe_that_finds_nobody_is_refused(probe_set):
+  with pytest.raises(ValueError, match="no person with instance id >= 999"):
+    TeacherProbe(probe_set[0], LSP14, (64, 64), first_id=999)
