@@ -18,9 +18,11 @@ import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from semipose_tf.console import VERBOSE_FLAG, VERBOSE_HELP, quiet_start  # noqa: E402
+
+quiet_start()
 
 import tensorflow as tf  # noqa: E402
 
@@ -61,6 +63,7 @@ def _prepare(args, tmp: str):
 
 def main() -> int:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument(VERBOSE_FLAG, action="store_true", help=VERBOSE_HELP)
   p.add_argument("--dataset", choices=("coco", "lspet"), default="coco")
   p.add_argument("--data", help="dataset folder (default: ../shared/data/coco_mini or ../shared/data/lspet)")
   p.add_argument("--input_size", default=None, help="H,W (default 256,192 for COCO, 128,128 for LSPET)")

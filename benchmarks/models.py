@@ -14,8 +14,10 @@ import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from semipose_tf.console import VERBOSE_FLAG, VERBOSE_HELP, quiet_start  # noqa: E402
+
+quiet_start()
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -35,6 +37,7 @@ def rate(fn, batch: int, steps: int, warmup: int = 2) -> float:
 
 def main() -> int:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument(VERBOSE_FLAG, action="store_true", help=VERBOSE_HELP)
   p.add_argument("--batch", type=int, default=8)
   p.add_argument("--steps", type=int, default=5)
   p.add_argument("--backbones", default="resnet18,resnet50,hrnet_w32")

@@ -15,8 +15,10 @@ import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from semipose_tf.console import VERBOSE_FLAG, VERBOSE_HELP, quiet_start  # noqa: E402
+
+quiet_start()
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -58,6 +60,7 @@ def measure(method: str, policy: str, b: int, steps: int, jit: bool) -> float:
 
 def main() -> int:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument(VERBOSE_FLAG, action="store_true", help=VERBOSE_HELP)
   p.add_argument("--batch", type=int, default=8, help="labeled and unlabeled batch size each")
   p.add_argument("--steps", type=int, default=3)
   p.add_argument("--methods", default="supervised,pseudopose,single,adaptive,plus,dual")

@@ -13,8 +13,10 @@ import argparse
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from semipose_tf.console import VERBOSE_FLAG, VERBOSE_HELP, quiet_start  # noqa: E402
+
+quiet_start()
 
 from semipose_tf.models import SimpleBaseline  # noqa: E402
 from semipose_tf.models.pretrained import (PretrainedWeightsError, load_backbone_weights,  # noqa: E402
@@ -23,6 +25,7 @@ from semipose_tf.models.pretrained import (PretrainedWeightsError, load_backbone
 
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument(VERBOSE_FLAG, action="store_true", help=VERBOSE_HELP)
   p.add_argument("--depth", type=int, required=True, choices=(18, 34, 50, 101, 152))
   p.add_argument("checkpoint", help="torchvision ResNet .pth")
   p.add_argument("output", help="output .weights.h5")

@@ -13,14 +13,17 @@ import argparse
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from semipose_tf.console import VERBOSE_FLAG, VERBOSE_HELP, quiet_start  # noqa: E402
+
+quiet_start()
 
 from semipose_tf.data import synthetic, synthetic_coco  # noqa: E402
 
 
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument(VERBOSE_FLAG, action="store_true", help=VERBOSE_HELP)
   p.add_argument("--out", required=True, help="dataset root")
   p.add_argument("--train", type=int, default=1000, help="training images")
   p.add_argument("--val", type=int, default=100, help="validation images")

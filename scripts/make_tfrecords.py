@@ -35,8 +35,10 @@ import argparse
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from semipose_tf.console import VERBOSE_FLAG, VERBOSE_HELP, quiet_start  # noqa: E402
+
+quiet_start()
 
 from semipose_tf import configurable, keypoints  # noqa: E402
 from semipose_tf.data import convert, sources  # noqa: E402
@@ -48,6 +50,7 @@ DEFAULT_SETS = {"coco": "labeled,unlabeled", "aic": "unlabeled", "mpii": "labele
 
 def parse_args(argv=None) -> argparse.Namespace:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument(VERBOSE_FLAG, action="store_true", help=VERBOSE_HELP)
   p.add_argument("source", choices=sorted(DEFAULT_SPEC), help="annotation format")
   p.add_argument("--annotations", help="keypoint json (coco, aic, mpii)")
   p.add_argument("--joints", help="lsp: joints.mat of LSP ([3, 14, N]) or LSP Extended ([14, 3, N])")

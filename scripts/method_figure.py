@@ -15,8 +15,10 @@ import argparse
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from semipose_tf.console import VERBOSE_FLAG, VERBOSE_HELP, quiet_start  # noqa: E402
+
+quiet_start()
 
 
 def heatmap_panel(image, heatmaps, np):
@@ -32,6 +34,7 @@ def heatmap_panel(image, heatmaps, np):
 
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument(VERBOSE_FLAG, action="store_true", help=VERBOSE_HELP)
   p.add_argument("--model", required=True, help="a trained pose network (.keras)")
   p.add_argument("--data", required=True, help="an unlabeled (or any) TFRecord set")
   p.add_argument("--out", default="docs/method.png")

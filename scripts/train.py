@@ -15,13 +15,16 @@ import argparse
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from semipose_tf.console import VERBOSE_FLAG, VERBOSE_HELP, quiet_start  # noqa: E402
+
+quiet_start()
 
 
 def parse_args(argv=None) -> argparse.Namespace:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument(VERBOSE_FLAG, action="store_true", help=VERBOSE_HELP)
   p.add_argument("--gin_file", action="append", default=[], help="gin experiment file(s), e.g. coco_1k.gin")
   p.add_argument("--gin_param", action="append", default=[], help="gin binding(s) overriding the files")
   p.add_argument("--work_dir", help="output directory (default: work_dirs/<first gin file name>)")

@@ -257,7 +257,7 @@ def _fit(exp: Experiment, work_dir: str, out_dir: str, chief: bool, epochs: int,
 
   history = exp.model.fit(exp.train_data, epochs=epochs, steps_per_epoch=exp.steps_per_epoch,
                           validation_data=exp.val_data, validation_steps=exp.val_steps,
-                          callbacks=callbacks, verbose=verbose)
+                          callbacks=callbacks, verbose=verbose, shuffle=False)  # tf.data shuffles.
   if guard.message:
     good = checkpoint.last_good if checkpoint else None
     raise TrainingDiverged(guard.message + (f" Nothing non-finite was saved: the last good checkpoint is {good}."

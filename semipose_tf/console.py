@@ -1,0 +1,81 @@
+"""A quiet console for the scripts: TensorFlow's start-up lines and library warnings off unless ``--verbose``.
+
+TensorFlow 2.21 writes its start-up lines (``oneDNN custom operations are on ...``, ``Could not find cuda
+drivers ...``) through absl's C++ logging while it is being imported, before ``TF_CPP_MIN_LOG_LEVEL`` or any
+Python logging setting can apply, so the only way to keep them off the console is to point file descriptor 2 away
+while TensorFlow loads. :func:`quiet_start` does that, sets the log levels for everything after, and filters the
+Python warnings that TensorFlow, Keras and absl raise about themselves. Errors still reach stderr: only the import
+is silenced, and a failing import is re-run loudly so its message is seen.
+
+Every script calls it first, before anything imports TensorFlow::
+
+    from semipose_tf.console import quiet_start
+    VERBOSE = quiet_start()          # reads --verbose from sys.argv; the script's argparse also lists it
+
+This module imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import warnings
+
+VERBOSE_FLAG = "--verbose"
+VERBOSE_HELP = "show TensorFlow's own log lines and library warnings (hidden by default)"
+# Warnings attributed to these packages are about the libraries themselves, not about the user's run.
+_NOISY = r"(keras|tensorflow|tf_keras|absl|google\.protobuf|h5py|jax)(\.|$)"
+
+
+@contextlib.contextmanager
+def _stderr_to_devnull():
+  sys.stderr.flush()
+  saved = os.dup(2)
+  devnull = os.open(os.devnull, os.O_WRONLY)
+  try:
+    os.dup2(devnull, 2)
+    yield
+  finally:
+    os.dup2(saved, 2)
+    os.close(devnull)
+    os.close(saved)
+
+
+def quiet_start(argv: list[str] | None = None) -> bool:
+  """Silences TensorFlow's start-up and C++ log lines and library warnings unless ``--verbose`` is in ``argv``.
+
+  Args:
+    argv: The command line (default ``sys.argv``).
+
+  Returns:
+    Whether the run is verbose.
+  """
+  verbose = VERBOSE_FLAG in (sys.argv if argv is None else argv)
+  if verbose:
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+    return True
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")   # C++ INFO / WARNING / ERROR lines after the import.
+  os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+  warnings.filterwarnings("ignore", module=_NOISY)
+  if "tensorflow" not in sys.modules:
+    try:
+      with _stderr_to_devnull():
+        import tensorflow  # noqa: F401
+    except Exception:
+      # Import it again with stderr back, so whatever made it fail is shown (the first attempt's message is lost).
+      sys.modules.pop("tensorflow", None)
+      import tensorflow  # noqa: F401
+  import absl.logging
+
+  absl.logging.set_verbosity(absl.logging.ERROR)
+  try:
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
+  except Exception:  # pragma: no cover - only if TensorFlow is missing, which the import above reports.
+    pass
+  return False
+
+
+__all__ = ["VERBOSE_FLAG", "VERBOSE_HELP", "quiet_start"]

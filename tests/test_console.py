@@ -1,0 +1,44 @@
+"""The scripts speak plainly: no TensorFlow / absl start-up lines or library warnings unless --verbose."""
+
+import glob
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+SCRIPTS = sorted(glob.glob(os.path.join(ROOT, "scripts", "*.py")))
+TF_LINE = re.compile(r"^[IWEF]\d{4} |absl::InitializeLog|oneDNN|cuda|Warning", re.M)
+
+
+def _run(*args):
+  env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "ABSL_MIN_LOG_LEVEL")}
+  return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, cwd=ROOT)
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=[os.path.basename(s) for s in SCRIPTS])
+def test_help_prints_only_the_help(script):
+  r = _run(script, "--help")
+  assert r.returncode == 0
+  assert r.stderr == "", r.stderr[:500]
+  assert r.stdout.startswith("usage:") and not TF_LINE.search(r.stdout)
+  assert "--verbose" in r.stdout
+
+
+def test_verbose_brings_back_what_tensorflow_prints():
+  raw = _run("-c", "import tensorflow").stderr
+  shown = _run(os.path.join(ROOT, "scripts", "make_tfrecords.py"), "--verbose", "--help").stderr  # Loads TF.
+  # Whatever TensorFlow prints on its own import on this machine (oneDNN / CUDA lines on x86 CPUs) comes back.
+  for line in raw.splitlines():
+    if line.strip():
+      assert re.sub(r"\d+", "0", line) in re.sub(r"\d+", "0", shown)
+
+
+def test_a_bad_argument_is_one_plain_line():
+  r = _run(os.path.join(ROOT, "scripts", "evaluate.py"), "lsp", "--predictions", "/no/such/file.npy",
+           "--joints", "/no/such/joints.mat")
+  assert r.returncode != 0
+  assert r.stderr.strip().count("\n") == 0 and "/no/such/file.npy" in r.stderr, r.stderr[:500]
