@@ -81,7 +81,8 @@ def run(method: str, seed: int, args, burn_in: str | None = None) -> dict:
     cmd.append(f"--gin_param=BURN_IN = {burn_in!r}")
   print(f"\n=== {method}, seed {seed}: {' '.join(cmd[1:])}", flush=True)
   start = time.time()
-  with open(os.path.join(os.path.dirname(work_dir.rstrip("/")), f"{os.path.basename(work_dir)}.log"), "a") as log:
+  os.makedirs(work_dir, exist_ok=True)
+  with open(os.path.join(work_dir, "train.log"), "a") as log:  # The run's console, kept beside its results.
     subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
   return write_record(method, seed, work_dir, time.time() - start)
 

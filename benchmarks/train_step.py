@@ -27,35 +27,40 @@ from semipose_tf.models import build_pose_model  # noqa: E402
 from semipose_tf.train.teacher_student import SemiSupervisedPose  # noqa: E402
 
 
-def batch(b: int, k: int = 17):
-  return {"labeled": {"image": tf.random.normal((b, 256, 192, 3)), "heatmaps": tf.random.uniform((b, 64, 48, k)),
+def batch(b: int, size=(256, 192), k: int = 17) -> dict:
+  """A random batch of ``b`` labeled and ``b`` unlabeled crops of ``size`` with K heatmaps (stride 4)."""
+  h, w = size
+  return {"labeled": {"image": tf.random.normal((b, h, w, 3)), "heatmaps": tf.random.uniform((b, h // 4, w // 4, k)),
                       "weights": tf.ones((b, k))},
-          "unlabeled": {"image": tf.random.normal((b, 256, 192, 3))}}
+          "unlabeled": {"image": tf.random.normal((b, h, w, 3))}}
 
 
-def measure(method: str, policy: str, b: int, steps: int, jit: bool) -> float:
+def build(method: str, policy: str, backbone: str = "resnet18", size=(256, 192), k: int = 17, **net_kwargs):
+  """(SemiSupervisedPose of the method, its optimizer) for a dtype policy; dual / pseudopose get their second net."""
   dtype = None if policy == "float32" else policy
-  net = build_pose_model("resnet18", dtype=dtype)
-  extra = {}
-  if method == "dual":
-    extra["net2"] = build_pose_model("resnet18", dtype=dtype)
-  if method == "pseudopose":
-    extra["frozen_teacher"] = build_pose_model("resnet18", dtype=dtype)
-  model = SemiSupervisedPose(net, method=method, **extra)
+  make = lambda: build_pose_model(backbone, size, k, dtype=dtype, **net_kwargs)  # noqa: E731
+  extra = {"net2": make()} if method == "dual" else {"frozen_teacher": make()} if method == "pseudopose" else {}
+  model = SemiSupervisedPose(make(), method=method, **extra)
   opt = keras.optimizers.Adam(1e-3)
-  if policy == "mixed_float16":
-    opt = keras.optimizers.LossScaleOptimizer(opt)
-  model.compile(optimizer=opt)
-  step = tf.function(model.train_step, jit_compile=jit)
-  data = batch(b)
+  return model, (keras.optimizers.LossScaleOptimizer(opt) if policy == "mixed_float16" else opt)
+
+
+def time_steps(step, data, steps: int, images: int) -> float:
+  """Images per second of ``step(data)`` over ``steps`` calls, after two warm-up calls (tracing, allocation)."""
   for _ in range(2):
     float(step(data)["total_loss"])
   start = time.perf_counter()
   for _ in range(steps):
     out = step(data)
   float(out["total_loss"])
-  images = 2 * b if method != "supervised" else b
   return images * steps / (time.perf_counter() - start)
+
+
+def measure(method: str, policy: str, b: int, steps: int, jit: bool) -> float:
+  model, opt = build(method, policy)
+  model.compile(optimizer=opt)
+  images = 2 * b if method != "supervised" else b
+  return time_steps(tf.function(model.train_step, jit_compile=jit), batch(b), steps, images)
 
 
 def main() -> int:

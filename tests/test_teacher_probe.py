@@ -90,3 +90,20 @@ def test_probe_numbers_are_pck_and_algorithm_1_of_the_networks_heatmaps(probe_se
 def test_a_probe_that_finds_nobody_is_refused(probe_set):
   with pytest.raises(ValueError, match="no person with instance id >= 999"):
     TeacherProbe(probe_set[0], LSP14, (64, 64), first_id=999)
+
+
+def test_comparison_sheet_puts_networks_side_by_side(probe_set):
+  import keras
+
+  from semipose_tf.evaluation.pictures import comparison_sheet
+  from semipose_tf.models import build_pose_model
+
+  set_dir, _ = probe_set
+  keras.utils.set_random_seed(0)
+  nets = {name: build_pose_model("resnet18", (64, 64), 14, width=8, deconv_filters=(16,)) for name in ("a", "b")}
+  sheet, titles = comparison_sheet({k: (lambda x, n=n: n(x, training=False)) for k, n in nets.items()}, set_dir,
+                                   LSP14, (64, 64), [7, 3], min_size=300)
+  assert titles == ["ground truth", "a", "b"]
+  assert sheet.dtype == np.uint8 and sheet.shape[1] >= 3 * 300 and sheet.shape[0] >= 2 * 300
+  third = sheet.shape[1] // 3
+  assert not np.array_equal(sheet[:, :third], sheet[:, third:2 * third])  # Drawn skeletons differ.
