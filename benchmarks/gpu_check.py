@@ -101,7 +101,7 @@ def part_step(s: dict) -> list[dict]:
 def _lspet_sets(tmp: str, s: dict) -> dict[str, str]:
   """LSPET's first ``lsp_images`` images in the benchmark's split (test = the last ``test_images`` of them, the
   first ``train_labels`` labeled, every training image unlabeled) converted into ``tmp``; the set folders."""
-  from semipose_tf.data import convert, lsp
+  from semipose_tf.conversion import convert, lsp
 
   data = os.path.join(SHARED, "lspet")
   joints = lsp.load_joints(os.path.join(data, "joints.mat"))
@@ -115,7 +115,8 @@ def _lspet_sets(tmp: str, s: dict) -> dict[str, str]:
 
 
 def part_pipeline(s: dict) -> list[dict]:
-  from semipose_tf.data import convert, pipeline, sources
+  from semipose_tf.conversion import convert, sources
+  from semipose_tf.data import pipeline
   from semipose_tf.keypoints import COCO17, LSP14
 
   from input_pipeline import measure

@@ -26,7 +26,8 @@ quiet_start()
 
 import tensorflow as tf  # noqa: E402
 
-from semipose_tf.data import convert, lsp, pipeline, sources  # noqa: E402
+from semipose_tf.conversion import convert, lsp, sources
+from semipose_tf.data import pipeline  # noqa: E402
 from semipose_tf.keypoints import COCO17, LSP14  # noqa: E402
 
 SHARED = os.path.join(os.path.dirname(ROOT), "shared", "data")

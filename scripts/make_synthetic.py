@@ -18,7 +18,7 @@ from semipose_tf.console import VERBOSE_FLAG, VERBOSE_HELP, quiet_start  # noqa:
 
 quiet_start()
 
-from semipose_tf.data import synthetic, synthetic_coco  # noqa: E402
+from semipose_tf.synthetic import generate, render  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -36,10 +36,10 @@ def main(argv=None) -> int:
   args = p.parse_args(argv)
   if args.height < 64 or args.width < 64:
     p.error("--height and --width must be at least 64")
-  config = synthetic.SyntheticConfig(image_size=(args.height, args.width), max_people=args.max_people,
+  config = render.SyntheticConfig(image_size=(args.height, args.width), max_people=args.max_people,
                                      hard_prob=args.hard_prob)
   splits = {k: v for k, v in (("train", args.train), ("val", args.val)) if v > 0}
-  synthetic_coco.generate(args.out, splits, seed=args.seed, config=config, workers=args.workers)
+  generate.generate(args.out, splits, seed=args.seed, config=config, workers=args.workers)
   return 0
 
 

@@ -41,7 +41,7 @@ from semipose_tf.console import VERBOSE_FLAG, VERBOSE_HELP, quiet_start  # noqa:
 quiet_start()
 
 from semipose_tf import configurable, keypoints  # noqa: E402
-from semipose_tf.data import convert, sources  # noqa: E402
+from semipose_tf.conversion import convert, sources  # noqa: E402
 
 DEFAULT_SPEC = {"coco": "coco17", "aic": "aic14", "mpii": "mpii16", "detections": "coco17", "lsp": "lsp14"}
 DEFAULT_SETS = {"coco": "labeled,unlabeled", "aic": "unlabeled", "mpii": "labeled", "detections": "unlabeled",
@@ -128,7 +128,7 @@ def _report(manifests: dict, out: str) -> None:
 
 
 def _convert_lsp(args, spec, sets, num_labeled) -> int:
-  from semipose_tf.data import lsp
+  from semipose_tf.conversion import lsp
 
   try:
     if not args.joints:

@@ -11,7 +11,7 @@ from typing import Sequence
 import gin
 
 from semipose_tf import keypoints
-from semipose_tf.data import synthetic_coco
+from semipose_tf.synthetic import generate
 from semipose_tf.evaluation import callback as eval_callback
 from semipose_tf.evaluation import teacher_probe
 from semipose_tf.models import factory
@@ -58,7 +58,7 @@ coco_eval_callback = gin.external_configurable(eval_callback.coco_eval_callback,
 mpii_eval_callback = gin.external_configurable(eval_callback.mpii_eval_callback, "mpii_eval_callback")
 pck_eval_callback = gin.external_configurable(eval_callback.pck_eval_callback, "pck_eval_callback")
 teacher_probe_callback = gin.external_configurable(teacher_probe.teacher_probe_callback, "teacher_probe_callback")
-prepare_synthetic_data = gin.external_configurable(synthetic_coco.prepare, "prepare_synthetic_data")
+prepare_synthetic_data = gin.external_configurable(generate.prepare, "prepare_synthetic_data")
 
 
 def find_gin_file(name: str) -> str:

@@ -21,10 +21,10 @@ def shared_path(*parts: str) -> str:
 @pytest.fixture(scope="session")
 def synthetic_coco(tmp_path_factory):
   """A tiny synthetic COCO-format dataset: (annotation json, image dir) of 12 train images at 160x200."""
-  from semipose_tf.data import synthetic, synthetic_coco as sc
+  from semipose_tf.synthetic import generate, render
 
   out = str(tmp_path_factory.mktemp("synthetic"))
-  files = sc.generate(out, {"train": 12}, seed=3, config=synthetic.SyntheticConfig(image_size=(160, 200)),
+  files = generate.generate(out, {"train": 12}, seed=3, config=render.SyntheticConfig(image_size=(160, 200)),
                       workers=1, verbose=False)
   return files["train"], os.path.join(out, "train")
 
@@ -32,7 +32,7 @@ def synthetic_coco(tmp_path_factory):
 @pytest.fixture(scope="session")
 def coco_mini_sets(tmp_path_factory):
   """coco_mini train converted to labeled (first 40) + unlabeled sets; returns the output dir."""
-  from semipose_tf.data import convert, sources
+  from semipose_tf.conversion import convert, sources
   from semipose_tf.keypoints import COCO17
 
   ann = shared_path("coco_mini", "annotations", "person_keypoints_train2017.json")

@@ -10,7 +10,8 @@ import pytest
 import tensorflow as tf
 
 from conftest import ROOT, shared_path
-from semipose_tf.data import convert, records, sources
+from semipose_tf.conversion import convert, sources
+from semipose_tf.data import records
 from semipose_tf.keypoints import COCO17
 
 
@@ -215,7 +216,7 @@ def test_budget_larger_than_candidates(synthetic_coco, tmp_path):
 _KILL_AFTER = """
 import os, signal, sys
 sys.path.insert(0, {root!r})
-from semipose_tf.data import convert, sources
+from semipose_tf.conversion import convert, sources
 from semipose_tf.keypoints import COCO17
 src = sources.load_coco({ann!r}, {images!r}, COCO17)
 def die(i):

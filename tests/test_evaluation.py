@@ -10,7 +10,8 @@ import tensorflow as tf
 from conftest import shared_path
 from semipose_tf import codec, keypoints
 from semipose_tf.augment.affine import NONE
-from semipose_tf.data import convert, pipeline, sources
+from semipose_tf.conversion import convert, sources
+from semipose_tf.data import pipeline
 from semipose_tf.evaluation import coco, mpii
 from semipose_tf.keypoints import COCO17
 

@@ -11,7 +11,8 @@ import tensorflow as tf
 
 from conftest import ROOT, shared_path
 from semipose_tf import codec, export
-from semipose_tf.data import convert, pipeline, sources
+from semipose_tf.conversion import convert, sources
+from semipose_tf.data import pipeline
 from semipose_tf.keypoints import COCO17
 from semipose_tf.models import build_pose_model
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from conftest import ROOT
-from semipose_tf.data import sources
+from semipose_tf.conversion import sources
 from semipose_tf.keypoints import COCO17
 
 

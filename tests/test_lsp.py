@@ -12,7 +12,8 @@ import tensorflow as tf
 from scipy.io import loadmat, savemat
 
 from conftest import ROOT, shared_path
-from semipose_tf.data import lsp, pipeline, records
+from semipose_tf.conversion import lsp
+from semipose_tf.data import pipeline, records
 from semipose_tf.evaluation import pck
 from semipose_tf.keypoints import LSP14
 

@@ -3,7 +3,8 @@ import pytest
 
 from semipose_tf import codec
 from semipose_tf.augment.affine import NONE
-from semipose_tf.data import convert, pipeline, records, sources
+from semipose_tf.conversion import convert, sources
+from semipose_tf.data import pipeline, records
 from semipose_tf.keypoints import COCO17, MPII16
 
 SMALL = pipeline.PipelineConfig(input_size=(64, 48), record_shuffle=16, instance_shuffle=16)

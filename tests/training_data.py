@@ -5,7 +5,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from semipose_tf.data import convert, records
+from semipose_tf.conversion import convert
+from semipose_tf.data import records
 from semipose_tf.keypoints import AIC14, COCO17, LSP14, MPII16, KeypointSpec
 
 

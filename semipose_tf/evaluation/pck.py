@@ -19,7 +19,8 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from semipose_tf.data import lsp, pipeline, records
+from semipose_tf.conversion import lsp
+from semipose_tf.data import pipeline, records
 from semipose_tf.evaluation.coco import predict_persons
 from semipose_tf.evaluation.mpii import read_array
 from semipose_tf.keypoints import LSP14, KeypointSpec

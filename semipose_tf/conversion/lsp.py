@@ -30,7 +30,7 @@ import os
 import numpy as np
 
 from semipose_tf.data.records import Instance
-from semipose_tf.data.sources import (BadInputError, ImageInfo, Problem, Source, image_size,
+from semipose_tf.conversion.sources import (BadInputError, ImageInfo, Problem, Source, image_size,
                                       report_problems)
 from semipose_tf.keypoints import LSP14, KeypointSpec
 

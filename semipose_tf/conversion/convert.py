@@ -1,4 +1,4 @@
-"""From a :class:`~semipose_tf.data.sources.Source` to TFRecord sets: label split, image checks, sharded writing.
+"""From a :class:`~semipose_tf.conversion.sources.Source` to TFRecord sets: label split, image checks, sharded writing.
 
 Sets:
 * ``labeled``: the label budget, ``num_labeled`` instances with at least one labeled keypoint, either the first
@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from semipose_tf.data import records
 from semipose_tf.data.records import ImageEntry
-from semipose_tf.data.sources import BadInputError, ImageInfo, Problem, Source, report_problems
+from semipose_tf.conversion.sources import BadInputError, ImageInfo, Problem, Source, report_problems
 
 SETS = ("labeled", "unlabeled", "eval")
 

@@ -21,7 +21,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from semipose_tf.data import convert, records, sources, synthetic
+from semipose_tf.conversion import convert, sources
+from semipose_tf.data import records
+from semipose_tf.synthetic import render
 from semipose_tf.keypoints import COCO17
 
 _SPLIT_IDS = {"train": 1, "val": 2, "test": 3}
@@ -29,11 +31,11 @@ _SPLIT_IDS = {"train": 1, "val": 2, "test": 3}
 
 def _render(args):
   seed, split_id, index, config = args
-  return synthetic.render_image((seed, split_id, index), config)
+  return render.render_image((seed, split_id, index), config)
 
 
 def generate(out_dir: str, splits: Mapping[str, int], seed: int = 0,
-             config: synthetic.SyntheticConfig = synthetic.SyntheticConfig(), workers: int | None = None,
+             config: render.SyntheticConfig = render.SyntheticConfig(), workers: int | None = None,
              verbose: bool = True) -> dict[str, str]:
   """Renders and writes the splits; returns the annotation file of each split.
 
@@ -59,7 +61,7 @@ def generate(out_dir: str, splits: Mapping[str, int], seed: int = 0,
     if verbose:
       print(f"Rendering {num_images} synthetic {split} images into {image_dir}")
     if workers > 1 and num_images >= 64:
-      # Spawned workers import only numpy code (synthetic.py), not TensorFlow.
+      # Spawned workers import only numpy code (render.py), not TensorFlow.
       ctx = multiprocessing.get_context("spawn")
       pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx)
       results = pool.map(_render, jobs, chunksize=16)
@@ -95,7 +97,7 @@ def generate(out_dir: str, splits: Mapping[str, int], seed: int = 0,
                      "config": {k: list(v) if isinstance(v, tuple) else v
                                 for k, v in config.__dict__.items()}},
             "licenses": [], "images": images, "annotations": annotations,
-            "categories": synthetic.coco_categories()}
+            "categories": render.coco_categories()}
     ann_file = os.path.join(ann_dir, f"person_keypoints_{split}.json")
     records.write_json_atomic(ann_file, data)
     out[split] = ann_file
@@ -132,14 +134,14 @@ def prepare(data_root: str, train_images: int = 1000, val_images: int = 100,
     num_labeled: Label budgets to convert (None: all train persons, the fully supervised upper bound).
     seed: Generator seed.
     image_size, hard_prob, max_people, clutter, occluder_prob: See
-      :class:`~semipose_tf.data.synthetic.SyntheticConfig`.
+      :class:`~semipose_tf.synthetic.render.SyntheticConfig`.
     workers: Rendering processes and conversion threads (default: the cores).
     verbose: Progress bars.
 
   Returns:
     The set directories by name: ``unlabeled``, ``eval`` and ``labeled_<N>`` / ``labeled_all``.
   """
-  config = synthetic.SyntheticConfig(image_size=tuple(int(v) for v in image_size), max_people=int(max_people),
+  config = render.SyntheticConfig(image_size=tuple(int(v) for v in image_size), max_people=int(max_people),
                                      hard_prob=float(hard_prob), clutter=int(clutter),
                                      occluder_prob=float(occluder_prob))
   params = {"train_images": int(train_images), "val_images": int(val_images), "seed": int(seed),
