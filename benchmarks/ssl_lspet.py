@@ -62,16 +62,30 @@ def prepare(args) -> None:
 
 
 def run(method: str, seed: int, args, burn_in: str | None = None) -> dict:
-  """Trains one (method, seed) unless it finished before; returns its record ({} if not run)."""
-  work_dir = os.path.join(args.work_root, method if method == "burn_in" else f"{method}/seed_{seed}")
+  """Trains one (method, seed) unless it finished before; returns its record ({} if not run).
+
+  Each finished run's record is also kept in the repository (``--records``, committed), so the table can be
+  rebuilt from a fresh clone with ``--report_only`` and a rerun elsewhere skips what is measured."""
+  name = method if method == "burn_in" else f"{method}/seed_{seed}"
+  work_dir = os.path.join(args.work_root, name)
   record_path = os.path.join(work_dir, "benchmark.json")
+  kept = os.path.join(args.records, name.replace("/", "_") + ".json")
   final = os.path.join(work_dir, "checkpoints", "final.keras")
+  record = None
   if os.path.exists(record_path) and os.path.exists(final):
     with open(record_path) as f:
-      return json.load(f)
-  if os.path.exists(final):  # Trained by hand with scripts/train.py: its wall time from the files' times.
+      record = json.load(f)
+  elif os.path.exists(final):  # Trained by hand with scripts/train.py: its wall time from the files' times.
     config = os.path.join(work_dir, "config.gin")
-    return write_record(method, seed, work_dir, os.path.getmtime(final) - os.path.getmtime(config))
+    record = write_record(method, seed, work_dir, os.path.getmtime(final) - os.path.getmtime(config))
+  elif os.path.exists(kept) and (args.report_only or method != "burn_in"):
+    with open(kept) as f:  # Measured before (here or on another machine); the burn-in's weights are needed.
+      return json.load(f)
+  if record is not None:
+    os.makedirs(args.records, exist_ok=True)
+    with open(kept, "w") as f:
+      json.dump(record, f, indent=1)
+    return record
   if args.report_only:
     return {}
   cmd = [sys.executable, os.path.join(ROOT, "scripts", "train.py"), f"--gin_file=lspet/{method}.gin",
@@ -115,7 +129,18 @@ def report(records: dict, start: dict, floors: dict) -> str:
            "supervised burn-in on the 200 labels and trains 8 epochs x 250 steps of 16 labeled + 16 unlabeled "
            "(`gin_configs/lspet/<row>.gin`). PCK@0.2 / PCK@0.1: torso (left shoulder to right hip) PCK on the "
            "737 test people with a torso, after the last epoch (no best-epoch picking), no flip test. Spread: "
-           "sample standard deviation over the paired seeds.", "",
+           "sample standard deviation over the paired seeds.", ""]
+  sup = stats([last(r, "val_PCK@0.2") for r in records.get("supervised", []) if r])[0]
+  upper = stats([last(r, "val_PCK@0.2") for r in records.get("upper_bound", []) if r])[0]
+  if sup == sup and upper == upper:
+    gap = upper - sup
+    lines += [f"**Regime check**: the upper bound is **{gap:.1f}** PCK@0.2 points above the supervised row (mean "
+              "over seeds); issue 11 asks for at least 15, so condition (b) is "
+              f"**{'met' if gap >= 15 else 'not met'}** here"
+              + ("" if gap >= 15 else ": the gap is limited by this machine's compute (see the regime page), and "
+                 "the semi-supervised rows are judged in a regime where labels are worth at most that much") + ".",
+              ""]
+  lines += [
            "| Row | PCK@0.2 per seed | PCK@0.2 mean | spread | PCK@0.1 mean | paired gain over supervised | "
            "wall per run |", "|---|---|---|---|---|---|---|"]
   for name, value in floors.items():
@@ -133,7 +158,9 @@ def report(records: dict, start: dict, floors: dict) -> str:
     mean, sd = stats(final)
     gains = [last(r, "val_PCK@0.2") - base[r["seed"]] for r in recs if r["seed"] in base]
     gain, gain_sd = stats(gains)
-    gain_text = "-" if m == "supervised" or not gains else f"{gain:+.1f} ± {fmt(gain_sd)} ({len(gains)} seeds)"
+    gain_text = "-" if m == "supervised" or not gains else (
+        f"{gain:+.1f}" + (f" ± {fmt(gain_sd)}" if len(gains) > 1 else "") + f" ({len(gains)} seed{'s' * (len(gains) > 1)})")
+    sd = sd if len(recs) > 1 else float("nan")  # No spread from one seed.
     lines.append(f"| {LABELS[m]} | {', '.join(fmt(a) for a in final)} (seeds "
                  f"{', '.join(str(r['seed']) for r in recs)}) | **{fmt(mean)}** | {fmt(sd)} | "
                  f"{fmt(stats([last(r, 'val_PCK@0.1') for r in recs])[0])} | {gain_text} | "
@@ -192,6 +219,8 @@ def main() -> int:
   p.add_argument("--data_root", default=os.path.join(ROOT, "data", "lspet_bench"))
   p.add_argument("--work_root", default=os.path.join(ROOT, "work_dirs", "ssl_lspet"))
   p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "ssl_lspet.md"))
+  p.add_argument("--records", default=os.path.join(ROOT, "benchmarks", "results", "ssl_lspet"),
+                 help="where each finished run's record is kept (committed with the table)")
   p.add_argument("--gin_param", action="append", default=[], help="extra bindings for every run")
   p.add_argument("--report_only", action="store_true", help="only tabulate finished runs")
   p.add_argument("--seed_major", action="store_true",

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Draws the method, one row per unlabeled person: weak view | teacher heatmaps | masked strong view | mixed view.
 
-The pieces are the training step's own (``SemiSupervisedPose.teacher_heatmaps``, ``mask_count``, ``strong_view``
+The pieces are the training step's own (``SemiSupervisedPose.targets``, ``mask_count``, ``strong_views``
 and ``mixup.mix``), applied to a trained network, for persons of increasing difficulty: rows are sorted by the
 teacher's adaptive mask count, most masks (confident, easy) first. Writes a PNG and prints one line per row.
 
@@ -62,21 +62,21 @@ def main(argv=None) -> int:
   model = SemiSupervisedPose(net, method="plus", seed=args.seed)
   config = pipeline.PipelineConfig(input_size=size)
   x_w = next(iter(pipeline.unlabeled_dataset(args.data, None, args.candidates, config, seed=args.seed)))["image"]
-  h_t = model.teacher_heatmaps(net, x_w)
+  h_t, _ = model.targets(0, {"image": x_w})
   counts = model.mask_count(h_t).numpy()
   # Rows from the most masks (confident) to the fewest (hard), spread over the range of counts.
   order = np.argsort(-counts, kind="stable")
   pick = order[np.linspace(0, len(order) - 1, args.rows).round().astype(int)]
   x_w, h_t = tf.gather(x_w, pick), tf.gather(h_t, pick)
   num = tf.constant(counts[pick])
-  x_s, h_s, aux = model.strong_view(x_w, h_t, num, tf.constant([args.seed, 7], tf.int64))
+  x_s = model.strong_views(x_w, h_t, num, tf.constant([args.seed, 7], tf.int64))["strong"]
   lam, perm = tf.constant(0.6), tf.roll(tf.range(len(pick)), 1, 0)
   x_m = mixup.mix(x_w, lam, perm)
   rows = []
   for i in range(len(pick)):
     weak = ops.denormalize(x_w[i]).numpy()
     kps, scores = codec.decode_heatmaps(h_t[i])
-    weak_drawn = visualize.draw_keypoints(weak, kps.numpy() * np.array(model.stride), COCO17, scores.numpy(),
+    weak_drawn = visualize.draw_keypoints(weak, model.geometry.to_input(kps).numpy(), COCO17, scores.numpy(),
                                           threshold=0.1)
     strong = ops.denormalize(x_s[i]).numpy()
     mixed = ops.denormalize(x_m[i]).numpy()

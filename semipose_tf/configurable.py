@@ -65,7 +65,8 @@ def find_gin_file(name: str) -> str:
   """Returns ``name`` if it exists, else ``gin_configs/<name>``; a clear error when neither does."""
   for candidate in (name, os.path.join(GIN_CONFIG_DIR, name)):
     if os.path.isfile(candidate):
-      return candidate
+      # Absolute, so that gin's own lookup (gin_configs/ first) finds it at once instead of logging a miss.
+      return os.path.abspath(candidate)
   raise FileNotFoundError(f"gin file {name!r} not found (looked in the current directory and {GIN_CONFIG_DIR})")
 
 

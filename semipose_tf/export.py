@@ -24,8 +24,7 @@ from typing import Callable, Sequence
 import keras
 import tensorflow as tf
 
-from semipose_tf import codec
-from semipose_tf.data import ops
+from semipose_tf import atomic, codec
 from semipose_tf.keypoints import KeypointSpec, get_spec
 
 DEFAULT_MAX_PIXELS = 40_000_000
@@ -64,14 +63,14 @@ class PoseInference(tf.Module):
     padding: Box padding of box -> centre / scale (1.25, as in training).
   """
 
-  def __init__(self, net: keras.Model, max_pixels: int = DEFAULT_MAX_PIXELS, padding: float = 1.25):
+  def __init__(self, net: keras.Model, max_pixels: int = DEFAULT_MAX_PIXELS, padding: float = codec.PADDING):
     super().__init__()
     self.net = net
-    self.input_size = tuple(int(v) for v in net.input_shape[1:3])
-    if None in self.input_size:
+    if None in tuple(net.input_shape[1:3]):
       raise ValueError("export needs a network with a fixed input size")
+    self.geometry = codec.Geometry.of_network(net, padding)  # The training pipeline's crop geometry.
+    self.input_size = self.geometry.input_size
     self.max_pixels = int(max_pixels)
-    self.padding = float(padding)
 
   def crops(self, images: tf.Tensor, boxes: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Normalized crops [N, H, W, 3] and their centres / scales [N, 2] from encoded images and boxes.
@@ -80,8 +79,6 @@ class PoseInference(tf.Module):
       InvalidArgumentError: bytes that are neither JPEG nor PNG, an image over ``max_pixels``, or a box that is not
         finite, has no positive width and height, or lies outside its image; the message gives the box's index.
     """
-    aspect = self.input_size[1] / self.input_size[0]
-
     def one(args):
       data, box, index = args
       supported, h, w = _image_size(data)
@@ -101,10 +98,8 @@ class PoseInference(tf.Module):
       # The decoder must wait for the checks: without the dependency the graph may run it first on a bomb.
       with tf.control_dependencies(checks):
         image = tf.io.decode_image(tf.identity(data), channels=3, expand_animations=False)
-      ex = {"image": image, "bbox": box}
-      ex = ops.fixed_affine(ops.center_scale(ex, aspect, self.padding), self.input_size)
-      ex = ops.normalize(ops.crop(ex, self.input_size))
-      return ex["image"], ex["center"], ex["scale"]
+      crop = self.geometry.eval_crop(image, box)  # The same function as the evaluation pipeline's crop.
+      return crop["image"], crop["center"], crop["scale"]
 
     sig = (tf.TensorSpec(self.input_size + (3,), tf.float32), tf.TensorSpec([2], tf.float32),
            tf.TensorSpec([2], tf.float32))
@@ -134,8 +129,13 @@ def export_saved_model(net: keras.Model, path: str, max_pixels: int = DEFAULT_MA
   """Writes a SavedModel with the ``serving_default`` and ``heatmaps`` signatures (see the module docstring) and,
   when the network carries one, its keypoint spec as ``assets.extra/keypoint_spec.json``.
 
-  TF Serving expects ``<model_base_path>/<version>/``: pass e.g. ``exports/pose/1``.
+  TF Serving expects ``<model_base_path>/<version>/``: pass e.g. ``exports/pose/1``. The SavedModel is built
+  beside ``path`` and swapped in whole: a server watching the folder never loads half of one.
   """
+  return atomic.write_directory(path, lambda staging: _write_saved_model(net, staging, max_pixels) and path)
+
+
+def _write_saved_model(net: keras.Model, path: str, max_pixels: int) -> str:
   module = PoseInference(net, max_pixels)
   h, w = module.input_size
   archive = keras.export.ExportArchive()
@@ -144,7 +144,6 @@ def export_saved_model(net: keras.Model, path: str, max_pixels: int = DEFAULT_MA
       tf.TensorSpec([None], tf.string, name="images"), tf.TensorSpec([None, 4], tf.float32, name="boxes")])
   archive.add_endpoint("heatmaps", module.heatmaps,
                        input_signature=[tf.TensorSpec([None, h, w, 3], tf.float32, name="crops")])
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   archive.write_out(path, verbose=False)
   spec = getattr(net, "keypoint_spec", None)
   if spec is not None:

@@ -53,6 +53,35 @@ def test_saved_model_matches_the_python_evaluation_path(exported, tmp_path):
   assert worst <= 1e-3, worst
 
 
+def test_the_pipeline_and_the_saved_model_crop_with_one_function(monkeypatch, tmp_path):
+  """Both the evaluation pipeline and the exported model crop through codec.Geometry.eval_crop (one function, one
+  geometry); the crops they give for the same image and box are the same pixels."""
+  calls = []
+  original = codec.Geometry.eval_crop
+
+  def spy(self, image, box):
+    calls.append(self)
+    return original(self, image, box)
+
+  monkeypatch.setattr(codec.Geometry, "eval_crop", spy)
+  ann = shared_path("coco_mini", "annotations", "person_keypoints_val2017.json")
+  src = sources.load_coco(ann, shared_path("coco_mini", "val2017"), COCO17)
+  convert.convert(src, str(tmp_path), ("eval",), verbose=False)
+  config = pipeline.PipelineConfig(input_size=(128, 96))
+  batch = next(iter(pipeline.eval_dataset(str(tmp_path / "eval"), COCO17, 4, config)))
+  assert calls and calls[-1] == config.geometry
+  calls.clear()
+  net = build_pose_model("resnet18", (128, 96), 17, width=8, deconv_filters=(16, 16, 16))
+  by_ann = {inst.ann_id: (info, inst) for info, inst, has in src.items if has}
+  items = [by_ann[int(a)] for a in batch["ann_id"].numpy()]
+  images = tf.constant([open(info.path, "rb").read() for info, _ in items])
+  boxes = tf.constant(np.stack([inst.bbox for _, inst in items]), tf.float32)
+  crops, center, scale = export.PoseInference(net).crops(images, boxes)
+  assert calls and calls[-1] == config.geometry       # The same geometry object, read from the network.
+  np.testing.assert_array_equal(crops.numpy(), batch["image"].numpy())
+  np.testing.assert_array_equal(center.numpy(), batch["center"].numpy())
+
+
 def test_saved_model_cli_lists_the_documented_signatures(exported):
   _, path = exported
   cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")

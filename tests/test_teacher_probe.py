@@ -5,7 +5,6 @@ import os
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from semipose_tf import codec
 from semipose_tf.augment.cutout import adaptive_mask_count

@@ -133,7 +133,8 @@ def test_teacher_pass_does_not_move_the_weights():
   seeds = model.step_seeds()
   h_t = tf.constant(net(x_w, training=True).numpy())  # A constant, by construction.
   counts = model.mask_count(h_t)
-  x_s, h_s, _ = model.strong_view(x_w, h_t, counts, seeds[0])
+  views = model.strong_views(x_w, h_t, counts, seeds[0])
+  x_s, h_s = views["strong"], views["targets"]
   with tf.GradientTape() as tape:
     loss = global_average(joints_mse(net(x_s, training=True), h_s))
   grads = tape.gradient(loss, model.trainable_variables)
@@ -154,12 +155,13 @@ def test_oracle_teacher_uses_the_ground_truth_and_its_joint_weights():
   weights = np.ones((4, 17), np.float32)
   weights[:, :6] = 0.0
   data["unlabeled"].update(heatmaps=truth, weights=weights)
-  h_t, w_t = model.teacher_targets(model.net, data["unlabeled"])
+  h_t, w_t = model.targets(0, data["unlabeled"])
   np.testing.assert_array_equal(h_t, truth)
   np.testing.assert_array_equal(w_t, weights)
   before = [v.numpy().copy() for v in model.trainable_variables]
   x_w = tf.constant(data["unlabeled"]["image"])
-  x_s, h_s, _ = model.strong_view(x_w, tf.constant(truth), model.mask_count(truth), model.step_seeds()[0])
+  views = model.strong_views(x_w, tf.constant(truth), model.mask_count(truth), model.step_seeds()[0])
+  x_s, h_s = views["strong"], views["targets"]
   with tf.GradientTape() as tape:
     pred = model.net(x_s, training=True)
     loss = global_average(joints_mse(pred, h_s, weights))
@@ -206,7 +208,7 @@ def test_mixed_forward_mixes_at_the_drawn_location_only():
 def test_mixup_with_lambda_one_is_the_plain_consistency_loss(location):
   model = _model("plus", mix_lambda=1.0, mix_locations=(location,))
   x_w = tf.constant(_batch()["unlabeled"]["image"])
-  h_t = model.teacher_heatmaps(model.net, x_w)
+  h_t, _ = model.targets(0, {"image": x_w})
   loss, lam, where = model.mixup_loss(model.net, x_w, h_t, tf.constant([1, 2], tf.int64))
   plain = joints_mse(model.net(x_w, training=True), h_t)
   np.testing.assert_allclose(loss.numpy(), plain.numpy(), rtol=1e-5, atol=1e-9)

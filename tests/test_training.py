@@ -205,7 +205,8 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 import keras
 sys.path.insert(0, {tests!r}); sys.path.insert(0, {root!r})
 from tiny_nets import TinyPoseNet
-from semipose_tf.train.teacher_student import SemiSupervisedPose, set_synchronized_batch_norm
+from semipose_tf.train.distribute import set_synchronized_batch_norm
+from semipose_tf.train.teacher_student import SemiSupervisedPose
 rng = np.random.default_rng(0)
 batch = {{"labeled": {{"image": rng.normal(size=(8, 64, 64, 3)).astype("float32"),
                       "heatmaps": rng.uniform(0, 1, (8, 16, 16, 17)).astype("float32"),

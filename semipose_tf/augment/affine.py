@@ -1,13 +1,16 @@
 """Random affine augmentation parameters (the reference's scale / rotation / flip), drawn with stateless ops.
 
-The same sampler serves the weak view in ``tf.data`` (flip allowed) and the strong view in the train step (no
-flip, rotation with probability 0.8). Drawing from an explicit seed keeps a pipeline deterministic under parallel
-``map`` and makes a train step reproducible per replica.
+One sampler, :func:`sample_affine`, serves the weak view in ``tf.data`` (flip allowed; TensorFlow's stateless
+draws per example) and the strong view in the train step (no flip, rotation with probability 0.8; per-sample draws
+made for the global batch and sliced per replica, passed in from ``augment/replica_random.py``). Drawing from an
+explicit seed keeps a pipeline deterministic under parallel ``map`` and makes a train step reproducible per
+replica.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import tensorflow as tf
 
@@ -36,13 +39,27 @@ STRONG = AffineAugment(rotation_prob=0.8, flip_prob=0.0)
 NONE = AffineAugment(scale_factor=0.0, rotation_factor=0.0, rotation_prob=0.0, flip_prob=0.0)
 
 
-def sample_affine(seed: tf.Tensor, config: AffineAugment = WEAK, shape=()) -> dict[str, tf.Tensor]:
+Draw = Callable[[tf.Tensor, object], tf.Tensor]  # (seed [2], shape) -> float32 draws of that shape.
+
+
+def _stateless_normal(seed, shape):
+  return tf.random.stateless_normal(shape, seed, alg=ALG)
+
+
+def _stateless_uniform(seed, shape):
+  return tf.random.stateless_uniform(shape, seed, alg=ALG)
+
+
+def sample_affine(seed: tf.Tensor, config: AffineAugment = WEAK, shape=(), normal: Draw = _stateless_normal,
+                  uniform: Draw = _stateless_uniform) -> dict[str, tf.Tensor]:
   """Draws affine parameters.
 
   Args:
     seed: [2] int32/int64 stateless seed.
     config: The distribution.
-    shape: Batch shape of the draw.
+    shape: Shape of the draw (the train step passes its local batch size).
+    normal, uniform: The random source, ``f(seed, shape)``: TensorFlow's stateless draws by default; the train
+      step passes ``replica_random.normal`` / ``uniform`` (global-batch draws sliced per replica).
 
   Returns:
     ``scale_mult`` [shape] float32 (multiplies the crop scale: > 1 zooms out), ``rotation`` [shape] float32
@@ -50,9 +67,8 @@ def sample_affine(seed: tf.Tensor, config: AffineAugment = WEAK, shape=()) -> di
   """
   seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 4, alg=ALG)
   sf, rf = config.scale_factor, config.rotation_factor
-  scale = tf.random.stateless_normal(shape, seeds[0], alg=ALG) * sf + 1.0
-  scale = tf.clip_by_value(scale, 1.0 - sf, 1.0 + sf)
-  rot = tf.clip_by_value(tf.random.stateless_normal(shape, seeds[1], alg=ALG) * rf, -2.0 * rf, 2.0 * rf)
-  rotate = tf.random.stateless_uniform(shape, seeds[2], alg=ALG) < config.rotation_prob
-  flip = tf.random.stateless_uniform(shape, seeds[3], alg=ALG) < config.flip_prob
+  scale = tf.clip_by_value(normal(seeds[0], shape) * sf + 1.0, 1.0 - sf, 1.0 + sf)
+  rot = tf.clip_by_value(normal(seeds[1], shape) * rf, -2.0 * rf, 2.0 * rf)
+  rotate = uniform(seeds[2], shape) < config.rotation_prob
+  flip = uniform(seeds[3], shape) < config.flip_prob
   return {"scale_mult": scale, "rotation": tf.where(rotate, rot, 0.0), "flip": flip}

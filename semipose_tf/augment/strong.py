@@ -12,8 +12,7 @@ import tensorflow as tf
 
 from semipose_tf import codec
 from semipose_tf.augment import replica_random
-from semipose_tf.augment.affine import STRONG, AffineAugment
-from semipose_tf.augment.replica_random import ALG
+from semipose_tf.augment.affine import STRONG, AffineAugment, sample_affine
 
 
 def strong_affines(seed: tf.Tensor, batch: tf.Tensor, input_size: Sequence[int], heatmap_size: Sequence[int],
@@ -23,20 +22,10 @@ def strong_affines(seed: tf.Tensor, batch: tf.Tensor, input_size: Sequence[int],
   Returns:
     (input-pixel matrices [B, 2, 3], heatmap-pixel matrices [B, 2, 3], the drawn parameters).
   """
-  seeds = tf.random.experimental.stateless_split(seed, 3, alg=ALG)
-  sf, rf = config.scale_factor, config.rotation_factor
-  scale = tf.clip_by_value(replica_random.normal(seeds[0], batch) * sf + 1.0, 1.0 - sf, 1.0 + sf)
-  rot = tf.clip_by_value(replica_random.normal(seeds[1], batch) * rf, -2.0 * rf, 2.0 * rf)
-  rot = tf.where(replica_random.uniform(seeds[2], batch) < config.rotation_prob, rot, 0.0)
-
-  def about_centre(size):
-    h, w = float(size[0]), float(size[1])
-    centre = tf.broadcast_to(tf.constant([w / 2, h / 2]), [batch, 2])
-    # Scale in pixel_std units so that the crop spans `scale` times the view: zoom = 1 / scale.
-    crop_scale = tf.stack([w * scale, h * scale], -1) / codec.PIXEL_STD
-    return codec.crop_affine(centre, crop_scale, rot, size)
-
-  return about_centre(input_size), about_centre(heatmap_size), {"scale": scale, "rotation": rot}
+  p = sample_affine(seed, config, batch, normal=replica_random.normal, uniform=replica_random.uniform)
+  scale, rot = p["scale_mult"], p["rotation"]
+  return (codec.zoom_affine(1.0 / scale, rot, input_size), codec.zoom_affine(1.0 / scale, rot, heatmap_size),
+          {"scale": scale, "rotation": rot})
 
 
 def apply_strong(images: tf.Tensor, heatmaps: tf.Tensor, m_input: tf.Tensor, m_heatmap: tf.Tensor):

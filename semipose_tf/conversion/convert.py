@@ -21,17 +21,16 @@ import dataclasses
 import datetime
 import math
 import os
-import shutil
-import tempfile
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from semipose_tf import atomic
+from semipose_tf.conversion.sources import BadInputError, ImageInfo, Problem, Source, report_problems
 from semipose_tf.data import records
 from semipose_tf.data.records import ImageEntry
-from semipose_tf.conversion.sources import BadInputError, ImageInfo, Problem, Source, report_problems
 
 SETS = ("labeled", "unlabeled", "eval")
 
@@ -141,45 +140,9 @@ def write_set(entries: Sequence[ImageEntry], directory: str, set_name: str, *, n
   """
   if not entries:
     raise BadInputError(f"{directory}: the {set_name} set is empty")
-  staging = _staging_directory(directory)
-  try:
-    manifest = _write_into(entries, staging, set_name, num_shards=num_shards, skip_bad=skip_bad, workers=workers,
-                           verbose=verbose, manifest_extra=manifest_extra, before_write=_before_write,
-                           shown_as=directory)
-  except BaseException:
-    shutil.rmtree(staging, ignore_errors=True)
-    raise
-  _swap_into_place(staging, directory)
-  return manifest
-
-
-def _staging_directory(directory: str) -> str:
-  """A fresh sibling folder for the new set; leftovers of killed runs are cleared (a complete set that a kill left
-  set aside, with nothing in its place, is put back first)."""
-  directory = os.path.abspath(directory)
-  parent, base = os.path.dirname(directory), os.path.basename(directory)
-  os.makedirs(parent, exist_ok=True)
-  for name in os.listdir(parent):
-    path = os.path.join(parent, name)
-    if name.startswith(base + ".old-") and not os.path.exists(directory):
-      os.replace(path, directory)
-    elif name.startswith((base + ".old-", base + ".tmp-")):
-      shutil.rmtree(path, ignore_errors=True)
-  staging = tempfile.mkdtemp(prefix=base + ".tmp-", dir=parent)
-  return staging
-
-
-def _swap_into_place(staging: str, directory: str) -> None:
-  """The complete new set replaces the old one; at no instant is neither of them whole on disk."""
-  directory = os.path.abspath(directory)
-  if os.path.exists(directory):
-    old = tempfile.mkdtemp(prefix=os.path.basename(directory) + ".old-", dir=os.path.dirname(directory))
-    os.rmdir(old)
-    os.replace(directory, old)
-    os.replace(staging, directory)
-    shutil.rmtree(old, ignore_errors=True)
-  else:
-    os.replace(staging, directory)
+  return atomic.write_directory(directory, lambda staging: _write_into(
+      entries, staging, set_name, num_shards=num_shards, skip_bad=skip_bad, workers=workers, verbose=verbose,
+      manifest_extra=manifest_extra, before_write=_before_write, shown_as=directory))
 
 
 def _write_into(entries, directory, set_name, *, num_shards, skip_bad, workers, verbose, manifest_extra,
@@ -244,7 +207,7 @@ def _write_into(entries, directory, set_name, *, num_shards, skip_bad, workers, 
       "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
   }
   manifest.update(manifest_extra or {})
-  records.write_json_atomic(os.path.join(directory, records.MANIFEST), manifest)
+  atomic.write_json(os.path.join(directory, records.MANIFEST), manifest)
   if verbose:
     print(f"  {manifest['num_instances']} instances in {manifest['num_images']} images, "
           f"{manifest['record_bytes'] / 1e6:.1f} MB of records for {source_bytes / 1e6:.1f} MB of images"

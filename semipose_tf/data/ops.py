@@ -21,9 +21,7 @@ from semipose_tf.augment.affine import AffineAugment, sample_affine
 
 Example = dict[str, tf.Tensor]
 
-# ImageNet statistics (RGB), as the reference normalizes.
-MEAN_RGB = (0.485, 0.456, 0.406)
-STD_RGB = (0.229, 0.224, 0.225)
+MEAN_RGB, STD_RGB = codec.MEAN_RGB, codec.STD_RGB
 
 
 def decode_image(ex: Example) -> Example:
@@ -115,15 +113,21 @@ def make_targets(ex: Example, input_size: Sequence[int], heatmap_size: Sequence[
 def normalize(ex: Example) -> Example:
   """Reads ``image`` uint8; writes ``image`` float32, (x / 255 - mean) / std with ImageNet RGB statistics."""
   ex = dict(ex)
-  image = tf.cast(ex["image"], tf.float32) / 255.0
-  ex["image"] = (image - tf.constant(MEAN_RGB)) / tf.constant(STD_RGB)
+  ex["image"] = codec.normalize_image(ex["image"])
   return ex
 
 
-def denormalize(image: tf.Tensor) -> tf.Tensor:
-  """Inverse of :func:`normalize`: float32 normalized [..., 3] -> uint8."""
-  image = image * tf.constant(STD_RGB) + tf.constant(MEAN_RGB)
-  return tf.cast(tf.clip_by_value(image * 255.0 + 0.5, 0.0, 255.0), tf.uint8)
+def eval_crop(ex: Example, geometry: codec.Geometry) -> Example:
+  """Reads ``image`` (full, uint8) and ``bbox``; writes the normalized un-augmented crop ``image``, ``center``,
+  ``scale``, ``affine``, ``rotation`` 0 and ``flip`` False (:meth:`semipose_tf.codec.Geometry.eval_crop`, which
+  the SavedModel calls too)."""
+  ex = dict(ex)
+  ex.update(geometry.eval_crop(ex["image"], ex["bbox"]))
+  ex["rotation"], ex["flip"] = tf.constant(0.0), tf.constant(False)
+  return ex
+
+
+denormalize = codec.denormalize_image
 
 
 def select(ex: Example, keys: Sequence[str]) -> Example:

@@ -9,8 +9,11 @@ targets + normalization -> batch -> prefetch. Given the same seed a pipeline yie
 from __future__ import annotations
 
 import dataclasses
+from typing import Sequence
+
 import tensorflow as tf
 
+from semipose_tf import codec
 from semipose_tf.augment.affine import WEAK, AffineAugment
 from semipose_tf.data import ops, records
 from semipose_tf.keypoints import KeypointSpec, get_spec
@@ -39,9 +42,9 @@ class PipelineConfig:
   """
 
   input_size: tuple[int, int] = (256, 192)
-  heatmap_stride: int = 4
+  heatmap_stride: int = codec.STRIDE
   sigma: float = 2.0
-  padding: float = 1.25
+  padding: float = codec.PADDING
   augment: AffineAugment = WEAK
   subpixel_targets: bool = False
   record_shuffle: int = 256
@@ -49,12 +52,17 @@ class PipelineConfig:
   cycle_length: int = 8
 
   @property
+  def geometry(self) -> codec.Geometry:
+    """Input size, stride and padding as the :class:`~semipose_tf.codec.Geometry` the other parts read."""
+    return codec.Geometry(self.input_size, self.heatmap_stride, self.padding)
+
+  @property
   def heatmap_size(self) -> tuple[int, int]:
-    return (self.input_size[0] // self.heatmap_stride, self.input_size[1] // self.heatmap_stride)
+    return self.geometry.heatmap_size
 
   @property
   def aspect_ratio(self) -> float:
-    return self.input_size[1] / self.input_size[0]
+    return self.geometry.aspect_ratio
 
 
 def set_spec(data_dir: str) -> KeypointSpec:
@@ -134,16 +142,16 @@ def labeled_dataset(data_dir: str, spec: KeypointSpec, batch_size: int | None = 
 
 def unlabeled_dataset(data_dir: str, spec: KeypointSpec | None = None, batch_size: int | None = 32,
                       config: PipelineConfig = PipelineConfig(), seed: int = 0, repeat: bool = False,
-                      shuffle: bool = True) -> tf.data.Dataset:
+                      shuffle: bool = True, keys: Sequence[str] = UNLABELED_KEYS) -> tf.data.Dataset:
   """Weak views ``{image, center, scale, rotation, flip, affine}`` (batched); labels are never read.
 
   ``affine`` [2, 3] maps image pixels to the weak view; with ``center``/``scale``/``rotation``/``flip`` it lets a
-  train step map teacher predictions back to the image or compose further warps.
+  caller map predictions back to the image or compose further warps. ``keys`` keeps only those (the training
+  stream keeps ``image``, all the step reads, so nothing else travels to the device).
   """
   ds = instances(data_dir, shuffle=shuffle, seed=seed, repeat=repeat, config=config, spec=spec)
   ds = _augmented(ds, seed, config, shuffle)
-  ds = ds.map(lambda ex: ops.select(ops.normalize(ex), UNLABELED_KEYS), num_parallel_calls=AUTOTUNE,
-              deterministic=True)
+  ds = ds.map(lambda ex: ops.select(ops.normalize(ex), keys), num_parallel_calls=AUTOTUNE, deterministic=True)
   return _finish(ds, batch_size, drop_remainder=True)
 
 
@@ -163,7 +171,7 @@ def semi_supervised_dataset(labeled_dir: str, unlabeled_dir: str, spec: Keypoint
   else:
     # The unlabeled set may hold another layout (AI Challenger for MPII): its keypoints are never read.
     unlabeled = unlabeled_dataset(unlabeled_dir, None, unlabeled_batch_size, config, seed=seed + 1000003,
-                                  repeat=repeat)
+                                  repeat=repeat, keys=("image",))  # All the train step reads.
   return tf.data.Dataset.zip({"labeled": labeled, "unlabeled": unlabeled}).prefetch(AUTOTUNE)
 
 
@@ -174,8 +182,7 @@ def eval_dataset(data_dir: str, spec: KeypointSpec | None = None, batch_size: in
   be smaller."""
 
   def prepare(ex):
-    ex = ops.fixed_affine(ops.center_scale(ex, config.aspect_ratio, config.padding), config.input_size)
-    ex = ops.normalize(ops.crop(ex, config.input_size))
+    ex = ops.eval_crop(ex, config.geometry)
     ex["image_id"], ex["ann_id"] = ex["image/id"], ex["instance/id"]
     return ops.select(ex, EVAL_KEYS)
 

@@ -17,15 +17,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from typing import Any, Iterable
 
 import numpy as np
 import tensorflow as tf
 
+from semipose_tf import atomic
+
 FORMAT = "semipose_tf.tfrecord.v1"
 MANIFEST = "manifest.json"
-_TMP_MARK = ".tmp-"
 
 
 @dataclasses.dataclass
@@ -120,8 +120,7 @@ class ShardWriter:
   def __init__(self, directory: str, name: str):
     self.directory = directory
     self.name = name
-    fd, self._tmp = tempfile.mkstemp(prefix=name + _TMP_MARK, dir=directory)
-    os.close(fd)
+    self._tmp = atomic.temporary_file(os.path.join(directory, name))
     self._writer = tf.io.TFRecordWriter(self._tmp)
     self.num_images = 0
     self.num_instances = 0
@@ -134,7 +133,7 @@ class ShardWriter:
   def close(self) -> dict[str, Any]:
     self._writer.close()
     final = os.path.join(self.directory, self.name)
-    _publish(self._tmp, final)
+    atomic.publish(self._tmp, final)
     return {"file": self.name, "num_images": self.num_images, "num_instances": self.num_instances,
             "bytes": os.path.getsize(final)}
 
@@ -142,41 +141,6 @@ class ShardWriter:
     self._writer.close()
     if os.path.exists(self._tmp):
       os.remove(self._tmp)
-
-
-def _publish(tmp: str, final: str) -> None:
-  """Renames a finished temporary file into place with ordinary permissions (mkstemp creates it 0600)."""
-  umask = os.umask(0)
-  os.umask(umask)
-  os.chmod(tmp, 0o666 & ~umask)
-  os.replace(tmp, final)
-
-
-def write_json_atomic(path: str, obj: Any, indent: int | None = 2) -> None:
-  """Writes JSON atomically (see :func:`write_text_atomic`)."""
-  write_text_atomic(path, json.dumps(obj, indent=indent))
-
-
-def write_text_atomic(path: str, text: str) -> None:
-  """Writes text to a temporary file in the same directory and renames it into place: a reader sees the old file
-  or the new one, never half of one."""
-  write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def write_bytes_atomic(path: str, data: bytes) -> None:
-  """Writes bytes atomically (see :func:`write_text_atomic`)."""
-  directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + _TMP_MARK, dir=directory)
-  try:
-    with os.fdopen(fd, "wb") as f:
-      f.write(data)
-      f.flush()
-      os.fsync(f.fileno())
-    _publish(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
 
 
 class IncompleteSetError(FileNotFoundError):

@@ -17,8 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from semipose_tf import codec
-from semipose_tf.data import records
+from semipose_tf import atomic, codec
 from semipose_tf.keypoints import KeypointSpec
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
@@ -214,5 +213,5 @@ class COCOEvaluator:
     results = rescore_and_nms(persons, self.spec.sigmas)
     if self.results_file:
       os.makedirs(os.path.dirname(os.path.abspath(self.results_file)), exist_ok=True)
-      records.write_json_atomic(self.results_file, results, indent=None)
+      atomic.write_json(self.results_file, results, indent=None)
     return coco_eval(self.annotation_file, results, self.spec.sigmas)

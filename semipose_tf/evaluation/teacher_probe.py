@@ -20,7 +20,6 @@ import os
 from typing import Callable, Sequence
 
 import numpy as np
-import tensorflow as tf
 
 from semipose_tf import codec
 from semipose_tf.augment.cutout import adaptive_mask_count

@@ -21,6 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from semipose_tf import atomic
 from semipose_tf.conversion import convert, sources
 from semipose_tf.data import records
 from semipose_tf.synthetic import render
@@ -99,7 +100,7 @@ def generate(out_dir: str, splits: Mapping[str, int], seed: int = 0,
             "licenses": [], "images": images, "annotations": annotations,
             "categories": render.coco_categories()}
     ann_file = os.path.join(ann_dir, f"person_keypoints_{split}.json")
-    records.write_json_atomic(ann_file, data)
+    atomic.write_json(ann_file, data)
     out[split] = ann_file
     if verbose:
       hard = sum(a["hard"] for a in annotations)
@@ -170,7 +171,7 @@ def prepare(data_root: str, train_images: int = 1000, val_images: int = 100,
   ann = {s: os.path.join(raw, "annotations", f"person_keypoints_{s}.json") for s in ("train", "val")}
   if not (os.path.exists(stamp) and all(os.path.exists(a) for a in ann.values())):
     generate(raw, {"train": int(train_images), "val": int(val_images)}, seed, config, workers, verbose)
-    records.write_json_atomic(stamp, params)
+    atomic.write_json(stamp, params)
   train_src = sources.load_coco(ann["train"], os.path.join(raw, "train"), COCO17)
   if not complete(sets["unlabeled"]):
     convert.convert(train_src, os.path.join(data_root, "train"), ("unlabeled",), workers=workers, verbose=verbose)

@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from semipose_tf import codec, visualize
+from semipose_tf import atomic, codec, visualize
 from semipose_tf.augment import mixup
-from semipose_tf.data import ops, records
+from semipose_tf.data import ops
 from semipose_tf.keypoints import KeypointSpec
 from semipose_tf.train.recovery import NonFiniteWeights, check_finite
 
@@ -25,16 +24,7 @@ def save_model_atomic(model: keras.Model, path: str) -> None:
     NonFiniteWeights: the weights hold NaN or infinity (nothing is written).
   """
   check_finite(model, path)
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".keras", dir=directory)
-  os.close(fd)
-  try:
-    model.save(tmp)
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+  atomic.write_with(path, model.save, suffix=".keras")  # Keras picks the format from the suffix.
 
 
 class WriteOnce(keras.callbacks.Callback):
@@ -47,7 +37,7 @@ class WriteOnce(keras.callbacks.Callback):
   def on_train_batch_end(self, batch, logs=None):
     if not self.done:
       self.done = True
-      records.write_text_atomic(self.path, self.text_fn())
+      atomic.write_text(self.path, self.text_fn())
 
 
 class PoseCheckpoint(keras.callbacks.Callback):
@@ -98,7 +88,7 @@ class PoseCheckpoint(keras.callbacks.Callback):
       if np.isfinite(value) and ((value > self.best) if self.mode == "max" else (value < self.best)):
         self.best, self.best_epoch = value, epoch + 1
         save_model_atomic(self.net, os.path.join(self.directory, "best.keras"))
-        records.write_json_atomic(self._best_file, {"monitor": self.monitor, "mode": self.mode, "value": value,
+        atomic.write_json(self._best_file, {"monitor": self.monitor, "mode": self.mode, "value": value,
                                                     "epoch": epoch + 1})
 
 
@@ -163,9 +153,9 @@ class SemiSupervisedSummaries(keras.callbacks.Callback):
     """[N, H, 3W, 3] uint8 rows: weak view, masked strong view, mixed view, with keypoints drawn."""
     model = self.model
     x_w = tf.convert_to_tensor(self.probe["image"])
-    h_t = model.teacher_heatmaps(model.net, x_w)
-    counts = model.mask_count(h_t)
-    x_s, h_s, _ = model.strong_view(x_w, h_t, counts, tf.constant([7, 11], tf.int64))
+    h_t, _ = model.targets(0, {"image": x_w})
+    views = model.strong_views(x_w, h_t, model.mask_count(h_t), tf.constant([7, 11], tf.int64))
+    x_s, h_s = views["strong"], views["targets"]
     lam, perm = tf.constant(0.5), tf.roll(tf.range(tf.shape(x_w)[0]), 1, 0)
     x_m = mixup.mix(x_w, lam, perm)
     rows = []
@@ -175,7 +165,8 @@ class SemiSupervisedSummaries(keras.callbacks.Callback):
         pic = ops.denormalize(img[i]).numpy()
         if hm is not None:
           kps, scores = codec.decode_heatmaps(hm[i])
-          pic = visualize.draw_keypoints(pic, kps.numpy() * np.array(model.stride), self.spec, scores.numpy(), threshold=0.1)
+          pic = visualize.draw_keypoints(pic, model.geometry.to_input(kps).numpy(), self.spec, scores.numpy(),
+                                         threshold=0.1)
         panels.append(pic)
       rows.append(np.concatenate(panels, axis=1))
     return np.stack(rows)

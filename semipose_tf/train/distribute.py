@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 
+import keras
 import tensorflow as tf
 
 STRATEGIES = ("auto", "one", "mirrored", "multi_worker")
@@ -66,3 +67,25 @@ def worker_index() -> int:
 
 def is_chief() -> bool:
   return worker_index() == 0
+
+
+def reducible_logs(logs: dict) -> dict:
+  """Under MultiWorkerMirroredStrategy Keras reduces logs with ``strategy.reduce("MEAN", v, axis=0)``, which
+  needs a batch axis: give the scalars one (the mean of one value per replica is the scalar again)."""
+  if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+    return {k: tf.reshape(v, [1]) for k, v in logs.items()}
+  return logs
+
+
+def set_synchronized_batch_norm(model: keras.Model, enabled: bool = True) -> int:
+  """Switches every BatchNormalization layer of a model to synchronized (cross-replica) statistics; returns how
+  many it switched."""
+  n = 0
+  # Private Keras API, kept on purpose: Keras 3 has no public way to walk every nested layer (``model.layers`` stops
+  # at the first level of a subclassed model such as our backbones). tests/test_keras_private.py fails loudly if
+  # Keras changes it.
+  for layer in model._flatten_layers(include_self=False, recursive=True):
+    if isinstance(layer, keras.layers.BatchNormalization):
+      layer.synchronized = enabled
+      n += 1
+  return n

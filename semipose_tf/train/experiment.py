@@ -21,23 +21,20 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
-import shutil
 from typing import Callable, Sequence
 
 import keras
 import tensorflow as tf
 
-from semipose_tf import export as export_lib
 from semipose_tf.augment.affine import NONE, WEAK
 from semipose_tf.data import pipeline, records
-from semipose_tf.evaluation import pictures
 from semipose_tf.keypoints import KeypointSpec, get_spec
 from semipose_tf.models.factory import build_pose_model
 from semipose_tf.train import callbacks as cb
-from semipose_tf.train import distribute, recovery
+from semipose_tf.train import distribute, finish, recovery
 from semipose_tf.train.methods import get_method
 from semipose_tf.train.schedules import MultiStepSchedule
-from semipose_tf.train.teacher_student import SemiSupervisedPose, set_synchronized_batch_norm
+from semipose_tf.train.teacher_student import SemiSupervisedPose
 
 
 class TrainingDiverged(RuntimeError):
@@ -133,7 +130,7 @@ def build_experiment(work_dir: str, labeled_dir: str, unlabeled_dir: str | None 
       if hasattr(net, "keypoint_spec"):  # The spec travels with the saved network (evaluate, predict, export).
         net.keypoint_spec = spec
       if synchronized_bn:
-        set_synchronized_batch_norm(net)
+        distribute.set_synchronized_batch_norm(net)
       return net
 
     net = make_net()
@@ -264,34 +261,6 @@ def _fit(exp: Experiment, work_dir: str, out_dir: str, chief: bool, epochs: int,
                                             if good else " Nothing non-finite was saved (no checkpoint yet).") +
                            " The backup holds the last finite state, so the same command resumes from there.")
   if chief:
-    initial = {f"{c.prefix}{k}": v for c in extra_callbacks for k, v in getattr(c, "initial", {}).items()}
-    if initial:  # Evaluated before the first step (EvaluationCallback(at_start=True)); a resumed run keeps it.
-      records.write_json_atomic(os.path.join(work_dir, "before_training.json"), initial)
-    cb.save_model_atomic(exp.model.net, os.path.join(ckpt_dir, "final.keras"))
-    if operative_config is not None:
-      records.write_text_atomic(os.path.join(work_dir, "operative_config.gin"), operative_config())
-    _final_outputs(exp, work_dir, export, picture_set, picture_count)
+    finish.write_outputs(exp.model.net, exp.spec, work_dir, extra_callbacks, operative_config, export, picture_set,
+                         picture_count)
   return history
-
-
-def _final_outputs(exp: Experiment, work_dir: str, export: bool, picture_set: str | None, count: int) -> None:
-  """The SavedModel and the prediction picture of the final network (the picture goes through the SavedModel
-  when there is one, so it shows what TF Serving would answer)."""
-  keypoints_fn = None
-  if export:
-    path = os.path.join(work_dir, "saved_model", "1")
-    tmp = path + ".tmp"
-    if os.path.exists(tmp):
-      shutil.rmtree(tmp)
-    export_lib.export_saved_model(exp.model.net, tmp)
-    if os.path.exists(path):
-      shutil.rmtree(path)
-    os.replace(tmp, path)  # A half-written SavedModel never sits at the served path.
-    keypoints_fn, _ = export_lib.load_inference(path)
-    print(f"SavedModel: {path}")
-  if picture_set:
-    keypoints_fn = keypoints_fn or export_lib.PoseInference(exp.model.net).keypoints
-    sheet = pictures.prediction_sheet(keypoints_fn, picture_set, exp.spec, count)
-    out = os.path.join(work_dir, "predictions.png")
-    records.write_bytes_atomic(out, tf.io.encode_png(sheet).numpy())
-    print(f"Predictions: {out}")

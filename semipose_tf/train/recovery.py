@@ -42,6 +42,11 @@ def check_finite(model: keras.Model, what: str) -> None:
 class Backup(keras.callbacks.BackupAndRestore):
   """BackupAndRestore in two crash-safe generations (module docstring), every ``save_freq`` steps and every epoch.
 
+  It builds on Keras's private parts of BackupAndRestore on purpose (``_save_model``, ``_current_epoch``,
+  ``_last_batch_seen``, and ``model._initial_epoch``, which ``fit`` reads to resume): the public callback has no
+  hook for where and how the backup is written, and writing our own resume logic would duplicate ``fit``'s.
+  tests/test_keras_private.py fails loudly if Keras changes any of them.
+
   Started again with the same work directory, ``fit`` resumes from the last whole backup: weights, optimizer state
   and step counter (so the learning-rate schedule and the step seeds continue), at the start of the epoch that
   was interrupted. A finished run started again resumes after its last epoch and does nothing.

@@ -27,6 +27,7 @@ from semipose_tf.augment import cutout, mixup, strong
 from semipose_tf.augment.affine import AffineAugment
 from semipose_tf.augment.replica_random import ALG, hash_uniform
 from semipose_tf.models.staged import StagedPoseModel
+from semipose_tf.train.distribute import reducible_logs
 from semipose_tf.train.losses import global_average, joints_mse
 from semipose_tf.train.methods import get_method
 
@@ -85,10 +86,7 @@ class SemiSupervisedPose(keras.Model):
     self.lambda_u, self.lambda_m = lambda_u, lambda_m
     self.teacher_bn_mode = teacher_bn_mode
     self.seed = int(seed)
-    self.input_size = tuple(net.input_shape[1:3])
-    self.heatmap_size = tuple(net.output_shape[1:3])
-    # (x, y) input pixels per heatmap pixel.
-    self.stride = (self.input_size[1] / self.heatmap_size[1], self.input_size[0] / self.heatmap_size[0])
+    self.geometry = codec.Geometry.of_network(net)  # Input size, heatmap size, stride: one place (codec).
     if self.method.mixup:
       for loc in self.mix_locations:
         if loc not in net.split_points:
@@ -102,8 +100,10 @@ class SemiSupervisedPose(keras.Model):
     self.built = True
 
   def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-    # Everything but the optimizer is built in the constructor. Keras's own version first reduces a data batch
-    # across replicas, which fails under MultiWorkerMirroredStrategy for nested (dict) batches like ours.
+    # Private Keras API, overridden on purpose: no public hook builds the optimizer without Keras first reducing a
+    # data batch across replicas, which fails under MultiWorkerMirroredStrategy for nested (dict) batches like
+    # ours. Everything but the optimizer is built in the constructor. tests/test_keras_private.py fails loudly if
+    # Keras renames it or changes its arguments.
     if self.optimizer is not None and not self.optimizer.built:
       with self.distribute_strategy.scope():
         self.optimizer.build(self.trainable_variables)
@@ -129,19 +129,24 @@ class SemiSupervisedPose(keras.Model):
   def supervised_loss(self, net, labeled) -> tf.Tensor:
     return joints_mse(net(labeled["image"], training=True), labeled["heatmaps"], labeled["weights"])
 
-  def teacher_heatmaps(self, teacher, images) -> tf.Tensor:
-    if self.method.teacher == "frozen":
-      return tf.stop_gradient(self.frozen_teacher(images, training=False))
-    return tf.stop_gradient(teacher(images, training=self.teacher_bn_mode == "train"))
+  def targets(self, index: int, unlabeled: dict) -> tuple[tf.Tensor, tf.Tensor | None]:
+    """What student ``index`` learns from on the unlabeled batch: (heatmaps [B, h, w, K], joint weights [B, K] or
+    None for all ones). The one place that decides who teaches:
 
-  def teacher_targets(self, teacher, unlabeled) -> tuple[tf.Tensor, tf.Tensor | None]:
-    """(heatmaps [B, h, w, K], joint weights [B, K] or None for all ones) that the strong branches learn from:
-    the teacher's predictions on the weak views, or the ground truth for the diagnostic "labels" teacher."""
+    * "shared": the student itself (shared weights), under stop-gradient, batch norm per ``teacher_bn_mode``;
+    * dual: the other network (each learns from the other);
+    * "frozen" (pseudopose): the separately trained supervised network, in inference mode;
+    * "labels" (diagnostic): the unlabeled people's own ground truth, no network at all.
+    """
     if self.method.teacher == "labels":
       if "heatmaps" not in unlabeled:
         raise ValueError(f"method {self.method.name!r} needs ground-truth targets in the unlabeled stream")
       return unlabeled["heatmaps"], unlabeled["weights"]
-    return self.teacher_heatmaps(teacher, unlabeled["image"]), None
+    if self.method.teacher == "frozen":
+      return tf.stop_gradient(self.frozen_teacher(unlabeled["image"], training=False)), None
+    students = self._students()
+    teacher = students[len(students) - 1 - index] if self.method.dual else students[index]
+    return tf.stop_gradient(teacher(unlabeled["image"], training=self.teacher_bn_mode == "train")), None
 
   def mask_count(self, heatmaps) -> tf.Tensor:
     batch = tf.shape(heatmaps)[0]
@@ -151,16 +156,30 @@ class SemiSupervisedPose(keras.Model):
       return cutout.fixed_mask_count(batch, self.fixed_count)
     return tf.zeros([batch], tf.int32)
 
-  def strong_view(self, images, heatmaps, num, seed):
-    """Joint cutout at the teacher's argmax, then the strong affine of the view and of the teacher heatmaps."""
+  def strong_views(self, images, heatmaps, num, seed) -> dict[str, tf.Tensor]:
+    """The strong branch's views: joint cutout at the teacher's argmax, then the strong affine of the masked view
+    and of the teacher heatmaps. The step, the TensorBoard pictures and ``scripts/method_figure.py`` all call it.
+
+    Args:
+      images: [B, H, W, 3] weak views.
+      heatmaps: [B, h, w, K] the teacher's heatmaps of them.
+      num: [B] joints to mask per sample.
+      seed: [2] stateless seed.
+
+    Returns:
+      ``strong`` [B, H, W, 3] the student's input, ``targets`` [B, h, w, K] its targets, ``masked`` [B, H, W, 3]
+      the weak view after cutout, ``boxes`` [B, M, 4] and ``selected`` [B, M] the cut rectangles, ``affine``
+      [B, 2, 3] the strong affine in input pixels.
+    """
     seeds = tf.random.experimental.stateless_split(seed, 2, alg=ALG)
     coords, _ = codec.decode_heatmaps(heatmaps)
-    masked, boxes, selected = cutout.joint_cutout(images, coords * tf.constant(self.stride), num, seeds[0], self.cutout_jitter,
-                                                  self.cutout_half_size)
-    m_in, m_hm, _ = strong.strong_affines(seeds[1], tf.shape(images)[0], self.input_size, self.heatmap_size,
-                                          self.strong_config)
+    masked, boxes, selected = cutout.joint_cutout(images, self.geometry.to_input(coords), num, seeds[0],
+                                                  self.cutout_jitter, self.cutout_half_size)
+    m_in, m_hm, _ = strong.strong_affines(seeds[1], tf.shape(images)[0], self.geometry.input_size,
+                                          self.geometry.heatmap_size, self.strong_config)
     x_s, targets = strong.apply_strong(masked, heatmaps, m_in, m_hm)
-    return x_s, targets, {"boxes": boxes, "selected": selected, "affine": m_in, "masked": masked}
+    return {"strong": x_s, "targets": targets, "masked": masked, "boxes": boxes, "selected": selected,
+            "affine": m_in}
 
   def mixup_loss(self, student, images, heatmaps, seed, weights=None):
     """L_m per sample at a location drawn for this step; returns (loss [B], lambda, location index).
@@ -183,7 +202,6 @@ class SemiSupervisedPose(keras.Model):
     labeled = data["labeled"]
     seeds = self.step_seeds()
     students = self._students()
-    teachers = students[::-1] if self.method.dual else students  # dual: each learns from the other.
     loss_u = loss_m = counts = None
     lam, where = tf.constant(1.0), tf.constant(-1)
     with tf.GradientTape() as tape:
@@ -193,14 +211,14 @@ class SemiSupervisedPose(keras.Model):
       if self.method.unlabeled:
         x_w = data["unlabeled"]["image"]
         loss_u, loss_m, all_counts = [], [], []
-        for i, (student, teacher) in enumerate(zip(students, teachers)):
+        for i, student in enumerate(students):
           # 2. Teacher pass, no gradient (w_t is None but for the ground-truth diagnostic).
-          h_t, w_t = self.teacher_targets(teacher, data["unlabeled"])
+          h_t, w_t = self.targets(i, data["unlabeled"])
           # 3. How many joints to mask.
           all_counts.append(self.mask_count(h_t))
           # 4. Strong branch: cutout + affine, against the re-warped teacher heatmaps.
-          x_s, h_s, _ = self.strong_view(x_w, h_t, all_counts[-1], seeds[2 * i])
-          loss_u.append(joints_mse(student(x_s, training=True), h_s, w_t))
+          views = self.strong_views(x_w, h_t, all_counts[-1], seeds[2 * i])
+          loss_u.append(joints_mse(student(views["strong"], training=True), views["targets"], w_t))
           # 5. Mixup branch.
           if self.method.mixup:
             l_m, lam, where = self.mixup_loss(student, x_w, h_t, seeds[2 * i + 1], w_t)
@@ -216,12 +234,14 @@ class SemiSupervisedPose(keras.Model):
     lr = tf.cast(self.optimizer.learning_rate, tf.float32)  # This step's rate (read before the step counts).
     variables = self.trainable_variables
     self.optimizer.apply(tape.gradient(scaled, variables), variables)
-    return self._measure(loss_s, loss_u, loss_m, counts, lam, where, lr)
+    return self._measure(total, loss_s, loss_u, loss_m, counts, lam, where, lr)
 
-  def _measure(self, loss_s, loss_u, loss_m, counts, lam, where, lr):
+  def _measure(self, total, loss_s, loss_u, loss_m, counts, lam, where, lr):
     means = {k: tf.reduce_mean(v) if v is not None else tf.constant(0.0)
              for k, v in (("loss_s", loss_s), ("loss_u", loss_u), ("loss_m", loss_m))}
-    means["total_loss"] = means["loss_s"] + self.lambda_u * means["loss_u"] + self.lambda_m * means["loss_m"]
+    # The loss that was differentiated. Each replica holds its share of the global-batch average (sum over its
+    # samples / global batch); times the replica count it is this replica's mean, like the terms above.
+    means["total_loss"] = total * tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, tf.float32)
     for k, v in means.items():
       self.trackers[k].update_state(v)
     if counts is not None:
@@ -230,34 +250,16 @@ class SemiSupervisedPose(keras.Model):
       self.mask_count_bins.assign_add(tf.reduce_sum(tf.one_hot(counts, self.mask_max + 1), axis=0))
     logs = {name: t.result() for name, t in self.trackers.items()}
     logs.update(mix_lambda=tf.cast(lam, tf.float32), mix_location=tf.cast(where, tf.float32), lr=lr)
-    return _reducible(logs)
+    return reducible_logs(logs)
 
   def test_step(self, data):
     """Validation on labeled, un-augmented examples: the heatmap loss."""
     self.val_tracker.update_state(joints_mse(self.net(data["image"], training=False), data["heatmaps"],
                                              data["weights"]))
-    return _reducible({"heatmap_loss": self.val_tracker.result()})
+    return reducible_logs({"heatmap_loss": self.val_tracker.result()})
 
   def reset_mask_histogram(self) -> list[float]:
     """Returns and clears the per-count sample tallies since the last call."""
     bins = [float(v) for v in keras.ops.convert_to_numpy(self.mask_count_bins)]
     self.mask_count_bins.assign(tf.zeros_like(self.mask_count_bins))
     return bins
-
-
-def _reducible(logs: dict) -> dict:
-  """Under MultiWorkerMirroredStrategy Keras reduces logs with ``strategy.reduce("MEAN", v, axis=0)``, which
-  needs a batch axis: give the scalars one (the mean of one value per replica is the scalar again)."""
-  if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
-    return {k: tf.reshape(v, [1]) for k, v in logs.items()}
-  return logs
-
-
-def set_synchronized_batch_norm(model: keras.Model, enabled: bool = True) -> int:
-  """Switches every BatchNormalization layer of a model to synchronized (cross-replica) statistics."""
-  n = 0
-  for layer in model._flatten_layers(include_self=False, recursive=True):
-    if isinstance(layer, keras.layers.BatchNormalization):
-      layer.synchronized = enabled
-      n += 1
-  return n
