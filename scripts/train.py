@@ -92,23 +92,34 @@ def summary(work_dir: str) -> str:
   picture = os.path.join(work_dir, "predictions.png")
   if os.path.exists(picture):
     lines.append(f"  predictions: {picture}")
-  history = os.path.join(work_dir, "history.csv")
-  if os.path.exists(history):
-    import csv
-    import json
+  import csv
+  import json
 
-    with open(history) as f:
-      rows = list(csv.DictReader(f))
-    before = {}
-    if os.path.exists(os.path.join(work_dir, "before_training.json")):
-      with open(os.path.join(work_dir, "before_training.json")) as f:
-        before = json.load(f)
-    for key in ("val_AP", "val_Mean", "val_PCK"):
-      values = [float(r[key]) for r in rows if r.get(key) not in (None, "")]
-      if values:
-        start = f"{before[key]:.4f} before training, " if key in before else ""
-        lines.append(f"  {key}: {start}{values[-1]:.4f} after the last epoch (best {max(values):.4f}; "
-                     f"epoch by epoch: {' '.join(f'{v:.3f}' for v in values)})")
+  def history(folder):
+    path = os.path.join(folder, "history.csv")
+    if not os.path.exists(path):
+      return []
+    with open(path) as f:
+      return list(csv.DictReader(f))
+
+  rows, warm = history(work_dir), history(os.path.join(work_dir, "warmup"))
+  before = {}
+  if os.path.exists(os.path.join(work_dir, "before_training.json")):
+    with open(os.path.join(work_dir, "before_training.json")) as f:
+      before = json.load(f)
+  if warm:
+    lines.append(f"  warm-up:     {len(warm)} supervised epochs first ({os.path.join(work_dir, 'warmup')}), "
+                 f"then {len(rows)} epochs of the method")
+  keys = ("val_AP", "val_PCK@0.2", "val_Mean") if any("val_AP" in r for r in rows) else ("val_PCK", "val_Mean")
+  for key in keys:
+    values = [float(r[key]) for r in rows if r.get(key) not in (None, "")]
+    if values:
+      f = ".1f" if "PCK" in key or "Mean" in key else ".4f"  # Percentages, or AP as a fraction.
+      start = f"{before[key]:{f}} before training, " if key in before else ""
+      after_warm = [float(r[key]) for r in warm if r.get(key) not in (None, "")]
+      middle = f"{after_warm[-1]:{f}} after the warm-up, " if after_warm else ""
+      lines.append(f"  {key}: {start}{middle}{values[-1]:{f}} after the last epoch (best {max(values):{f}}; "
+                   f"epoch by epoch: {' '.join(f'{v:{f}}' for v in values)})")
   return "\n".join(lines)
 
 

@@ -174,14 +174,20 @@ def test_demo_runs_end_to_end_from_an_empty_data_folder(tmp_path):
   SavedModel that answers requests, draws its predictions and says where everything is."""
   data, work = str(tmp_path / "data"), str(tmp_path / "work")
   params = SYNTHETIC + ["train.epochs = 2", "train.steps_per_epoch = 3", "train.labeled_batch_size = 4",
-                        "train.unlabeled_batch_size = 4"]
+                        "train.unlabeled_batch_size = 4", "train.warmup_epochs = 1"]
   r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--gin_file=demo.gin",
                       f"--data_root={data}", f"--work_dir={work}", *[f"--gin_param={p}" for p in params]],
                      capture_output=True, text=True)
   assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
   out = r.stdout
   assert "Rendering 520 synthetic train images" in out and "Writing the labeled set" in out
-  assert out.index("Before training: val_AP") < out.index("Epoch 1/2") < out.index("Epoch 2/2")
+  # The untrained network, the supervised warm-up, then the method.
+  assert out.index("Supervised warm-up: 1 epochs") < out.index("Before training: val_AP") < out.index("Warm-up done")
+  assert out.index("Warm-up done") < out.index("Epoch 1/2") < out.index("Epoch 2/2")
+  assert out.count("Before training: val_AP") == 1
+  assert os.path.exists(os.path.join(work, "warmup", "checkpoints", "final.keras"))
+  assert "warm-up:     1 supervised epochs first" in out and "after the warm-up, " in out
+  assert "val_PCK@0.2: " in out  # PCK of the same predictions as the AP, beside it.
   saved = os.path.join(work, "saved_model", "1")
   for line in (f"SavedModel:  {saved}", f"predictions: {os.path.join(work, 'predictions.png')}",
                f"TensorBoard: tensorboard --logdir {os.path.join(work, 'logs')}", "before training, "):

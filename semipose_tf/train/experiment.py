@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
+import shutil
 from typing import Callable, Sequence
 
 import keras
@@ -81,7 +82,7 @@ def build_experiment(work_dir: str, labeled_dir: str, unlabeled_dir: str | None 
                      steps_per_execution: int = 1,
                      model_fn: Callable[..., keras.Model] = build_pose_model,
                      ssl_model_fn: Callable[..., SemiSupervisedPose] = SemiSupervisedPose,
-                     augment=WEAK) -> Experiment:
+                     augment=WEAK, subpixel_targets: bool = False) -> Experiment:
   """Builds datasets and models inside the strategy's scope (see :func:`train` for the arguments)."""
   the_method = get_method(method)
   spec = get_spec(spec)
@@ -101,7 +102,7 @@ def build_experiment(work_dir: str, labeled_dir: str, unlabeled_dir: str | None 
     _check_set(val_dir, "validation", hint)
   strat = distribute.make_strategy(strategy)
   replicas = strat.num_replicas_in_sync
-  config = pipeline.PipelineConfig(input_size=tuple(input_size), augment=augment)
+  config = pipeline.PipelineConfig(input_size=tuple(input_size), augment=augment, subpixel_targets=subpixel_targets)
   gl, gu = labeled_batch_size * replicas, unlabeled_batch_size * replicas
   if steps_per_epoch is None:
     source, batch = (unlabeled_dir, gu) if unlabeled_dir else (labeled_dir, gl)
@@ -173,7 +174,8 @@ def train(work_dir: str, labeled_dir: str, epochs: int = 30, backup_every_steps:
           log_every_steps: int = 100, extra_callbacks: Sequence[keras.callbacks.Callback] = (),
           verbose: str | int = "auto", dry_run: bool = False, operative_config: Callable[[], str] | None = None,
           prepare_data: Callable[[], object] | None = None, export: bool = False,
-          picture_set: str | None = None, picture_count: int = 6, **kwargs) -> keras.callbacks.History | Experiment:
+          picture_set: str | None = None, picture_count: int = 6, warmup_epochs: int = 0,
+          **kwargs) -> keras.callbacks.History | Experiment:
   """Trains a pose network with a method of the paper; a killed run started again resumes.
 
   Args:
@@ -196,12 +198,17 @@ def train(work_dir: str, labeled_dir: str, epochs: int = 30, backup_every_steps:
       on the first ``picture_count`` images of this TFRecord set (relative to ``data_root``) into
       ``<work_dir>/predictions.png``.
     picture_count: Images in that picture.
+    warmup_epochs: Beyond the paper, off (0) in the paper's experiment files: first train the network supervised
+      (labeled data only, constant learning rate) for that many epochs into ``<work_dir>/warmup``, then start the
+      method from it for ``epochs`` more; the unlabeled branches switch on only once the teacher has learned
+      something. A finished warm-up is reused, so a killed run resumes in either phase.
     **kwargs: :func:`build_experiment` arguments: unlabeled_dir, val_dir, data_root, conversion_hint, spec,
       method, input_size, labeled_batch_size / unlabeled_batch_size (per replica), learning_rate,
       lr_milestones, lr_factor, strategy ("auto", "one", "mirrored", "multi_worker"), mixed_precision (None,
       "mixed_float16", "mixed_bfloat16"), jit_compile, synchronized_bn, seed, steps_per_epoch,
       pseudopose_teacher, init_checkpoint (a .keras network of the same architecture whose weights start the run,
-      e.g. a supervised burn-in), steps_per_execution, model_fn, ssl_model_fn.
+      e.g. a supervised burn-in), steps_per_execution, model_fn, ssl_model_fn, augment, subpixel_targets (centre
+      the target Gaussians at the exact joint position; the reference rounds it to a heatmap pixel).
 
   Returns:
     The Keras History (or the Experiment with ``dry_run``).
@@ -218,6 +225,10 @@ def train(work_dir: str, labeled_dir: str, epochs: int = 30, backup_every_steps:
                      f"; train takes: {', '.join(known)}")
   if prepare_data is not None:
     prepare_data()
+  if warmup_epochs and not dry_run and get_method(kwargs.get("method", "plus")).unlabeled:
+    kwargs["init_checkpoint"] = _warm_up(work_dir, labeled_dir, warmup_epochs, backup_every_steps,
+                                         checkpoint_monitor, checkpoint_mode, log_every_steps, extra_callbacks,
+                                         verbose, kwargs)
   exp = build_experiment(work_dir, labeled_dir, **kwargs)
   exp.extra_callbacks = list(extra_callbacks)
   if dry_run:
@@ -228,6 +239,28 @@ def train(work_dir: str, labeled_dir: str, epochs: int = 30, backup_every_steps:
     return _fit(exp, work_dir, out_dir, chief, epochs, backup_every_steps, checkpoint_monitor, checkpoint_mode,
                 keep_every, log_every_steps, extra_callbacks, verbose, operative_config, export,
                 _resolve(kwargs.get("data_root"), picture_set), picture_count)
+
+
+def _warm_up(work_dir: str, labeled_dir: str, epochs: int, backup_every_steps, monitor, mode, log_every_steps,
+             extra_callbacks, verbose, kwargs: dict) -> str:
+  """The supervised warm-up of :func:`train` (``warmup_epochs``); returns its final network's path."""
+  warm = os.path.join(work_dir, "warmup")
+  final = os.path.join(warm, "checkpoints", "final.keras")
+  if not os.path.exists(final):
+    print(f"Supervised warm-up: {epochs} epochs on the labeled data before the unlabeled branches switch on "
+          f"({warm})")
+    train(warm, labeled_dir, epochs=epochs, backup_every_steps=backup_every_steps, checkpoint_monitor=monitor,
+          checkpoint_mode=mode, log_every_steps=log_every_steps, extra_callbacks=extra_callbacks, verbose=verbose,
+          **{**kwargs, "method": "supervised", "lr_milestones": ()})
+  for c in extra_callbacks:  # The untrained network was measured before the warm-up; not again after it.
+    if getattr(c, "at_start", False):
+      c.at_start = False
+  before = os.path.join(warm, "before_training.json")
+  if os.path.exists(before) and not os.path.exists(os.path.join(work_dir, "before_training.json")):
+    os.makedirs(work_dir, exist_ok=True)
+    shutil.copyfile(before, os.path.join(work_dir, "before_training.json"))
+  print(f"Warm-up done; the {kwargs.get('method', 'plus')} method starts from {final}")
+  return final
 
 
 def _fit(exp: Experiment, work_dir: str, out_dir: str, chief: bool, epochs: int, backup_every_steps, monitor,
