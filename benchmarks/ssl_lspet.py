@@ -211,6 +211,35 @@ def report(records: dict, start: dict, floors: dict) -> str:
   return "\n".join(lines) + "\n"
 
 
+def pictures(args, out: str, rows: int = 6) -> None:
+  """The supervised and the plus networks (seed 0) side by side on the same test images, with the ground truth."""
+  import keras
+  import tensorflow as tf
+
+  import semipose_tf.models  # noqa: F401  (registers the network classes for loading)
+  from semipose_tf.evaluation.pictures import comparison_sheet
+
+  nets = {}
+  for m in ("supervised", "plus"):
+    path = os.path.join(args.work_root, m, "seed_0", "checkpoints", "final.keras")
+    if not os.path.exists(path):
+      print(f"pictures skipped: {path} is not trained yet")
+      return
+    net = keras.models.load_model(path)
+    nets[m] = lambda x, net=net: net(x, training=False)
+  # The first test images (im09001 ..) whose person has all 14 joints annotated: a fixed choice, made before
+  # looking at any prediction.
+  from semipose_tf.evaluation.pck import set_ground_truth
+
+  eval_dir = os.path.join(args.data_root, "eval")
+  truth = set_ground_truth(eval_dir)
+  ids = [i for i in sorted(truth) if (truth[i][:, 2] > 0).all()][:rows]
+  sheet, titles = comparison_sheet(nets, eval_dir, "lsp14", (256, 256), ids, min_size=256)
+  os.makedirs(os.path.dirname(out), exist_ok=True)
+  tf.io.write_file(out, tf.io.encode_png(sheet))
+  print(f"Pictures: {out} (columns: {' | '.join(titles)}; test images {', '.join(f'im{i:05d}' for i in ids)})")
+
+
 def main() -> int:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--methods", default=",".join(METHODS))
@@ -223,6 +252,8 @@ def main() -> int:
                  help="where each finished run's record is kept (committed with the table)")
   p.add_argument("--gin_param", action="append", default=[], help="extra bindings for every run")
   p.add_argument("--report_only", action="store_true", help="only tabulate finished runs")
+  p.add_argument("--pictures", default=os.path.join(ROOT, "docs", "lspet_supervised_vs_plus.png"),
+                 help="where to draw supervised and plus side by side (seed 0) once both are trained; '' for none")
   p.add_argument("--seed_major", action="store_true",
                  help="run seed 0 of every method first, then seed 1 ... (a partial table is then paired)")
   args = p.parse_args()
@@ -251,6 +282,8 @@ def main() -> int:
   floors = {"Mean pose of the training labels (no network)": 2.8}
   table = report(records, start, floors)
   write_page(table, args.out)
+  if args.pictures:
+    pictures(args, args.pictures)
   return 0
 
 
