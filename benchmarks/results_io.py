@@ -33,3 +33,12 @@ def write_page(text: str, path: str) -> None:
   os.replace(path + ".tmp", path)
   print(text)
   print(f"Written to {path}")
+
+
+def methods_and_seeds(parser, methods: str, seeds: str, known) -> tuple[list[str], list[int]]:
+  """The ``--methods`` and ``--seeds`` lists of a benchmark; an unknown method is a usage error naming the known."""
+  chosen = [m for m in methods.split(",") if m]
+  for m in chosen:
+    if m not in known:
+      parser.error(f"unknown method {m!r}; choose from {tuple(known)}")
+  return chosen, [int(s) for s in seeds.split(",") if s]

@@ -34,7 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from results_io import read_history, stats, write_page  # noqa: E402
+from results_io import methods_and_seeds, read_history, stats, write_page  # noqa: E402
 
 METHODS = ("supervised", "affine", "single", "adaptive", "plus", "upper_bound")
 DIAGNOSTICS = ("oracle_affine", "oracle_single", "oracle_plus")
@@ -257,11 +257,7 @@ def main() -> int:
   p.add_argument("--seed_major", action="store_true",
                  help="run seed 0 of every method first, then seed 1 ... (a partial table is then paired)")
   args = p.parse_args()
-  methods = [m for m in args.methods.split(",") if m]
-  for m in methods:
-    if m not in METHODS + DIAGNOSTICS:
-      p.error(f"unknown method {m!r}; choose from {METHODS + DIAGNOSTICS}")
-  seeds = [int(s) for s in args.seeds.split(",") if s]
+  methods, seeds = methods_and_seeds(p, args.methods, args.seeds, METHODS + DIAGNOSTICS)
   if not args.report_only:
     prepare(args)
   start = run("burn_in", 0, args)

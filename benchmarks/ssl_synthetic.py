@@ -37,7 +37,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from results_io import read_history, stats, write_page  # noqa: E402
+from results_io import methods_and_seeds, read_history, stats, write_page  # noqa: E402
 
 METHODS = ("supervised", "single", "adaptive", "plus", "upper_bound")
 # Diagnostics, run when named in --methods: the strong branches against ground-truth targets (no teacher).
@@ -209,11 +209,7 @@ def main() -> int:
   p.add_argument("--gin_param", action="append", default=[], help="extra bindings for every run")
   p.add_argument("--report_only", action="store_true", help="only tabulate finished runs")
   args = p.parse_args()
-  methods = [m for m in args.methods.split(",") if m]
-  for m in methods:
-    if m not in METHODS + DIAGNOSTICS:
-      p.error(f"unknown method {m!r}; choose from {METHODS + DIAGNOSTICS}")
-  seeds = [int(s) for s in args.seeds.split(",") if s]
+  methods, seeds = methods_and_seeds(p, args.methods, args.seeds, METHODS + DIAGNOSTICS)
   # The shared starting point of every method (seed 0), then each method and seed from it.
   start = run("burn_in", 0, args)
   burn_in = os.path.join(args.work_root, "burn_in", "seed_0", "checkpoints", "final.keras")
