@@ -82,6 +82,10 @@ def run(method: str, seed: int, args, burn_in: str | None = None) -> dict:
     with open(kept) as f:  # Measured before (here or on another machine); the burn-in's weights are needed.
       return json.load(f)
   if record is not None:
+    paused = os.path.join(work_dir, "PAUSED_S")  # Seconds the run was stopped (SIGSTOP) to time something else.
+    if os.path.exists(paused) and "paused_s" not in record:
+      record["paused_s"] = float(open(paused).read())
+      record["wall_s"] -= record["paused_s"]
     os.makedirs(args.records, exist_ok=True)
     with open(kept, "w") as f:
       json.dump(record, f, indent=1)
