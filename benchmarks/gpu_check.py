@@ -191,6 +191,7 @@ def part_mirrored(s: dict) -> list[dict]:
     method = s.get("mirrored_method", "plus")
     model, opt = _ssl_model("resnet18", method, "float32", s)
     model.compile(optimizer=opt)
+    model.optimizer.build(model.trainable_variables)  # Inside the scope, as fit does: not in a replica's cond.
   data = strategy.experimental_distribute_dataset(
       tf.data.Dataset.from_tensors(batch(s["batch"] * n, s["size"])).repeat())
   it = iter(data)
