@@ -133,7 +133,10 @@ def report(records: dict, start: dict, floors: dict) -> str:
            "supervised burn-in on the 200 labels and trains 8 epochs x 250 steps of 16 labeled + 16 unlabeled "
            "(`gin_configs/lspet/<row>.gin`). PCK@0.2 / PCK@0.1: torso (left shoulder to right hip) PCK on the "
            "737 test people with a torso, after the last epoch (no best-epoch picking), no flip test. Spread: "
-           "sample standard deviation over the paired seeds.", ""]
+           "sample standard deviation over the paired seeds. Wall per run: as measured while the table was built, often "
+           "beside other work on the same two cores (test suites, other experiments), so it overstates a run alone "
+           "(supervised rows alone: about 9.5 min); a run stopped to time something else has the stop taken off.",
+           ""]
   sup = stats([last(r, "val_PCK@0.2") for r in records.get("supervised", []) if r])[0]
   upper = stats([last(r, "val_PCK@0.2") for r in records.get("upper_bound", []) if r])[0]
   if sup == sup and upper == upper:
