@@ -176,7 +176,8 @@ def test_coco_evaluation_callback_during_training(synthetic_coco, tmp_path):
                              unlabeled_batch_size=2, model_fn=tiny_model_fn, extra_callbacks=[cb],
                              checkpoint_monitor="val_AP", checkpoint_mode="max", verbose=0)
   assert len(history.history["val_AP"]) == 2 and 0.0 <= history.history["val_AP"][-1] <= 1.0
-  assert set(cb.last) == set(coco.STAT_NAMES)
+  assert set(cb.last) == set(coco.STAT_NAMES) | {"PCK@0.2"}  # PCK of the same predictions (ground-truth boxes).
+  assert 0.0 <= cb.last["PCK@0.2"] <= 100.0
   assert os.path.exists(os.path.join(work, "checkpoints", "best.keras"))
 
 
