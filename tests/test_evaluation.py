@@ -346,3 +346,22 @@ def test_mpii_predictions_in_any_unambiguous_axis_order(tmp_path):
   np.save(tmp_path / "amb.npy", rng.uniform(0, 1, (16, 16, 2)))  # 16 people: which axis is which?
   with pytest.raises(ValueError, match="cannot tell the axes"):
     mpii.load_predictions(str(tmp_path / "amb.npy"))
+
+
+def test_coco_evaluator_pck_is_pck_of_its_own_predictions(tmp_path):
+  """The PCK@0.2 the COCO evaluator reports beside AP is pck() of the same keypoints against the json's labels;
+  detection boxes (people that are no annotation) get none."""
+  from semipose_tf.evaluation import pck
+
+  ann = shared_path("coco_mini", "annotations", "person_keypoints_val2017.json")
+  labels = {a["id"]: np.asarray(a["keypoints"], np.float64).reshape(17, 3)
+            for a in json.load(open(ann))["annotations"] if a.get("num_keypoints", 0) > 0}
+  rng = np.random.default_rng(0)
+  persons = [{"ann_id": i, "keypoints": np.concatenate([k[:, :2] + rng.normal(0, 4.0, (17, 2)), np.ones((17, 1))], 1)}
+             for i, k in labels.items()]
+  evaluator = coco.COCOEvaluator(ann, None, COCO17)
+  got = evaluator._pck(persons)
+  gt = np.stack([labels[p["ann_id"]] for p in persons])
+  expected = pck.pck(np.stack([p["keypoints"][:, :2] for p in persons]), gt[..., :2], gt[..., 2] > 0, COCO17)
+  assert got == {"PCK@0.2": pytest.approx(expected["PCK@0.2"])} and 0 < got["PCK@0.2"] < 100
+  assert evaluator._pck([{**persons[0], "ann_id": -1}]) == {}
