@@ -211,6 +211,7 @@ class COCOEvaluator:
     require_sigmas(spec)
     self.annotation_file, self.dataset, self.spec = annotation_file, dataset, spec
     self.flip_test, self.results_file = flip_test, results_file
+    self._truth: dict[int, np.ndarray] | None = None  # The json's keypoints by annotation id, read once.
 
   def __call__(self, predict_fn: Callable) -> dict[str, float]:
     persons = predict_persons(predict_fn, self.dataset, self.spec, self.flip_test, with_ids=True)
@@ -230,9 +231,11 @@ class COCOEvaluator:
       pck.torso_joints(self.spec)
     except ValueError:
       return {}
-    with open(self.annotation_file) as f:
-      truth = {a["id"]: np.asarray(a["keypoints"], np.float64).reshape(-1, 3)
-               for a in json.load(f).get("annotations", []) if "keypoints" in a}
+    if self._truth is None:  # Every epoch evaluates the same file: read it at the first evaluation only.
+      with open(self.annotation_file) as f:
+        self._truth = {a["id"]: np.asarray(a["keypoints"], np.float64).reshape(-1, 3)
+                       for a in json.load(f).get("annotations", []) if "keypoints" in a}
+    truth = self._truth
     matched = [p for p in persons if p["ann_id"] in truth]
     if not matched or len(matched) < len(persons):  # Detection boxes: no person is an annotation of its own.
       return {}

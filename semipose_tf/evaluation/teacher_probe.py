@@ -61,9 +61,8 @@ class TeacherProbe:
     config = pipeline.PipelineConfig(input_size=tuple(input_size))
     people = pipeline.eval_dataset(set_dir, spec, None, config).filter(lambda ex: ex["ann_id"] >= first_id)
     self.dataset = people.take(num).batch(batch_size).cache()
-    truth = pck.set_ground_truth(set_dir)
-    self.truth = truth
-    if not any(i >= first_id for i in truth):
+    self.truth = pck.set_ground_truth(set_dir)
+    if not any(i >= first_id for i in self.truth):
       raise ValueError(f"{set_dir}: no person with instance id >= {first_id} for the teacher probe")
 
   def __call__(self, predict_fn: Callable) -> dict[str, float]:

@@ -192,7 +192,7 @@ def train(work_dir: str, labeled_dir: str, epochs: int = 30, backup_every_steps:
     dry_run: Build everything and return the :class:`Experiment` without training.
     operative_config: A function returning the operative config text to save (gin's, from the script).
     prepare_data: Called first, to make the data if it is missing (the demo binds the synthetic generator,
-      :func:`semipose_tf.data.generate.prepare`).
+      :func:`semipose_tf.synthetic.generate.prepare`).
     export: At the end, export the final network as a SavedModel to ``<work_dir>/saved_model/1``.
     picture_set: At the end, draw the predictions of the final network (through the SavedModel when exported)
       on the first ``picture_count`` images of this TFRecord set (relative to ``data_root``) into
