@@ -26,13 +26,17 @@ import datetime
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from semipose_tf.console import VERBOSE_FLAG, VERBOSE_HELP, quiet_start  # noqa: E402
+
+quiet_start()  # The report's pictures load TensorFlow in this process; its start-up lines stay hidden.
 
 from results_io import methods_and_seeds, read_history, stats, write_page  # noqa: E402
 
@@ -82,6 +86,8 @@ def run(method: str, seed: int, args, burn_in: str | None = None) -> dict:
     with open(kept) as f:  # Measured before (here or on another machine); the burn-in's weights are needed.
       return json.load(f)
   if record is not None:
+    if "resumed" not in record:  # A run killed and resumed from its backup: its wall time covers the last sitting.
+      record["resumed"] = resumed(work_dir)
     paused = os.path.join(work_dir, "PAUSED_S")  # Seconds the run was stopped (SIGSTOP) to time something else.
     if os.path.exists(paused) and "paused_s" not in record:
       record["paused_s"] = float(open(paused).read())
@@ -105,6 +111,16 @@ def run(method: str, seed: int, args, burn_in: str | None = None) -> dict:
   return write_record(method, seed, work_dir, time.time() - start)
 
 
+def resumed(work_dir: str) -> bool:
+  """Whether the run's console shows an epoch started twice (killed, then resumed from its backup)."""
+  log = os.path.join(work_dir, "train.log")
+  if not os.path.exists(log):
+    return False
+  with open(log) as f:
+    headers = [line.strip() for line in f if re.fullmatch(r"Epoch \d+/\d+", line.strip())]
+  return len(headers) != len(set(headers))
+
+
 def write_record(method: str, seed: int, work_dir: str, wall_s: float) -> dict:
   """The run's result file (``benchmark.json``): per-epoch metrics from its history and the wall time."""
   record = {"method": method, "seed": seed, "wall_s": wall_s, "work_dir": os.path.relpath(work_dir, ROOT),
@@ -122,6 +138,15 @@ def last(record: dict, key: str) -> float | None:
 
 def fmt(x: float, digits: int = 1) -> str:
   return "-" if x != x else f"{x:.{digits}f}"
+
+
+def wall_text(recs: list) -> str:
+  """Mean wall per run over the runs trained in one sitting (a resumed run's time misses its first sitting)."""
+  whole = [r["wall_s"] for r in recs if not r.get("resumed")]
+  if not whole:
+    return "- (resumed)"
+  left_out = len(recs) - len(whole)
+  return f"{stats(whole)[0] / 60:.1f} min" + (f" ({left_out} resumed run left out)" if left_out else "")
 
 
 def report(records: dict, start: dict, floors: dict) -> str:
@@ -171,7 +196,7 @@ def report(records: dict, start: dict, floors: dict) -> str:
     lines.append(f"| {LABELS[m]} | {', '.join(fmt(a) for a in final)} (seeds "
                  f"{', '.join(str(r['seed']) for r in recs)}) | **{fmt(mean)}** | {fmt(sd)} | "
                  f"{fmt(stats([last(r, 'val_PCK@0.1') for r in recs])[0])} | {gain_text} | "
-                 f"{stats([r['wall_s'] for r in recs])[0] / 60:.1f} min |")
+                 f"{wall_text(recs)} |")
   lines += ["", "## Per joint group (PCK@0.2, mean over seeds)", "",
             "| Row | " + " | ".join(GROUPS) + " |", "|---|" + "---|" * len(GROUPS)]
   for m in METHODS + DIAGNOSTICS:
@@ -263,6 +288,7 @@ def main() -> int:
                  help="where to draw supervised and plus side by side (seed 0) once both are trained; '' for none")
   p.add_argument("--seed_major", action="store_true",
                  help="run seed 0 of every method first, then seed 1 ... (a partial table is then paired)")
+  p.add_argument(VERBOSE_FLAG, action="store_true", help=VERBOSE_HELP)
   args = p.parse_args()
   methods, seeds = methods_and_seeds(p, args.methods, args.seeds, METHODS + DIAGNOSTICS)
   if not args.report_only:

@@ -32,10 +32,12 @@ import subprocess
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from semipose_tf.console import VERBOSE_FLAG, VERBOSE_HELP, quiet_start  # noqa: E402
+
+quiet_start()  # Reports and pictures load TensorFlow in this process; its start-up lines stay hidden.
 
 from results_io import methods_and_seeds, read_history, stats, write_page  # noqa: E402
 
@@ -208,6 +210,7 @@ def main() -> int:
   p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "ssl_synthetic.md"))
   p.add_argument("--gin_param", action="append", default=[], help="extra bindings for every run")
   p.add_argument("--report_only", action="store_true", help="only tabulate finished runs")
+  p.add_argument(VERBOSE_FLAG, action="store_true", help=VERBOSE_HELP)
   args = p.parse_args()
   methods, seeds = methods_and_seeds(p, args.methods, args.seeds, METHODS + DIAGNOSTICS)
   # The shared starting point of every method (seed 0), then each method and seed from it.

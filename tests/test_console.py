@@ -11,6 +11,9 @@ import pytest
 from conftest import ROOT
 
 SCRIPTS = sorted(glob.glob(os.path.join(ROOT, "scripts", "*.py")))
+# The benchmarks a user runs (not results_io, a module, nor reference_step, which needs PyTorch).
+SCRIPTS += [os.path.join(ROOT, "benchmarks", f"{name}.py")
+            for name in ("gpu_check", "input_pipeline", "models", "ssl_lspet", "ssl_synthetic", "train_step")]
 TF_LINE = re.compile(r"^[IWEF]\d{4} |absl::InitializeLog|oneDNN|cuda|Warning", re.M)
 
 
@@ -19,7 +22,7 @@ def _run(*args):
   return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, cwd=ROOT)
 
 
-@pytest.mark.parametrize("script", SCRIPTS, ids=[os.path.basename(s) for s in SCRIPTS])
+@pytest.mark.parametrize("script", SCRIPTS, ids=[os.path.relpath(s, ROOT) for s in SCRIPTS])
 def test_help_prints_only_the_help(script):
   r = _run(script, "--help")
   assert r.returncode == 0
