@@ -253,7 +253,9 @@ def pictures(args, out: str, rows: int = 6) -> None:
 
   nets = {}
   for m in ("supervised", "plus"):
-    path = os.path.join(args.work_root, m, "seed_0", "checkpoints", "final.keras")
+    # last.keras: the network the table's last evaluation measured. (Runs made before the fix of 2026-11-29 have
+    # a final.keras whose batch-norm statistics the TensorBoard pictures had moved after that evaluation.)
+    path = os.path.join(args.work_root, m, "seed_0", "checkpoints", "last.keras")
     if not os.path.exists(path):
       print(f"pictures skipped: {path} is not trained yet")
       return

@@ -15,6 +15,11 @@ LSP / LSPET (PCK@0.2 and PCK@0.1 w.r.t. the torso, per joint group; flip test of
   python scripts/evaluate.py lsp --checkpoint work_dirs/lspet/checkpoints/best.keras --eval_dir data/lspet_200/eval
   python scripts/evaluate.py lsp --predictions preds.npy --joints lspet/joints.mat   # made elsewhere
 
+Teacher monitor (held-back people of a labeled set: the network's pseudo-label PCK and Algorithm 1's mask counts by
+annotated-joint difficulty and by whether the network gets the person right; see evaluation/teacher_probe.py):
+  python scripts/evaluate.py probe --checkpoint work_dirs/ssl_lspet/plus/seed_0/checkpoints/final.keras \\
+      --eval_dir data/lspet_bench/labeled_all/labeled --first_id 201 --num 500
+
 Predictions files: COCO keypoint results json; LSP [14, 2 or 3, M] as joints.mat (or [M, 14, 2]), M = every image
 or the last --num_test (the test split), in joints.mat's own pixel frame, as .npy, .mat or .h5 (preds or joints);
 MPII [2958, 16, 2] in gt_valid order, or the same axes in any order that is unambiguous ([16, 2, 2958],
@@ -68,7 +73,7 @@ def _model_and_data(args, spec_name: str | None):
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument(VERBOSE_FLAG, action="store_true", help=VERBOSE_HELP)
-  p.add_argument("dataset", choices=("coco", "mpii", "lsp"))
+  p.add_argument("dataset", choices=("coco", "mpii", "lsp", "probe"))
   p.add_argument("--checkpoint", help="a .keras pose network (from scripts/train.py)")
   p.add_argument("--eval_dir", help="evaluation TFRecord set (make_tfrecords.py ... --sets eval)")
   p.add_argument("--annotations", help="COCO keypoint json (default: the one the eval set was converted from)")
@@ -81,13 +86,15 @@ def main(argv=None) -> int:
   p.add_argument("--num_test", type=int, default=1000, help="LSP: size of the test split (the last images)")
   p.add_argument("--flip_test", dest="flip_test", action="store_true", default=None)
   p.add_argument("--no_flip_test", dest="flip_test", action="store_false")
+  p.add_argument("--first_id", type=int, default=0, help="probe: the first instance id of the held-back people")
+  p.add_argument("--num", type=int, default=500, help="probe: how many people")
   p.add_argument("--batch_size", type=int, default=64)
   p.add_argument("--spec", help="keypoint spec (default: the checkpoint's; COCO-17 for --results)")
   p.add_argument("--gin_file", action="append", default=[], help="gin file(s) defining a custom --spec")
   args = p.parse_args(argv)
   from semipose_tf import configurable
   from semipose_tf.evaluation import coco, mpii, pck
-  from semipose_tf.evaluation.callback import MPIIEvaluator, _annotation_file
+  from semipose_tf.evaluation.callback import MPIIEvaluator, _annotation_file, evaluation_spec
   from semipose_tf.keypoints import UnknownSpecError, get_spec
 
   try:
@@ -118,6 +125,16 @@ def main(argv=None) -> int:
         predict, data, spec = _model_and_data(args, args.spec)
         result = pck.PCKEvaluator(args.eval_dir, data, spec, bool(args.flip_test))(predict)
       print(pck.format_table(result))
+    elif args.dataset == "probe":
+      from semipose_tf.evaluation.teacher_probe import TeacherProbe
+
+      if not (args.checkpoint and args.eval_dir):
+        p.error("probe needs --checkpoint and --eval_dir (a labeled set holding the held-back people)")
+      predict, size, model_spec = _load_predict_fn(args.checkpoint)
+      spec = evaluation_spec(args.eval_dir, args.spec, model_spec, "--spec")
+      result = TeacherProbe(args.eval_dir, spec, size, args.first_id, args.num, args.batch_size)(predict)
+      print("| measurement | value |\n|---|---|")
+      print("\n".join(f"| {k} | {v:.4g} |" for k, v in result.items()))
     else:
       if not args.gt:
         p.error("mpii needs --gt gt_valid.mat")

@@ -9,7 +9,7 @@ import pytest
 from semipose_tf import codec
 from semipose_tf.augment.cutout import adaptive_mask_count
 from semipose_tf.evaluation import pck
-from semipose_tf.evaluation.teacher_probe import TeacherProbe, difficulty, teacher_probe_callback
+from semipose_tf.evaluation.teacher_probe import TeacherProbe, count_vs_teacher, difficulty, teacher_probe_callback
 from semipose_tf.keypoints import LSP14
 from test_lsp import _convert, _subset
 
@@ -58,6 +58,25 @@ def test_probe_skips_the_labeled_budget_and_a_right_teacher_scores_100(probe_set
   groups = difficulty(annotated)
   for g, name in enumerate(("all_joints", "most_joints", "few_joints")):
     assert result[f"people_{name}"] == (groups == g).sum()
+  # A right teacher gets every person with a torso right: nobody on the "wrong" side, nothing to rank.
+  has_torso = annotated[:, 9] & annotated[:, 2]
+  assert result["people_teacher_right"] == has_torso.sum() and result["people_teacher_wrong"] == 0
+  assert np.isnan(result["mask_count_teacher_wrong"]) and np.isnan(result["mask_count_rank_corr"])
+
+
+def test_count_vs_teacher_by_hand():
+  correct = np.zeros((5, 4), bool)
+  scored = np.ones((5, 4), bool)
+  scored[4] = False                                   # No torso: left out.
+  correct[1] = True                                   # 4 of 4 right
+  correct[2, :2] = True                               # 2 of 4
+  correct[3, :1] = True                               # 1 of 4; person 0: none
+  out = count_vs_teacher(np.array([2, 8, 5, 3, 7]), correct, scored)
+  assert out["people_teacher_right"] == 2 and out["mask_count_teacher_right"] == 6.5   # persons 1, 2
+  assert out["people_teacher_wrong"] == 2 and out["mask_count_teacher_wrong"] == 2.5   # persons 0, 3
+  assert out["mask_count_rank_corr"] == pytest.approx(1.0)                             # same order
+  flipped = count_vs_teacher(np.array([8, 2, 3, 5, 7]), correct, scored)
+  assert flipped["mask_count_rank_corr"] == pytest.approx(-1.0)
 
 
 def test_probe_numbers_are_pck_and_algorithm_1_of_the_networks_heatmaps(probe_set):
@@ -84,6 +103,38 @@ def test_probe_numbers_are_pck_and_algorithm_1_of_the_networks_heatmaps(probe_se
   truth = np.stack([probe.truth[int(i)] for b in probe.dataset for i in b["ann_id"].numpy()])
   expected = pck.pck(coords, truth[..., :2], truth[..., 2] > 0, LSP14)
   assert logs["probe_PCK@0.2"] == pytest.approx(expected["PCK@0.2"], abs=1e-4)
+  correct, scored = pck.correct_joints(coords, truth[..., :2], truth[..., 2] > 0, LSP14)
+  people = scored.any(-1)
+  right = correct[people].sum(-1) >= 0.5 * scored[people].sum(-1)
+  assert logs["probe_people_teacher_right"] + logs["probe_people_teacher_wrong"] == people.sum()
+  assert logs["probe_people_teacher_wrong"] == (~right).sum()
+  if (~right).any():
+    assert logs["probe_mask_count_teacher_wrong"] == pytest.approx(counts[people][~right].mean())
+
+
+def test_evaluate_script_runs_the_probe_on_a_checkpoint(probe_set, tmp_path):
+  import subprocess
+  import sys
+
+  import keras
+
+  from conftest import ROOT
+  from semipose_tf.models import build_pose_model
+
+  keras.utils.set_random_seed(0)
+  net = build_pose_model("resnet18", (64, 64), 14, width=8, deconv_filters=(16,))
+  net.keypoint_spec = LSP14
+  ckpt = str(tmp_path / "net.keras")
+  net.save(ckpt)
+  r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "evaluate.py"), "probe", "--checkpoint", ckpt,
+                      "--eval_dir", probe_set[0], "--first_id", "6", "--num", "10"], capture_output=True, text=True)
+  assert r.returncode == 0, r.stderr[-2000:]
+  rows = dict(line.strip("| ").split(" | ") for line in r.stdout.splitlines()[2:])
+  probe = TeacherProbe(probe_set[0], LSP14, (64, 64), first_id=6, num=10)
+  expected = probe(lambda x: net(x, training=False))
+  assert float(rows["PCK@0.2"]) == pytest.approx(expected["PCK@0.2"], rel=1e-3)
+  assert float(rows["people_teacher_right"]) + float(rows["people_teacher_wrong"]) == pytest.approx(
+      expected["people_teacher_right"] + expected["people_teacher_wrong"])
 
 
 def test_a_probe_that_finds_nobody_is_refused(probe_set):

@@ -352,3 +352,30 @@ def test_logged_learning_rate_is_the_steps_own():
   model.compile(optimizer=keras.optimizers.SGD(MultiStepSchedule(1.0, [1], steps_per_epoch=2)))
   rates = [float(model.train_step(_batch())["lr"]) for _ in range(4)]
   assert rates == pytest.approx([1.0, 1.0, 0.1, 0.1])
+
+
+def test_the_tensorboard_pictures_leave_the_model_as_they_found_it(tmp_path):
+  """The pictures' teacher pass runs batch norm in training mode (teacher_bn_mode "train"); it must not move the
+  moving statistics that the epoch's evaluation measured and that final.keras keeps."""
+  from semipose_tf.keypoints import COCO17
+  from semipose_tf.train.callbacks import SemiSupervisedSummaries
+
+  keras.utils.set_random_seed(0)
+  model = SemiSupervisedPose(TinyPoseNet(17, (64, 64, 3), batch_norm=True), method="plus")
+  model.compile(optimizer=keras.optimizers.SGD(0.01))
+  model.train_step(_batch())
+  before = [v.numpy().copy() for v in model.non_trainable_variables]
+  assert any("moving_variance" in v.path for v in model.net.non_trainable_variables)
+  probe = {"image": np.random.default_rng(1).normal(2.0, 3.0, (4, 64, 64, 3)).astype(np.float32)}
+  summaries = SemiSupervisedSummaries(str(tmp_path), probe, COCO17)
+  summaries.set_model(model)
+  # The teacher pass alone does move them (what the guard is for) ...
+  model.targets(0, {"image": tf.constant(probe["image"])})
+  assert any(not np.array_equal(a, v.numpy()) for a, v in zip(before, model.non_trainable_variables))
+  for v, a in zip(model.non_trainable_variables, before):
+    v.assign(a)
+  # ... the pictures do not, and they are drawn.
+  sheet = summaries.pictures()
+  assert sheet.shape == (4, 64, 3 * 64, 3) and sheet.dtype == np.uint8
+  for a, v in zip(before, model.non_trainable_variables):
+    np.testing.assert_array_equal(a, v.numpy(), err_msg=v.path)

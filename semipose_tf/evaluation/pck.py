@@ -51,20 +51,19 @@ def torso_joints(spec: KeypointSpec) -> tuple[int, int]:
                      f"{list(spec.names)}") from None
 
 
-def pck(predictions: np.ndarray, ground_truth: np.ndarray, annotated: np.ndarray, spec: KeypointSpec,
-        thresholds: tuple[float, ...] = (0.2, 0.1)) -> dict[str, float]:
-  """PCK of predictions against the ground truth.
+def correct_joints(predictions: np.ndarray, ground_truth: np.ndarray, annotated: np.ndarray, spec: KeypointSpec,
+                   threshold: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+  """Which joints are within ``threshold`` x the torso of the ground truth.
 
   Args:
     predictions: [N, K, 2] predicted (x, y), in the ground truth's pixel frame.
     ground_truth: [N, K, 2] annotated (x, y).
     annotated: [N, K] bool, True where the joint is annotated.
-    spec: The keypoint spec (names decide the groups and the torso).
-    thresholds: The first gives the groups and "PCK"; each one also gives "PCK@<t>".
+    spec: The keypoint spec (its names give the torso).
+    threshold: Fraction of the torso diameter.
 
   Returns:
-    Percentages: every group, "PCK" (mean at thresholds[0]) and "PCK@<t>" per threshold; plus "people" (scored)
-    and "skipped" (no torso).
+    (correct, scored): [N, K] bool each; scored = annotated joints of people with a torso, correct within scored.
 
   Raises:
     ValueError: shapes that do not match, non-finite predictions of annotated joints, or no person to score.
@@ -86,17 +85,40 @@ def pck(predictions: np.ndarray, ground_truth: np.ndarray, annotated: np.ndarray
   if not has_torso.any():
     raise ValueError("PCK: no person has both a left shoulder and a right hip annotated (no torso to scale by)")
   scored = ann & has_torso[:, None]
-  dist = np.linalg.norm(preds - gt, axis=-1) / np.where(has_torso, torso, 1.0)[:, None]
+  # Non-finite predictions of unannotated joints are never scored: keep them out of the comparison.
+  dist = np.linalg.norm(np.where(scored[..., None], preds - gt, 0.0), axis=-1)
+  return (dist <= threshold * np.where(has_torso, torso, 1.0)[:, None]) & scored, scored
+
+
+def pck(predictions: np.ndarray, ground_truth: np.ndarray, annotated: np.ndarray, spec: KeypointSpec,
+        thresholds: tuple[float, ...] = (0.2, 0.1)) -> dict[str, float]:
+  """PCK of predictions against the ground truth.
+
+  Args:
+    predictions: [N, K, 2] predicted (x, y), in the ground truth's pixel frame.
+    ground_truth: [N, K, 2] annotated (x, y).
+    annotated: [N, K] bool, True where the joint is annotated.
+    spec: The keypoint spec (names decide the groups and the torso).
+    thresholds: The first gives the groups and "PCK"; each one also gives "PCK@<t>".
+
+  Returns:
+    Percentages: every group, "PCK" (mean at thresholds[0]) and "PCK@<t>" per threshold; plus "people" (scored)
+    and "skipped" (no torso).
+
+  Raises:
+    ValueError: shapes that do not match, non-finite predictions of annotated joints, or no person to score.
+  """
   out: dict[str, float] = {}
   for t_i, t in enumerate(thresholds):
-    correct = (dist <= t) & scored
+    correct, scored = correct_joints(predictions, ground_truth, annotated, spec, t)
     if t_i == 0:
       for name, idx in groups(spec).items():
         out[name] = 100.0 * correct[:, idx].sum() / max(1, scored[:, idx].sum())
       out["PCK"] = 100.0 * correct.sum() / scored.sum()
     out[f"PCK@{t:g}"] = 100.0 * correct.sum() / scored.sum()
-  out["people"] = float(has_torso.sum())
-  out["skipped"] = float(n - has_torso.sum())
+  people = float(scored.any(-1).sum())
+  out["people"] = people
+  out["skipped"] = float(len(scored) - people)
   return out
 
 

@@ -7,7 +7,10 @@ unlabeled stream carries no labels), every epoch it measures
   are right: consistency training can only help where they mostly are;
 * the adaptive mask count of Algorithm 1 per person, split by an independent difficulty measure: how many of the
   person's joints the annotators could mark (all / most / few; LSPET leaves occluded and out-of-frame joints
-  unmarked). Algorithm 1 should give the hard (few annotated) people fewer masks.
+  unmarked). Algorithm 1 should give the hard (few annotated) people fewer masks;
+* and whether the count follows the teacher's own correctness: the mean count of the people it gets mostly right
+  against the rest, and the rank correlation between count and the person's fraction of right joints (Algorithm
+  1 takes a confident teacher for an easy person; this checks it on people whose answer is known).
 
 The teacher shares the student's weights; the probe runs it in inference mode on the un-augmented crop (the
 training step's teacher sees a weakly augmented view, with batch norm as ``SemiSupervisedPose.teacher_bn_mode``
@@ -83,7 +86,34 @@ class TeacherProbe:
       # A group with no person logs NaN rather than a made-up 0; the results page prints it as "-".
       out[f"mask_count_{name}"] = float(counts[group == g].mean()) if (group == g).any() else float("nan")
       out[f"people_{name}"] = float((group == g).sum())
+    out.update(count_vs_teacher(counts, *pck.correct_joints(preds, truth[..., :2], annotated, self.spec)))
     return out
+
+
+def count_vs_teacher(counts: np.ndarray, correct: np.ndarray, scored: np.ndarray) -> dict[str, float]:
+  """Does Algorithm 1 give more masks to the people its teacher gets right (its premise: confident = easy)?
+
+  Args:
+    counts: [N] adaptive mask count per person.
+    correct, scored: [N, K] bool, from ``pck.correct_joints`` at 0.2 x torso.
+
+  Returns:
+    ``mask_count_teacher_right`` / ``_wrong``: mean count of the people whose teacher places at least half of
+    their scored joints within 0.2 x torso / fewer (NaN for an empty side), with ``people_teacher_right`` /
+    ``_wrong``; ``mask_count_rank_corr``: Spearman's rank correlation between the count and the person's fraction
+    of right joints (NaN when either is constant: no ordering to correlate).
+  """
+  from scipy import stats
+
+  people = scored.any(-1)  # People without a torso have no PCK to compare with.
+  counts, right = counts[people], correct[people].sum(-1) / scored[people].sum(-1)
+  out = {}
+  for name, side in (("right", right >= 0.5), ("wrong", right < 0.5)):
+    out[f"mask_count_teacher_{name}"] = float(counts[side].mean()) if side.any() else float("nan")
+    out[f"people_teacher_{name}"] = float(side.sum())
+  constant = len(counts) < 2 or np.ptp(counts) == 0 or np.ptp(right) == 0
+  out["mask_count_rank_corr"] = float("nan") if constant else float(stats.spearmanr(counts, right)[0])
+  return out
 
 
 def teacher_probe_callback(set_dir: str, data_root: str | None = None, spec=None,
@@ -91,7 +121,8 @@ def teacher_probe_callback(set_dir: str, data_root: str | None = None, spec=None
                            every: int = 1, gamma: float = 0.55, mask_max: int = 8, mask_min: int = 2,
                            tau: float = 0.05) -> EvaluationCallback:
   """The teacher monitor every ``every`` epochs, logged as ``probe_PCK@0.2``, ``probe_PCK@0.1``,
-  ``probe_mask_count`` and ``probe_mask_count_<all|most|few>_joints`` (History, TensorBoard, history.csv).
+  ``probe_mask_count``, ``probe_mask_count_<all|most|few>_joints``, ``probe_mask_count_teacher_<right|wrong>``
+  and ``probe_mask_count_rank_corr`` (History, TensorBoard, history.csv).
   Bind the mask constants to the trained model's (``SemiSupervisedPose.gamma`` ...) when they differ."""
   if data_root and not os.path.isabs(set_dir):
     set_dir = os.path.join(data_root, set_dir)
@@ -104,4 +135,4 @@ def teacher_probe_callback(set_dir: str, data_root: str | None = None, spec=None
   return EvaluationCallback(make, every, prefix="probe_")
 
 
-__all__ = ["DIFFICULTY", "TeacherProbe", "difficulty", "teacher_probe_callback"]
+__all__ = ["DIFFICULTY", "TeacherProbe", "count_vs_teacher", "difficulty", "teacher_probe_callback"]

@@ -150,8 +150,20 @@ class SemiSupervisedSummaries(keras.callbacks.Callback):
     self.writer.flush()
 
   def pictures(self) -> np.ndarray:
-    """[N, H, 3W, 3] uint8 rows: weak view, masked strong view, mixed view, with keypoints drawn."""
+    """[N, H, 3W, 3] uint8 rows: weak view, masked strong view, mixed view, with keypoints drawn.
+
+    The model's state is left as it was: the teacher pass runs batch norm as the step does (``teacher_bn_mode``
+    "train" updates the moving statistics, by 10% per call with torch's momentum), and a picture must not move
+    the statistics that the last epoch's evaluation measured and that ``final.keras`` and the SavedModel keep."""
     model = self.model
+    state = [(v, v.numpy()) for v in model.non_trainable_variables]
+    try:
+      return self._draw(model)
+    finally:
+      for v, value in state:
+        v.assign(value)
+
+  def _draw(self, model) -> np.ndarray:
     x_w = tf.convert_to_tensor(self.probe["image"])
     h_t, _ = model.targets(0, {"image": x_w})
     views = model.strong_views(x_w, h_t, model.mask_count(h_t), tf.constant([7, 11], tf.int64))
