@@ -161,7 +161,9 @@ def report(records: dict, start: dict, floors: dict) -> str:
            "sample standard deviation over the paired seeds. Wall per run: as measured while the table was built, often "
            "beside other work on the same two cores (test suites, other experiments), so it overstates a run alone "
            "(supervised rows alone: about 9.5 min); a run stopped to time something else has the stop taken off.",
-           ""]
+           "",
+           "**What the table shows and why** (the teacher monitor, Algorithm 1's counts against the teacher's "
+           "correctness, the ground-truth-target diagnostics): [ssl_lspet_findings.md](ssl_lspet_findings.md).", ""]
   sup = stats([last(r, "val_PCK@0.2") for r in records.get("supervised", []) if r])[0]
   upper = stats([last(r, "val_PCK@0.2") for r in records.get("upper_bound", []) if r])[0]
   if sup == sup and upper == upper:
