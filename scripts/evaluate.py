@@ -17,7 +17,7 @@ LSP / LSPET (PCK@0.2 and PCK@0.1 w.r.t. the torso, per joint group; flip test of
 
 Teacher monitor (held-back people of a labeled set: the network's pseudo-label PCK and Algorithm 1's mask counts by
 annotated-joint difficulty and by whether the network gets the person right; see evaluation/teacher_probe.py):
-  python scripts/evaluate.py probe --checkpoint work_dirs/ssl_lspet/plus/seed_0/checkpoints/final.keras \\
+  python scripts/evaluate.py probe --checkpoint work_dirs/ssl_lspet/plus/seed_0/checkpoints/last.keras \\
       --eval_dir data/lspet_bench/labeled_all/labeled --first_id 201 --num 500
 
 Predictions files: COCO keypoint results json; LSP [14, 2 or 3, M] as joints.mat (or [M, 14, 2]), M = every image

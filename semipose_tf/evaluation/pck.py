@@ -60,10 +60,11 @@ def correct_joints(predictions: np.ndarray, ground_truth: np.ndarray, annotated:
     ground_truth: [N, K, 2] annotated (x, y).
     annotated: [N, K] bool, True where the joint is annotated.
     spec: The keypoint spec (its names give the torso).
-    threshold: Fraction of the torso diameter.
+    threshold: Fraction of the torso diameter, or a sequence of T fractions.
 
   Returns:
-    (correct, scored): [N, K] bool each; scored = annotated joints of people with a torso, correct within scored.
+    (correct, scored): correct [N, K] bool ([T, N, K] for T thresholds), within scored [N, K] bool = annotated
+    joints of people with a torso.
 
   Raises:
     ValueError: shapes that do not match, non-finite predictions of annotated joints, or no person to score.
@@ -87,7 +88,10 @@ def correct_joints(predictions: np.ndarray, ground_truth: np.ndarray, annotated:
   scored = ann & has_torso[:, None]
   # Non-finite predictions of unannotated joints are never scored: keep them out of the comparison.
   dist = np.linalg.norm(np.where(scored[..., None], preds - gt, 0.0), axis=-1)
-  return (dist <= threshold * np.where(has_torso, torso, 1.0)[:, None]) & scored, scored
+  dist = dist / np.where(has_torso, torso, 1.0)[:, None]
+  thresholds = np.atleast_1d(threshold)
+  correct = (dist <= thresholds.reshape(-1, 1, 1)) & scored
+  return (correct if np.ndim(threshold) else correct[0]), scored
 
 
 def pck(predictions: np.ndarray, ground_truth: np.ndarray, annotated: np.ndarray, spec: KeypointSpec,
@@ -109,8 +113,8 @@ def pck(predictions: np.ndarray, ground_truth: np.ndarray, annotated: np.ndarray
     ValueError: shapes that do not match, non-finite predictions of annotated joints, or no person to score.
   """
   out: dict[str, float] = {}
-  for t_i, t in enumerate(thresholds):
-    correct, scored = correct_joints(predictions, ground_truth, annotated, spec, t)
+  by_threshold, scored = correct_joints(predictions, ground_truth, annotated, spec, list(thresholds))
+  for t_i, (t, correct) in enumerate(zip(thresholds, by_threshold)):
     if t_i == 0:
       for name, idx in groups(spec).items():
         out[name] = 100.0 * correct[:, idx].sum() / max(1, scored[:, idx].sum())
