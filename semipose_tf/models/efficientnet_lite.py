@@ -38,6 +38,7 @@ import keras
 from keras import layers
 
 from semipose_tf.codec import MEAN_RGB, STD_RGB
+from semipose_tf.models.resnet import conv_init
 from semipose_tf.models.simple_baseline import deconv_head, final_layer
 from semipose_tf.models.staged import StagedPoseModel
 
@@ -50,7 +51,6 @@ STAGE_GROUPS = {"stem": (0,), "layer1": (1,), "layer2": (2,), "layer3": (3, 4), 
 STEM_FILTERS, HEAD_FILTERS = 32, 1280
 # The checkpoint's input: (pixel - 127) / 128 with pixels in 0..255.
 LITE_MEAN, LITE_STD = 127.0, 128.0
-CONV_INIT = keras.initializers.VarianceScaling(2.0, mode="fan_out", distribution="untruncated_normal")
 
 
 def round_filters(filters: int, width: float, divisor: int = 8) -> int:
@@ -91,7 +91,7 @@ def _bn(name: str, dtype=None) -> layers.Layer:
 
 
 def _conv_bn_relu6(x, filters: int, kernel: int, stride: int, name: str, relu: bool = True, dtype=None):
-  x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, kernel_initializer=CONV_INIT,
+  x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, kernel_initializer=conv_init(),
                     name=f"{name}_conv", dtype=dtype)(x)
   x = _bn(f"{name}_bn", dtype)(x)
   return layers.ReLU(6.0, name=f"{name}_relu", dtype=dtype)(x) if relu else x
@@ -104,7 +104,7 @@ def mbconv(x, index: int, kernel: int, stride: int, expand: int, cin: int, cout:
   if expand != 1:
     y = _conv_bn_relu6(y, cin * expand, 1, 1, f"{name}_expand", dtype=dtype)
   y = layers.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False,
-                             depthwise_initializer=CONV_INIT, name=f"{name}_dwconv", dtype=dtype)(y)
+                             depthwise_initializer=conv_init(), name=f"{name}_dwconv", dtype=dtype)(y)
   y = layers.ReLU(6.0, name=f"{name}_dwconv_relu", dtype=dtype)(_bn(f"{name}_dwconv_bn", dtype)(y))
   y = _conv_bn_relu6(y, cout, 1, 1, f"{name}_project", relu=False, dtype=dtype)
   if stride == 1 and cin == cout:

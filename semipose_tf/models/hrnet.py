@@ -20,14 +20,15 @@ from semipose_tf.models.resnet import batch_norm, conv
 from semipose_tf.models.simple_baseline import final_layer
 from semipose_tf.models.staged import StagedPoseModel
 
-INIT = keras.initializers.RandomNormal(0.0, 0.001)  # The reference's init_weights for every conv.
+def _init() -> keras.initializers.Initializer:  # The reference's init_weights for every conv (one per layer).
+  return keras.initializers.RandomNormal(0.0, 0.001)
 MODULES = {2: 1, 3: 4, 4: 3}  # High-resolution modules per stage.
 BLOCKS = 4
 
 
 def _conv_bn(x, filters, kernel, stride, name, relu=True, dtype=None):
   # resnet.conv: bias-free, torch-style symmetric padding for strided convolutions.
-  x = batch_norm(f"{name}_bn", dtype)(conv(filters, kernel, stride, name, dtype, init=INIT)(x))
+  x = batch_norm(f"{name}_bn", dtype)(conv(filters, kernel, stride, name, dtype, init=_init)(x))
   return layers.ReLU(name=f"{name}_relu", dtype=dtype)(x) if relu else x
 
 

@@ -17,8 +17,12 @@ DEPTHS = {
     101: ("bottleneck", (3, 4, 23, 3)),
     152: ("bottleneck", (3, 8, 36, 3)),
 }
-# torchvision's init for convolutions: kaiming normal, fan_out, relu.
-CONV_INIT = keras.initializers.VarianceScaling(2.0, mode="fan_out", distribution="untruncated_normal")
+def conv_init() -> keras.initializers.Initializer:
+  """torchvision's init for convolutions: kaiming normal, fan_out, relu. A new initializer per layer: a Keras 3
+  initializer draws its seed once, when it is made, and gives every layer it initializes the same values, so a
+  shared module-level instance made every same-shaped kernel identical and its seed (drawn at import, before
+  ``keras.utils.set_random_seed``) changed from run to run."""
+  return keras.initializers.VarianceScaling(2.0, mode="fan_out", distribution="untruncated_normal")
 
 
 def batch_norm(name: str, dtype=None) -> layers.Layer:
@@ -26,8 +30,9 @@ def batch_norm(name: str, dtype=None) -> layers.Layer:
   return layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name=name, dtype=dtype)
 
 
-def conv(filters: int, kernel: int, stride: int, name: str, dtype=None, init=CONV_INIT):
-  """A bias-free conv with torch-style symmetric padding; returns a function of the input."""
+def conv(filters: int, kernel: int, stride: int, name: str, dtype=None, init=conv_init):
+  """A bias-free conv with torch-style symmetric padding; returns a function of the input. ``init`` makes the
+  kernel initializer (called once per layer)."""
 
   def apply(x):
     if stride > 1 and kernel > 1:
@@ -36,7 +41,7 @@ def conv(filters: int, kernel: int, stride: int, name: str, dtype=None, init=CON
     else:
       padding = "same"
     return layers.Conv2D(filters, kernel, strides=stride, padding=padding, use_bias=False,
-                         kernel_initializer=init, name=name, dtype=dtype)(x)
+                         kernel_initializer=init(), name=name, dtype=dtype)(x)
 
   return apply
 

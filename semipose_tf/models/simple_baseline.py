@@ -10,7 +10,9 @@ from keras import layers
 from semipose_tf.models import resnet
 from semipose_tf.models.staged import StagedPoseModel
 
-HEAD_INIT = keras.initializers.RandomNormal(0.0, 0.001)  # The reference's init for deconv and final layers.
+def head_init() -> keras.initializers.Initializer:
+  """The reference's init for deconv and final layers; a new one per layer (see :func:`resnet.conv_init`)."""
+  return keras.initializers.RandomNormal(0.0, 0.001)
 
 
 def deconv_head(in_channels: int, filters: Sequence[int] = (256, 256, 256), kernel: int = 4,
@@ -19,7 +21,7 @@ def deconv_head(in_channels: int, filters: Sequence[int] = (256, 256, 256), kern
   inp = keras.Input((None, None, in_channels))
   x = inp
   for i, f in enumerate(filters):
-    x = layers.Conv2DTranspose(f, kernel, strides=2, padding="same", use_bias=False, kernel_initializer=HEAD_INIT,
+    x = layers.Conv2DTranspose(f, kernel, strides=2, padding="same", use_bias=False, kernel_initializer=head_init(),
                                name=f"deconv{i}", dtype=dtype)(x)
     x = resnet.batch_norm(f"deconv{i}_bn", dtype)(x)
     x = layers.ReLU(name=f"deconv{i}_relu", dtype=dtype)(x)
@@ -29,7 +31,7 @@ def deconv_head(in_channels: int, filters: Sequence[int] = (256, 256, 256), kern
 def final_layer(in_channels: int, num_keypoints: int, dtype=None) -> keras.Model:
   """1x1 conv to K heatmaps, output cast to float32 (so mixed-precision models give float32 heatmaps)."""
   inp = keras.Input((None, None, in_channels))
-  x = layers.Conv2D(num_keypoints, 1, kernel_initializer=HEAD_INIT, bias_initializer="zeros", name="final_conv",
+  x = layers.Conv2D(num_keypoints, 1, kernel_initializer=head_init(), bias_initializer="zeros", name="final_conv",
                     dtype=dtype)(inp)
   x = layers.Activation("linear", dtype="float32", name="heatmaps")(x)
   return keras.Model(inp, x, name="final")
