@@ -3,9 +3,12 @@
 
 SimpleBaseline-R18 at 256x192, batch 8 labeled + 8 unlabeled on a CPU (``--batch 32`` on a GPU), fp32 and
 mixed precision, XLA off / on. The input pipeline is left out (random batches), so this measures the step itself.
-Prints what it measured:
+``--networks`` compares networks side by side in one run (the LSPET regimes: ``r18w16`` is SimpleBaseline-R18 at
+width 16 with deconv 64 x 3, ``lite0`` EfficientNet-Lite0 with deconv 128 x 3); ``--deterministic`` times it with
+TensorFlow op determinism on (``train.deterministic``). Prints what it measured:
 
   python benchmarks/train_step.py [--batch 8] [--steps 3] [--methods single,plus] [--policies float32]
+  python benchmarks/train_step.py --networks r18w16@256,lite0@192 --batch 16 --keypoints 14 --methods supervised,plus
 """
 
 from __future__ import annotations
@@ -56,11 +59,17 @@ def time_steps(step, data, steps: int, images: int) -> float:
   return images * steps / (time.perf_counter() - start)
 
 
-def measure(method: str, policy: str, b: int, steps: int, jit: bool) -> float:
-  model, opt = build(method, policy)
+NETWORKS = {"r18": ("resnet18", {}), "r18w16": ("resnet18", {"width": 16, "deconv_filters": (64, 64, 64)}),
+            "lite0": ("efficientnet_lite0", {"deconv_filters": (128, 128, 128)})}
+
+
+def measure(method: str, policy: str, b: int, steps: int, jit: bool, network: str = "r18", size=(256, 192),
+            k: int = 17) -> float:
+  backbone, net_kwargs = NETWORKS[network]
+  model, opt = build(method, policy, backbone, size, k, **net_kwargs)
   model.compile(optimizer=opt)
   images = 2 * b if method != "supervised" else b
-  return time_steps(tf.function(model.train_step, jit_compile=jit), batch(b), steps, images)
+  return time_steps(tf.function(model.train_step, jit_compile=jit), batch(b, size, k), steps, images)
 
 
 def main() -> int:
@@ -71,20 +80,38 @@ def main() -> int:
   p.add_argument("--methods", default="supervised,pseudopose,single,adaptive,plus,dual")
   p.add_argument("--policies", default="float32,mixed_bfloat16")
   p.add_argument("--jit", default="off", help="off, on or both")
+  p.add_argument("--networks", default="r18@256x192",
+                 help=f"comma-separated NAME@HxW (or NAME@S for SxS), NAME one of {sorted(NETWORKS)}")
+  p.add_argument("--keypoints", type=int, default=17)
+  p.add_argument("--deterministic", action="store_true", help="TensorFlow op determinism on (train.deterministic)")
   args = p.parse_args()
+  if args.deterministic:
+    tf.config.experimental.enable_op_determinism()
+  networks = []
+  for item in args.networks.split(","):
+    name, _, size = item.partition("@")
+    if name not in NETWORKS:
+      p.error(f"--networks: unknown network {name!r}; choose from {sorted(NETWORKS)}")
+    hw = [int(v) for v in (size or "256x192").split("x")]
+    networks.append((name, (hw[0], hw[-1])))
   devices = [d.name for d in tf.config.list_logical_devices() if d.device_type != "CPU"] or ["CPU"]
-  print(f"TensorFlow {tf.__version__}, {devices}, {os.cpu_count()} CPU cores; SimpleBaseline-R18 256x192, "
-        f"batch {args.batch} labeled + {args.batch} unlabeled (supervised: labeled only)")
-  print(f"{'method':11s} {'policy':15s} {'jit':4s} {'images/s':>9s}")
+  print(f"TensorFlow {tf.__version__}, {devices}, {os.cpu_count()} CPU cores; batch {args.batch} labeled + "
+        f"{args.batch} unlabeled (supervised: labeled only), {args.keypoints} keypoints, op determinism "
+        f"{'on' if args.deterministic else 'off'}")
+  print(f"{'network':18s} {'method':11s} {'policy':15s} {'jit':4s} {'images/s':>9s} {'s/step':>7s}")
   jits = {"off": [False], "on": [True], "both": [False, True]}[args.jit]
-  for method in args.methods.split(","):
-    for policy in args.policies.split(","):
-      for jit in jits:
-        try:
-          r = f"{measure(method, policy, args.batch, args.steps, jit):9.2f}"
-        except Exception as e:  # e.g. an op without an XLA kernel; say so and go on.
-          r = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:80]}"
-        print(f"{method:11s} {policy:15s} {'on' if jit else 'off':4s} {r}", flush=True)
+  for name, size in networks:
+    for method in args.methods.split(","):
+      for policy in args.policies.split(","):
+        for jit in jits:
+          images = args.batch * (1 if method == "supervised" else 2)
+          try:
+            ips = measure(method, policy, args.batch, args.steps, jit, name, size, args.keypoints)
+            r = f"{ips:9.2f} {images / ips:7.2f}"
+          except Exception as e:  # e.g. an op without an XLA kernel; say so and go on.
+            r = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:80]}"
+          label = f"{name} {size[0]}x{size[1]}"
+          print(f"{label:18s} {method:11s} {policy:15s} {'on' if jit else 'off':4s} {r}", flush=True)
   return 0
 
 

@@ -137,3 +137,40 @@ def test_factory_bound_in_gin():
   finally:
     gin.clear_config()
   assert model.name == "hrnet_w32" and model.output_shape == (None, 16, 16, 16)
+
+
+_INIT_HASH = """
+import hashlib, sys
+from semipose_tf.console import quiet_start; quiet_start()
+import keras, numpy as np
+from semipose_tf.models import build_pose_model
+keras.utils.set_random_seed(int(sys.argv[1]))
+h = hashlib.sha1()
+for backbone, kw in (("resnet18", {"width": 8, "deconv_filters": (16, 16)}), ("hrnet_w8", {}),
+                     ("efficientnet_lite0", {"deconv_filters": (16, 16)})):
+  for w in build_pose_model(backbone, (64, 64), 5, **kw).get_weights():
+    h.update(np.ascontiguousarray(w).tobytes())
+print(h.hexdigest())
+"""
+
+
+def test_initial_weights_follow_the_seed_in_every_process():
+  """The seed fixes the initialization in a new process too (the initializers' seeds were drawn at import)."""
+  import subprocess
+  import sys
+
+  run = lambda seed: subprocess.run([sys.executable, "-c", _INIT_HASH, str(seed)], capture_output=True, text=True,
+                                    check=True).stdout.strip()
+  first = run(3)
+  assert run(3) == first and run(4) != first
+
+
+def test_same_shaped_kernels_start_different():
+  """One initializer per layer: a shared Keras 3 initializer gives every layer the same values."""
+  keras.utils.set_random_seed(0)
+  model = build_pose_model("resnet18", (64, 64), 5, width=8, deconv_filters=(16, 16, 16))
+  layer1, deconv = model.get_layer("layer1"), model.get_layer("deconv")
+  a, b = (layer1.get_layer(n).kernel.numpy() for n in ("stack0_block0_1_conv", "stack0_block1_1_conv"))
+  assert a.shape == b.shape and np.abs(a - b).max() > 0.1
+  d1, d2 = (deconv.get_layer(n).kernel.numpy() for n in ("deconv1", "deconv2"))
+  assert d1.shape == d2.shape and np.abs(d1 - d2).max() > 1e-4

@@ -82,8 +82,13 @@ def build_experiment(work_dir: str, labeled_dir: str, unlabeled_dir: str | None 
                      steps_per_execution: int = 1,
                      model_fn: Callable[..., keras.Model] = build_pose_model,
                      ssl_model_fn: Callable[..., SemiSupervisedPose] = SemiSupervisedPose,
-                     augment=WEAK, subpixel_targets: bool = False) -> Experiment:
+                     augment=WEAK, subpixel_targets: bool = False, deterministic: bool = False) -> Experiment:
   """Builds datasets and models inside the strategy's scope (see :func:`train` for the arguments)."""
+  if deterministic:
+    # Seeds alone fix every random draw here (stateless step seeds, seeded tf.data, per-layer initializers);
+    # op determinism also fixes the order of parallel reductions (GPU kernels, multi-threaded CPU ones), so a run
+    # repeats bit for bit on the same machine. Process-wide, as TensorFlow makes it.
+    tf.config.experimental.enable_op_determinism()
   the_method = get_method(method)
   spec = get_spec(spec)
   if mixed_precision not in (None, "float32", "mixed_float16", "mixed_bfloat16"):
@@ -100,6 +105,10 @@ def build_experiment(work_dir: str, labeled_dir: str, unlabeled_dir: str | None 
     _check_set(unlabeled_dir, "unlabeled", hint)
   if val_dir is not None:
     _check_set(val_dir, "validation", hint)
+  # Before anything random is made: tf.data's seeded shuffles combine their seeds with TensorFlow's global seed,
+  # and the initializers draw theirs from Python's generator, so both follow the run's seed whatever ran before
+  # in the process (a second run in one process repeats the first).
+  keras.utils.set_random_seed(seed)
   strat = distribute.make_strategy(strategy)
   replicas = strat.num_replicas_in_sync
   config = pipeline.PipelineConfig(input_size=tuple(input_size), augment=augment, subpixel_targets=subpixel_targets)
@@ -124,7 +133,6 @@ def build_experiment(work_dir: str, labeled_dir: str, unlabeled_dir: str | None 
                                    shuffle=False, drop_remainder=False)
     val_steps = -(-pipeline.num_instances(val_dir) // gl)  # Every batch, so that Keras never runs past the end.
   policy = None if mixed_precision in (None, "float32") else mixed_precision
-  keras.utils.set_random_seed(seed)  # The networks' initialization follows the seed too: seeded runs repeat.
   with strat.scope():
     def make_net():
       net = model_fn(input_size=tuple(input_size), num_keypoints=spec.num_keypoints, dtype=policy)
@@ -208,7 +216,8 @@ def train(work_dir: str, labeled_dir: str, epochs: int = 30, backup_every_steps:
       "mixed_float16", "mixed_bfloat16"), jit_compile, synchronized_bn, seed, steps_per_epoch,
       pseudopose_teacher, init_checkpoint (a .keras network of the same architecture whose weights start the run,
       e.g. a supervised burn-in), steps_per_execution, model_fn, ssl_model_fn, augment, subpixel_targets (centre
-      the target Gaussians at the exact joint position; the reference rounds it to a heatmap pixel).
+      the target Gaussians at the exact joint position; the reference rounds it to a heatmap pixel),
+      deterministic (TensorFlow op determinism: a seeded run repeats bit for bit on one machine).
 
   Returns:
     The Keras History (or the Experiment with ``dry_run``).
