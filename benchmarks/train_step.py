@@ -86,6 +86,7 @@ def main() -> int:
   p.add_argument("--deterministic", action="store_true", help="TensorFlow op determinism on (train.deterministic)")
   args = p.parse_args()
   if args.deterministic:
+    keras.utils.set_random_seed(0)  # Determinism refuses unseeded random ops (the random batches here).
     tf.config.experimental.enable_op_determinism()
   networks = []
   for item in args.networks.split(","):

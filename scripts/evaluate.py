@@ -95,6 +95,9 @@ def main(argv=None) -> int:
   from semipose_tf import configurable
   from semipose_tf.evaluation import coco, mpii, pck
   from semipose_tf.evaluation.callback import MPIIEvaluator, _annotation_file, evaluation_spec
+  import tensorflow as tf
+
+  from semipose_tf.data import records
   from semipose_tf.keypoints import UnknownSpecError, get_spec
 
   try:
@@ -148,6 +151,10 @@ def main(argv=None) -> int:
       print(mpii.format_table(result))
   except (FileNotFoundError, ValueError, UnknownSpecError) as e:
     print(f"error: {e}", file=sys.stderr)
+    return 2
+  except tf.errors.DataLossError:  # TFRecord's message names no file: name the corrupt shard of the set.
+    error = records.corrupt_set_error([args.eval_dir])
+    print(f"error: {error or 'a TFRecord set could not be read (corrupt record)'}", file=sys.stderr)
     return 2
   return 0
 

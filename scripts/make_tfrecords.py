@@ -32,6 +32,7 @@ A custom keypoint spec: define it in a gin file (``custom_spec.name = "mine"``, 
 from __future__ import annotations
 
 import argparse
+import shlex
 import os
 import sys
 
@@ -107,12 +108,18 @@ def main(argv=None) -> int:
     for p in src.problems:
       print(f"  skipped {p}")
     manifests = convert.convert(src, args.out, sets, num_labeled=num_labeled, split=args.split, seed=args.seed,
-                                num_shards=args.num_shards, skip_bad=args.skip_bad, workers=args.workers)
+                                num_shards=args.num_shards, skip_bad=args.skip_bad, workers=args.workers,
+                                command=_command())
   except (sources.BadInputError, OSError) as e:
     print(f"error: {_describe(e)}", file=sys.stderr)
     return 2
   _report(manifests, args.out)
   return 0
+
+
+def _command() -> str:
+  """This conversion's command line (kept in the manifests: an error about a set says how to rebuild it)."""
+  return shlex.join(["python", "scripts/make_tfrecords.py", *sys.argv[1:]])
 
 
 def _describe(e: Exception) -> str:
@@ -137,7 +144,7 @@ def _convert_lsp(args, spec, sets, num_labeled) -> int:
     print(f"lsp ({train.stats['layout']}): train images {train.stats}, test images {test.stats}")
     for p in train.problems + test.problems:
       print(f"  skipped {p}")
-    common = dict(num_shards=args.num_shards, skip_bad=args.skip_bad, workers=args.workers)
+    common = dict(num_shards=args.num_shards, skip_bad=args.skip_bad, workers=args.workers, command=_command())
     manifests = convert.convert(train, args.out, [s for s in sets if s != "eval"], num_labeled=num_labeled,
                                 split=args.split, seed=args.seed, strip_unlabeled=True, **common)
     if "eval" in sets:

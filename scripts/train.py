@@ -30,6 +30,8 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--work_dir", help="output directory (default: work_dirs/<first gin file name>)")
   p.add_argument("--data_root", help="folder the gin file's data paths are relative to (binds DATA_ROOT)")
   p.add_argument("--dry_run", action="store_true", help="build the datasets and model, print a summary, exit")
+  p.add_argument("--allow_config_change", action="store_true",
+                 help="resume a work directory's run under changed settings (its old config.gin is kept aside)")
   return p.parse_args(argv)
 
 
@@ -54,8 +56,18 @@ def main(argv=None) -> int:
     return 2
   work_dir = args.work_dir or os.path.join("work_dirs", os.path.splitext(os.path.basename(args.gin_file[0]))[0])
   os.makedirs(work_dir, exist_ok=True)
-  with open(os.path.join(work_dir, "config.gin"), "w") as f:
-    f.write(gin.config_str())
+  from semipose_tf.train import run_config
+
+  config = gin.config_str()
+  if not args.dry_run:
+    try:  # A work directory holding a run resumes it only under the same settings.
+      run_config.check_resume(work_dir, config, allow_change=args.allow_config_change)
+    except run_config.ConfigChanged as e:
+      print(f"error: {e}", file=sys.stderr)
+      return 2
+  if not (args.dry_run and run_config.holds_a_run(work_dir)):  # A dry run never overwrites a run's settings.
+    with open(os.path.join(work_dir, run_config.CONFIG), "w") as f:
+      f.write(config)
   try:
     result = configurable.train(work_dir=work_dir, dry_run=args.dry_run, operative_config=gin.operative_config_str)
   except TrainingDiverged as e:

@@ -59,6 +59,8 @@ def test_converter_split_on_real_images(tmp_path):
   assert [x[0] for x in unlabeled] == list(range(1, 21))      # Every training image ...
   assert [x[0] for x in test] == list(range(21, 31))          # ... and the last 10 are the test set.
   assert m_u["labels"] == "removed from the records" and m_l["keypoint_spec"]["name"] == "lsp14"
+  # The command that made the sets, so that an error about a corrupt shard can say how to rebuild it.
+  assert m_e["command"].startswith("python scripts/make_tfrecords.py lsp --joints") and "--num_test 10" in m_e["command"]
   for number, box, kps, w, h in labeled + test:
     np.testing.assert_array_equal(box, [0, 0, w, h])          # The whole image, for every set.
     flags = joints[:, 2, number - 1] > 0

@@ -228,10 +228,12 @@ def strip_labels(entries: Sequence[ImageEntry]) -> list[ImageEntry]:
 def convert(source: Source, out_dir: str, sets: Sequence[str] = ("labeled", "unlabeled"),
             num_labeled: int | None = None, split: str = "first", seed: int = 0, num_shards: int | None = None,
             skip_bad: bool = False, workers: int | None = None, verbose: bool = True,
-            strip_unlabeled: bool = False) -> dict[str, dict]:
+            strip_unlabeled: bool = False, command: str | None = None) -> dict[str, dict]:
   """Writes the requested sets of a source under ``out_dir/<set>/``; returns their manifests by set name.
 
   With ``strip_unlabeled`` the unlabeled set's records hold no keypoints (all zero) instead of ignored ones.
+  ``command`` (the converter's command line) is kept in each manifest, so an error about a set can say how to
+  rebuild it.
   """
   for s in sets:
     if s not in SETS:
@@ -249,6 +251,8 @@ def convert(source: Source, out_dir: str, sets: Sequence[str] = ("labeled", "unl
                  "image_dir": os.path.abspath(source.image_dir), "stats": source.stats,
                  "skipped_annotations": [_problem_json(p) for p in source.problems]},
   }
+  if command:
+    common["command"] = command
   out = {}
   for set_name in sets:
     if set_name == "labeled":

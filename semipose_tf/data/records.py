@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from typing import Any, Iterable
 
 import numpy as np
@@ -163,6 +164,11 @@ def read_manifest(directory: str) -> dict[str, Any]:
     manifest = json.load(f)
   if manifest.get("format") != FORMAT:
     raise IncompleteSetError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT!r}")
+  for key in ("num_instances", "num_images"):  # The totals the pipeline sizes epochs and evaluations by.
+    listed = sum(int(shard.get(key, 0)) for shard in manifest["shards"])
+    if int(manifest.get(key, -1)) != listed:
+      raise IncompleteSetError(f"{path}: {key} is {manifest.get(key)} but its shards add up to {listed}; the "
+                               "manifest was edited or damaged: rebuild the set with the converter")
   for shard in manifest["shards"]:
     f = os.path.join(directory, shard["file"])
     if not os.path.exists(f):
@@ -170,6 +176,40 @@ def read_manifest(directory: str) -> dict[str, Any]:
     if os.path.getsize(f) != shard["bytes"]:
       raise IncompleteSetError(f"{f}: {os.path.getsize(f)} bytes, the manifest says {shard['bytes']}")
   return manifest
+
+
+class CorruptSetError(ValueError):
+  """A shard whose records fail TFRecord's checksums (a flipped byte, a truncated copy)."""
+
+
+def find_corrupt_shards(directory: str) -> list[tuple[str, str]]:
+  """Reads every shard of a set through TFRecord's CRC checks; returns ``[(shard path, error)]`` of bad ones."""
+  bad = []
+  for path in shard_paths(directory):
+    try:
+      for _ in tf.data.TFRecordDataset(path, buffer_size=1 << 20):
+        pass
+    except tf.errors.DataLossError as e:
+      found = re.search(r"corrupted record at \d+|truncated record at \d+|[^{}]*(checksum|corrupt)[^{}\[]*", e.message)
+      bad.append((path, found.group(0).strip() if found else "unreadable record"))
+  return bad
+
+
+def corrupt_set_error(directories: Iterable[str | None]) -> CorruptSetError | None:
+  """The one-line error naming the first corrupt shard among ``directories`` and the command that rebuilds its
+  set (the converter's command line, kept in the manifest); None when every shard reads cleanly."""
+  for directory in directories:
+    if directory and os.path.exists(os.path.join(directory, MANIFEST)):
+      bad = find_corrupt_shards(directory)
+      if bad:
+        path, reason = bad[0]
+        more = f" (and {len(bad) - 1} more shard(s) of this set)" if len(bad) > 1 else ""
+        command = read_manifest(directory).get("command")
+        how = (f"rebuild it: {command}" if command else
+               "rebuild it with the converter that made it (python scripts/make_tfrecords.py --help)")
+        return CorruptSetError(f"corrupt TFRecord shard {path}{more} ({reason}): the set {directory} cannot be "
+                               f"read; {how}")
+  return None
 
 
 def shard_paths(directory: str, manifest: dict[str, Any] | None = None) -> list[str]:

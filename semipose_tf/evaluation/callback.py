@@ -29,13 +29,15 @@ class EvaluationCallback(keras.callbacks.Callback):
     prefix: Prefix of the logged names.
     at_start: Also evaluate (and print) the network before its first step, the reference point that training
       should beat; a resumed run skips it. Stored in ``initial``.
+    data_dirs: The TFRecord sets it reads.
   """
 
   def __init__(self, make_evaluator: Callable[[KeypointSpec | None], Callable[[Callable], dict[str, float]]],
                every: int = 1,
-               prefix: str = "val_", at_start: bool = False):
+               prefix: str = "val_", at_start: bool = False, data_dirs: Sequence[str] = ()):
     super().__init__()
     self.make_evaluator, self.every, self.prefix = make_evaluator, max(1, int(every)), prefix
+    self.data_dirs = tuple(data_dirs)  # The sets it reads (named when one of them turns out corrupt).
     self.at_start = at_start
     self.evaluator = None
     self.last: dict[str, float] = {}
@@ -120,7 +122,7 @@ def coco_eval_callback(eval_dir: str, annotation_file: str | None = None, data_r
                                        input_size)
     return COCOEvaluator(annotation_file or _annotation_file(eval_dir), dataset, the_spec, flip_test, results_file)
 
-  return EvaluationCallback(make, every, at_start=at_start)
+  return EvaluationCallback(make, every, at_start=at_start, data_dirs=[eval_dir])
 
 
 def pck_eval_callback(eval_dir: str, data_root: str | None = None, spec: str | KeypointSpec | None = None,
@@ -137,7 +139,7 @@ def pck_eval_callback(eval_dir: str, data_root: str | None = None, spec: str | K
                                        input_size)
     return pck.PCKEvaluator(eval_dir, dataset, the_spec, flip_test)
 
-  return EvaluationCallback(make, every, at_start=at_start)
+  return EvaluationCallback(make, every, at_start=at_start, data_dirs=[eval_dir])
 
 
 class MPIIEvaluator:
@@ -175,7 +177,7 @@ def mpii_eval_callback(eval_dir: str, gt_file: str, data_root: str | None = None
     spec, dataset = _spec_and_data(eval_dir, "mpii16", model_spec, "train.spec", batch_size, input_size)
     return MPIIEvaluator(gt_file, dataset, spec, flip_test)
 
-  return EvaluationCallback(make, every)
+  return EvaluationCallback(make, every, data_dirs=[eval_dir])
 
 
 __all__ = ["EvaluationCallback", "MPIIEvaluator", "STAT_NAMES", "coco_eval_callback", "evaluation_spec",

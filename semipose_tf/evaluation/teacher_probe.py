@@ -132,7 +132,7 @@ def teacher_probe_callback(set_dir: str, data_root: str | None = None, spec=None
     return TeacherProbe(set_dir, the_spec, input_size, first_id, num, gamma=gamma, mask_max=mask_max,
                         mask_min=mask_min, tau=tau)
 
-  return EvaluationCallback(make, every, prefix="probe_")
+  return EvaluationCallback(make, every, prefix="probe_", data_dirs=[set_dir])
 
 
 __all__ = ["DIFFICULTY", "TeacherProbe", "count_vs_teacher", "difficulty", "teacher_probe_callback"]

@@ -56,6 +56,7 @@ class Experiment:
   spec: KeypointSpec
   work_dir: str
   extra_callbacks: list = dataclasses.field(default_factory=list)
+  data_dirs: tuple = ()  # The TFRecord sets it reads (labeled, unlabeled, validation).
 
 
 def _resolve(root: str | None, path: str | None) -> str | None:
@@ -159,7 +160,8 @@ def build_experiment(work_dir: str, labeled_dir: str, unlabeled_dir: str | None 
     if policy == "mixed_float16":
       optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.compile(optimizer=optimizer, jit_compile=jit_compile, steps_per_execution=steps_per_execution)
-  return Experiment(model, strat, data, val, val_steps, probe, steps_per_epoch, spec, work_dir)
+  return Experiment(model, strat, data, val, val_steps, probe, steps_per_epoch, spec, work_dir,
+                    data_dirs=(labeled_dir, unlabeled_dir, val_dir))
 
 
 def _init_from(net: keras.Model, path: str) -> None:
@@ -294,9 +296,17 @@ def _fit(exp: Experiment, work_dir: str, out_dir: str, chief: bool, epochs: int,
     if operative_config is not None:  # Gin knows the operative bindings once the step has run.
       callbacks.append(cb.WriteOnce(os.path.join(work_dir, "operative_config.gin"), operative_config))
 
-  history = exp.model.fit(exp.train_data, epochs=epochs, steps_per_epoch=exp.steps_per_epoch,
-                          validation_data=exp.val_data, validation_steps=exp.val_steps,
-                          callbacks=callbacks, verbose=verbose, shuffle=False)  # tf.data shuffles.
+  try:
+    history = exp.model.fit(exp.train_data, epochs=epochs, steps_per_epoch=exp.steps_per_epoch,
+                            validation_data=exp.val_data, validation_steps=exp.val_steps,
+                            callbacks=callbacks, verbose=verbose, shuffle=False)  # tf.data shuffles.
+  except tf.errors.DataLossError:
+    # TFRecord's message ("corrupted record at 1159245") names no file: find the shard, name it and its set.
+    sets = list(exp.data_dirs) + [d for c in extra_callbacks for d in getattr(c, "data_dirs", ())]
+    error = records.corrupt_set_error(sets)
+    if error is None:
+      raise
+    raise error from None
   if guard.message:
     good = checkpoint.last_good if checkpoint else None
     raise TrainingDiverged(guard.message + (f" Nothing non-finite was saved: the last good checkpoint is {good}."
