@@ -88,6 +88,21 @@ def main(argv=None) -> int:
     return 2
   sets = [s.strip() for s in (args.sets or DEFAULT_SETS[args.source]).split(",") if s.strip()]
   num_labeled = None if args.num_labeled == "all" else int(args.num_labeled)
+  from semipose_tf.train.recovery import WorkDirLock
+
+  lock = WorkDirLock(args.out, user="conversion", option="--out")
+  try:  # One converter per output folder: two would break each other's staging.
+    lock.acquire()
+  except (RuntimeError, OSError) as e:
+    print(f"error: {_describe(e)}", file=sys.stderr)
+    return 2
+  try:
+    return _convert(args, spec, sets, num_labeled)
+  finally:
+    lock.release()
+
+
+def _convert(args, spec, sets, num_labeled) -> int:
   try:
     if args.source == "lsp":
       return _convert_lsp(args, spec, sets, num_labeled)

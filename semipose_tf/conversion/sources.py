@@ -117,6 +117,11 @@ def check_values(keypoints, bbox, area, width: int, height: int) -> str | None:
     return "a keypoint, bbox or area value is NaN or infinite"
   if box[2] <= 0 or box[3] <= 0:
     return f"box {bbox} has no positive width and height (x, y, w, h)"
+  flags = kps[:, 2]
+  odd = ~np.isin(flags, (0, 1, 2))
+  if odd.any():
+    j = int(np.argmax(odd))
+    return f"keypoint {j} has visibility {flags[j]:g}; COCO visibility is 0 (not labeled), 1 (occluded) or 2 (visible)"
   labeled = kps[:, 2] > 0
   far = labeled & ((kps[:, 0] < -width) | (kps[:, 0] > 2 * width) | (kps[:, 1] < -height) |
                    (kps[:, 1] > 2 * height))
@@ -124,6 +129,15 @@ def check_values(keypoints, bbox, area, width: int, height: int) -> str | None:
     j = int(np.argmax(far))
     return f"keypoint {j} at ({kps[j, 0]:g}, {kps[j, 1]:g}) lies far outside the {width}x{height} image"
   return None
+
+
+def inside(image_dir: str, file_name: str, what: str) -> str:
+  """``image_dir/file_name``, refusing a name that leaves ``image_dir`` (absolute, or through ``..``)."""
+  root = os.path.realpath(image_dir)
+  path = os.path.realpath(os.path.join(image_dir, file_name))
+  if not file_name or os.path.isabs(file_name) or os.path.commonpath([root, path]) != root:
+    raise BadInputError(f"{what}: file_name {file_name!r} is not a path inside --images {image_dir}")
+  return os.path.join(image_dir, file_name)
 
 
 def _load_json(path: str) -> Any:
@@ -157,8 +171,13 @@ def load_coco(annotations: str, image_dir: str, spec: KeypointSpec, skip_bad: bo
       raise BadInputError(f"{annotations}: no {key!r} list; is this a COCO-format keypoint file?")
   images = {}
   for im in data["images"]:
-    images[im["id"]] = ImageInfo(int(im["id"]), os.path.join(image_dir, im["file_name"]), int(im["width"]),
-                                 int(im["height"]))
+    path = inside(image_dir, im.get("file_name", ""), f"{annotations}: image id {im.get('id')}")
+    if im["id"] in images:
+      if images[im["id"]].path != path:  # Its people would be stored with the first image's pixels.
+        raise BadInputError(f"{annotations}: image id {im['id']} is listed twice, as {images[im['id']].path} and "
+                            f"{path}; image ids must be unique")
+      continue
+    images[im["id"]] = ImageInfo(int(im["id"]), path, int(im["width"]), int(im["height"]))
   person_ids = {c["id"] for c in data.get("categories", []) if c.get("name") == "person"} or {1}
   exists: dict[str, bool] = {}
   k = spec.num_keypoints

@@ -139,9 +139,10 @@ class WorkDirLock:
   this host is stale: it is replaced, with a warning.
   """
 
-  def __init__(self, work_dir: str):
+  def __init__(self, work_dir: str, user: str = "run", option: str = "--work_dir"):
     self.path = os.path.join(work_dir, ".lock")
     self.held = False
+    self.user, self.option = user, option  # For the message: "in use by another <user>; use another <option>".
 
   def _holder(self) -> dict:
     try:
@@ -164,9 +165,10 @@ class WorkDirLock:
           print(f"warning: removing the stale lock of pid {pid} (no longer running) on {self.path}")
           os.remove(self.path)
           continue
-        raise RuntimeError(f"work directory {os.path.dirname(self.path)} is in use by pid {pid} on {host} (since "
-                           f"{holder.get('started')}); wait for that run, stop it, or use another --work_dir "
-                           f"(a lock left by a crash on another host: delete {self.path})") from None
+        raise RuntimeError(f"{'work directory' if self.option == '--work_dir' else 'folder'} "
+                           f"{os.path.dirname(self.path)} is in use by pid {pid} on {host} (since "
+                           f"{holder.get('started')}); wait for that {self.user}, stop it, or use another "
+                           f"{self.option} (a lock left by a crash on another host: delete {self.path})") from None
       with os.fdopen(fd, "w") as f:
         json.dump(me, f)
       self.held = True
