@@ -46,14 +46,11 @@ quiet_start()
 def _load_predict_fn(path: str):
   """A predict function (normalized crops -> heatmaps), the input size and the network's keypoint spec (or None),
   from a .keras checkpoint."""
-  import keras
   import tensorflow as tf
 
-  import semipose_tf.models  # noqa: F401  (registers the model classes)
+  from semipose_tf.models.factory import load_network
 
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"checkpoint not found: {path}")
-  model = keras.models.load_model(path)
+  model = load_network(path, "checkpoint")
   predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
   return predict, tuple(model.input_shape[1:3]), getattr(model, "keypoint_spec", None)
 

@@ -32,18 +32,16 @@ def main(argv=None) -> int:
   p.add_argument("--spec", help="keypoint spec for a network saved without one (default: the network's)")
   p.add_argument("--gin_file", action="append", default=[], help="gin file(s) defining a custom --spec")
   args = p.parse_args(argv)
-  import keras
 
   import semipose_tf.models  # noqa: F401
   from semipose_tf import configurable
   from semipose_tf.export import export_saved_model
+  from semipose_tf.models.factory import load_network
   from semipose_tf.keypoints import UnknownSpecError, check_same, get_spec
 
   try:
-    if not os.path.exists(args.checkpoint):
-      raise FileNotFoundError(f"checkpoint not found: {args.checkpoint}")
     configurable.parse_gin(args.gin_file)
-    net = keras.models.load_model(args.checkpoint)
+    net = load_network(args.checkpoint, "checkpoint")
     if args.spec:
       spec = get_spec(args.spec)
       if getattr(net, "keypoint_spec", None) is not None:

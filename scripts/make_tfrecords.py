@@ -25,8 +25,9 @@ Examples:
       --out data/coco_wild --sets unlabeled
 
 Each set lands in ``<out>/<set>/`` with ``manifest.json`` (counts, sources, split, keypoint spec, skipped input).
-A custom keypoint spec: define it in a gin file (``custom_spec.name = "mine"``, ``custom_spec.names = [...]``,
-``custom_spec.flip_pairs = [...]``) and pass ``--gin_file that.gin --spec mine``.
+A custom keypoint spec: define it in a gin file under a scope, which is the spec's name
+(``mine/custom_spec.names = [...]``, ``mine/custom_spec.flip_pairs = [...]``), and pass
+``--gin_file that.gin --spec mine`` (README, "Your own keypoints").
 """
 
 from __future__ import annotations

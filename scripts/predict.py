@@ -6,7 +6,8 @@
   python scripts/predict.py --model best.keras --image 000000000785.jpg --detections dets.json --image_id 785
 
 Boxes (x, y, w, h): from --boxes, from a detection json (COCO results format; --image_id and --score_threshold
-select them), or the whole image as one box. Writes <out>.json and <out>.png. The keypoint names and skeleton come
+select them), or, with neither, the whole image as one box (said when it happens: a top-down network needs a box
+around each person, and a small person in a large image is predicted badly). Writes <out>.json and <out>.png. The keypoint names and skeleton come
 from the model (a network trained by this project carries its spec, and its SavedModel too); --spec names one for
 a model that carries none (a gin-defined spec needs --gin_file). Small images are drawn enlarged (--min_size).
 """
@@ -61,6 +62,9 @@ def main(argv=None) -> int:
         raise ValueError(f"no person detection for image {args.image_id} above {args.score_threshold}")
     else:
       boxes = [[0.0, 0.0, float(image.shape[1]), float(image.shape[0])]]
+      print(f"note: no --boxes or --detections, so the whole {image.shape[1]}x{image.shape[0]} image is taken as "
+            "one person's box; top-down pose needs a box around each person (--boxes \"x,y,w,h;...\", or "
+            "--detections FILE --image_id N), and a person much smaller than the image is predicted badly")
     export.check_boxes(boxes)
     configurable.parse_gin(args.gin_file)
     infer, spec = export.load_inference(args.model)

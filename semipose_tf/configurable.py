@@ -81,7 +81,13 @@ def parse_gin(files: Sequence[str] = (), params: Sequence[str] = ()) -> None:
     prefixes.insert(0, GIN_CONFIG_DIR)
   elif prefixes is None:
     gin.add_config_file_search_path(GIN_CONFIG_DIR)
-  gin.parse_config_files_and_bindings([find_gin_file(f) for f in files], list(params))
+  try:
+    gin.parse_config_files_and_bindings([find_gin_file(f) for f in files], list(params))
+  except SyntaxError as e:  # gin's message spans lines and says "malformed node"; say which binding and why.
+    where = f"{e.filename}:{e.lineno}" if e.filename and e.filename != "<string>" else "a --gin_param"
+    text = (e.text or "").strip()
+    hint = " (strings need quotes: train.method = \"plus\")" if "Failed to parse token" in str(e) else ""
+    raise ValueError(f"gin syntax error in {where}: {text or e.msg}{hint}") from None
 
 
 def spec_from_gin(name: str) -> keypoints.KeypointSpec | None:

@@ -170,11 +170,9 @@ def load_inference(path: str) -> tuple[KeypointsFn, KeypointSpec | None]:
       return serve(images=tf.convert_to_tensor(images), boxes=tf.convert_to_tensor(boxes, tf.float32))
 
     return keypoints, spec
-  import semipose_tf.models  # noqa: F401  (registers the model classes)
+  from semipose_tf.models.factory import load_network
 
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"model not found: {path}")
-  net = keras.models.load_model(path)
+  net = load_network(path, "model")
   return PoseInference(net).keypoints, getattr(net, "keypoint_spec", None)
 
 

@@ -165,8 +165,34 @@ def test_one_run_per_work_directory(data_root, tmp_path):
     ("train.no_such_setting = 3", "unknown parameter train.no_such_setting"),
     ("train.input_size = (70, 64)", "multiples of 32"),
     ('train.spec = "nope"', "unknown keypoint spec 'nope'"),
+    ("train.method = plus", 'gin syntax error in a --gin_param: train.method = plus (strings need quotes'),
+    ("train.labeled_batch_size = 0", "train.labeled_batch_size must be a whole number >= 1, got 0"),
+    ("train.epochs = -1", "train.epochs must be a whole number >= 1, got -1"),
+    ("train.learning_rate = -0.1", "train.learning_rate must be a positive number, got -0.1"),
+    ("train.init_checkpoint = '/tmp'", "train.init_checkpoint not found: /tmp"),
 ])
 def test_bad_settings_are_one_line_errors(data_root, tmp_path, param, message):
   r = subprocess.run(_cmd(data_root, str(tmp_path / "run"), param, epochs=1), capture_output=True, text=True)
-  assert r.returncode == 2 and message in r.stderr
-  assert "Traceback" not in r.stderr
+  assert r.returncode == 2 and message in r.stderr, r.stderr[-2000:]
+  assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr[-2000:]
+
+
+def test_a_truncated_network_file_is_named_as_such(tmp_path):
+  from semipose_tf.models import build_pose_model
+
+  path = str(tmp_path / "net.keras")
+  build_pose_model("resnet18", (64, 64), 17, width=8, deconv_filters=(16, 16, 16)).save(path)
+  with open(path, "rb") as f:
+    head = f.read(4000)
+  with open(path, "wb") as f:  # What a full disk or a killed copy leaves.
+    f.write(head)
+  import tensorflow as tf
+
+  image = str(tmp_path / "photo.png")
+  tf.io.write_file(image, tf.io.encode_png(np.zeros((40, 30, 3), np.uint8)))
+  for script, args in (("evaluate.py", ["coco", "--checkpoint", path, "--eval_dir", str(tmp_path)]),
+                       ("export.py", [path, str(tmp_path / "out" / "1")]),
+                       ("predict.py", ["--model", path, "--image", image, "--boxes", "0,0,20,30"])):
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", script), *args], capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, (script, r.stderr[-2000:])
+    assert f"{path} is not a complete .keras file (4000 bytes" in r.stderr, (script, r.stderr)

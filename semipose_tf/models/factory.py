@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 import keras
@@ -62,3 +63,27 @@ def build_pose_model(backbone: str = "resnet18", input_size: Sequence[int] = (25
 def count_params(model: keras.Model) -> int:
   """Trainable parameters (what PyTorch's ``sum(p.numel() for p in model.parameters())`` counts)."""
   return int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
+
+
+def load_network(path: str, what: str = "network") -> keras.Model:
+  """Loads a saved pose network (``.keras``), with one-line errors naming the file.
+
+  Raises:
+    FileNotFoundError: no such file.
+    ValueError: the file is not a complete ``.keras`` archive (truncated by a full disk or a killed copy), or Keras
+      cannot rebuild the network from it.
+  """
+  import zipfile
+
+  import semipose_tf.models  # noqa: F401  (registers the network classes for loading)
+
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"{what} not found: {path}")
+  if not zipfile.is_zipfile(path):
+    raise ValueError(f"{path} is not a complete .keras file ({os.path.getsize(path)} bytes, not a zip archive: "
+                     "truncated or damaged); use another checkpoint (last.keras, best.keras, final.keras)")
+  try:
+    return keras.models.load_model(path)
+  except (ValueError, OSError, KeyError, TypeError, zipfile.BadZipFile) as e:
+    raise ValueError(f"{path}: cannot load the {what}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+                     ) from None

@@ -30,7 +30,7 @@ import tensorflow as tf
 from semipose_tf.augment.affine import NONE, WEAK
 from semipose_tf.data import pipeline, records
 from semipose_tf.keypoints import KeypointSpec, get_spec
-from semipose_tf.models.factory import build_pose_model
+from semipose_tf.models.factory import build_pose_model, load_network
 from semipose_tf.train import callbacks as cb
 from semipose_tf.train import distribute, finish, recovery
 from semipose_tf.train.methods import get_method
@@ -153,7 +153,7 @@ def build_experiment(work_dir: str, labeled_dir: str, unlabeled_dir: str | None 
         raise FileNotFoundError(
             f"method 'pseudopose' needs train.pseudopose_teacher: a supervised checkpoint (.keras), e.g. "
             f"work_dirs/coco_1k_supervised/checkpoints/best.keras; got {pseudopose_teacher!r}")
-      frozen = keras.models.load_model(pseudopose_teacher)
+      frozen = load_network(pseudopose_teacher, "train.pseudopose_teacher")
     model = ssl_model_fn(net, method=method, net2=net2, frozen_teacher=frozen, seed=seed)
     schedule = MultiStepSchedule(learning_rate, lr_milestones, steps_per_epoch, lr_factor)
     optimizer = keras.optimizers.Adam(schedule)
@@ -166,11 +166,7 @@ def build_experiment(work_dir: str, labeled_dir: str, unlabeled_dir: str | None 
 
 def _init_from(net: keras.Model, path: str) -> None:
   """Copies every weight (backbone, head, batch-norm statistics) of a saved pose network into ``net``."""
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"train.init_checkpoint not found: {path}")
-  import semipose_tf.models  # noqa: F401  (registers the model classes for loading)
-
-  source = keras.models.load_model(path)
+  source = load_network(path, "train.init_checkpoint")
   theirs, ours = source.get_weights(), net.get_weights()
   shapes = [(a.shape, b.shape) for a, b in zip(theirs, ours)]
   if len(theirs) != len(ours) or any(a != b for a, b in shapes):
@@ -228,6 +224,8 @@ def train(work_dir: str, labeled_dir: str, epochs: int = 30, backup_every_steps:
     FileNotFoundError: a TFRecord set is missing; the message gives the conversion command.
     TrainingDiverged: the loss became NaN / infinite.
   """
+  _check_counts(epochs=epochs, warmup_epochs=warmup_epochs, **{k: kwargs[k] for k in (
+      "labeled_batch_size", "unlabeled_batch_size", "steps_per_epoch", "learning_rate") if k in kwargs})
   accepted = set(inspect.signature(build_experiment).parameters)
   unknown = sorted(set(kwargs) - accepted)
   if unknown:
@@ -250,6 +248,19 @@ def train(work_dir: str, labeled_dir: str, epochs: int = 30, backup_every_steps:
     return _fit(exp, work_dir, out_dir, chief, epochs, backup_every_steps, checkpoint_monitor, checkpoint_mode,
                 keep_every, log_every_steps, extra_callbacks, verbose, operative_config, export,
                 _resolve(kwargs.get("data_root"), picture_set), picture_count)
+
+
+def _check_counts(**values) -> None:
+  """Settings that must be positive (warmup_epochs may be 0; steps_per_epoch None means one pass of the data)."""
+  for name, value in values.items():
+    if value is None and name == "steps_per_epoch":
+      continue
+    floor = 0 if name == "warmup_epochs" else 1e-300 if name == "learning_rate" else 1
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < floor or (
+        name != "learning_rate" and value != int(value)):
+      want = "a positive number" if name == "learning_rate" else (
+          "a whole number >= 0" if name == "warmup_epochs" else "a whole number >= 1")
+      raise ValueError(f"train.{name} must be {want}, got {value!r}")
 
 
 def _warm_up(work_dir: str, labeled_dir: str, epochs: int, backup_every_steps, monitor, mode, log_every_steps,
