@@ -98,7 +98,9 @@ class PoseInference(tf.Module):
       # The decoder must wait for the checks: without the dependency the graph may run it first on a bomb.
       with tf.control_dependencies(checks):
         image = tf.io.decode_image(tf.identity(data), channels=3, expand_animations=False)
-      crop = self.geometry.eval_crop(image, box)  # The same function as the evaluation pipeline's crop.
+      # The converters' box rule, then the evaluation pipeline's crop: a request crops what evaluation scored.
+      box = tf.stack(codec.sanitize_box(x, y, bw, bh, wf, hf, tf.maximum, tf.minimum))
+      crop = self.geometry.eval_crop(image, box)
       return crop["image"], crop["center"], crop["scale"]
 
     sig = (tf.TensorSpec(self.input_size + (3,), tf.float32), tf.TensorSpec([2], tf.float32),

@@ -62,12 +62,12 @@ def test_converter_split_on_real_images(tmp_path):
   # The command that made the sets, so that an error about a corrupt shard can say how to rebuild it.
   assert m_e["command"].startswith("python scripts/make_tfrecords.py lsp --joints") and "--num_test 10" in m_e["command"]
   for number, box, kps, w, h in labeled + test:
-    np.testing.assert_array_equal(box, [0, 0, w, h])          # The whole image, for every set.
+    np.testing.assert_array_equal(box, [0, 0, w - 1, h - 1])  # The whole image, for every set (sanitized).
     flags = joints[:, 2, number - 1] > 0
     np.testing.assert_allclose(kps[flags, :2], joints[flags, :2, number - 1] - 1, atol=1e-4)
     assert (kps[flags, 2] == 2).all() and (kps[~flags] == 0).all()
   for number, box, kps, w, h in unlabeled:
-    np.testing.assert_array_equal(box, [0, 0, w, h])
+    np.testing.assert_array_equal(box, [0, 0, w - 1, h - 1])
     assert not kps.any()                                      # No label reaches the unlabeled stream.
 
 

@@ -11,6 +11,20 @@ import tensorflow as tf
 PIXEL_STD = 200.0
 
 
+def sanitize_box(x, y, w, h, width, height, maximum=max, minimum=min):
+  """The reference's box sanitation (HRNet's COCO loader): clip the top-left corner to the image, then the
+  bottom-right one, with its "x2 = x1 + w - 1" pixel convention; returns (x, y, w, h).
+
+  The one box rule of every set the converters write and of every box a SavedModel is sent, so that a served
+  request and the evaluation crop the same pixels. Plain Python numbers by default; pass ``tf.maximum`` and
+  ``tf.minimum`` for tensors.
+  """
+  x1, y1 = maximum(0.0, x), maximum(0.0, y)
+  x2 = minimum(width - 1.0, x1 + maximum(0.0, w - 1.0))
+  y2 = minimum(height - 1.0, y1 + maximum(0.0, h - 1.0))
+  return x1, y1, x2 - x1, y2 - y1
+
+
 def box_to_center_scale(box: tf.Tensor, aspect_ratio: float, padding: float = 1.25,
                         pixel_std: float = PIXEL_STD) -> tuple[tf.Tensor, tf.Tensor]:
   """Converts (x, y, w, h) boxes to crop centres and scales (the reference's ``_box2cs``).

@@ -18,7 +18,9 @@ Coordinates are MATLAB-era 1-based pixels: 1 is subtracted, as for MPII. Images 
   COCO setting, **with its keypoints removed from the records** (all zero), so no label can reach the unlabeled
   stream.
 
-**The person box** is the whole image ``[0, 0, width, height]`` for every set: the images are person-centred
+**The person box** is the whole image ``[0, 0, width, height]`` for every set, stored as every converter stores a
+box (the reference's sanitation, :func:`semipose_tf.codec.sanitize_box`: ``[0, 0, width - 1, height - 1]``), so that
+a SavedModel sent the whole-image box crops what evaluation scored. The images are person-centred
 (scaled so that the person is about 150 px tall), so labeled, unlabeled and test crops come from one distribution
 and no label decides an unlabeled crop. The pipeline pads it like any box (x1.25, input aspect ratio).
 """
@@ -30,7 +32,7 @@ import os
 import numpy as np
 
 from semipose_tf.data.records import Instance
-from semipose_tf.conversion.sources import (BadInputError, ImageInfo, Problem, Source, image_size,
+from semipose_tf.conversion.sources import (BadInputError, ImageInfo, Problem, Source, clean_box, image_size,
                                       report_problems)
 from semipose_tf.keypoints import LSP14, KeypointSpec
 
@@ -104,7 +106,8 @@ def load_lsp(joints_file: str, image_dir: str, spec: KeypointSpec = LSP14, skip_
     kps[:, 2] = np.where(labeled[i], 2.0, 0.0)
     has_labels = bool(labeled[i].any())
     stats["zero_keypoints"] += int(not has_labels)
-    box = np.array([0.0, 0.0, width, height], np.float32)  # The whole image, for every set (module docstring).
+    # The whole image, for every set (module docstring), under the one box rule of every converter and of serving.
+    box = clean_box([0.0, 0.0, width, height], width, height)
     items.append((ImageInfo(number, path, width, height), Instance(number, box, kps, 1.0, float(width * height)),
                   has_labels))
   stats["bad"] = len(problems)

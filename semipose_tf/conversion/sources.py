@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from semipose_tf.codec.affine import sanitize_box
 from semipose_tf.data.records import Instance
 from semipose_tf.keypoints import KeypointSpec
 
@@ -86,13 +87,11 @@ def report_problems(problems: list[Problem], skip_bad: bool, what: str) -> None:
 def clean_box(bbox, width: int, height: int, area: float | None = None) -> np.ndarray | None:
   """The reference's box sanitation; None when nothing of the box is inside the image or it is degenerate."""
   x, y, w, h = (float(v) for v in bbox)
-  x1, y1 = max(0.0, x), max(0.0, y)
-  x2 = min(width - 1.0, x1 + max(0.0, w - 1.0))
-  y2 = min(height - 1.0, y1 + max(0.0, h - 1.0))
+  x1, y1, cw, ch = sanitize_box(x, y, w, h, width, height)  # The rule the SavedModel applies too.
   if area is None:
     area = w * h
-  if area > 0 and x2 >= x1 and y2 >= y1 and x < width and y < height and x + w > 0 and y + h > 0:
-    return np.array([x1, y1, x2 - x1, y2 - y1], np.float32)
+  if area > 0 and cw >= 0 and ch >= 0 and x < width and y < height and x + w > 0 and y + h > 0:
+    return np.array([x1, y1, cw, ch], np.float32)
   return None
 
 
