@@ -44,12 +44,16 @@ def main(argv=None) -> int:
   import numpy as np
   import tensorflow as tf
 
-  from semipose_tf import configurable, export, visualize
+  from semipose_tf import configurable, exif, export, visualize
   from semipose_tf.keypoints import UnknownSpecError, check_same, get_spec
 
   try:
     data = open(args.image, "rb").read()
     image = tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
+    turn = exif.orientation(data)
+    if turn != 1:  # A phone photo stored sideways: work in the upright view the user sees (boxes, drawing).
+      image = np.ascontiguousarray(exif.upright(image, turn))
+      data = tf.io.encode_png(image).numpy()
     if args.boxes:
       boxes = [[float(v) for v in b.split(",")] for b in args.boxes.split(";") if b.strip()]
     elif args.detections:
