@@ -108,3 +108,56 @@ def test_a_changed_configuration_is_refused_with_the_bindings_named(data_root, t
   # A harmless change (how it reports) resumes without asking.
   r = _train(data_root, work, "train.method = 'supervised'", "train.verbose = 0", epochs=2)
   assert r.returncode == 0, r.stderr[-2000:]
+
+
+_SLOW_EVAL_RUN = r"""
+import os, sys, time
+sys.path.insert(0, {tests!r}); sys.path.insert(0, {root!r})
+import keras
+from tiny_nets import tiny_model_fn
+from semipose_tf.train import experiment
+
+
+class SlowEvaluation(keras.callbacks.Callback):  # Stands in for an evaluation callback: it logs, then takes time.
+  def on_epoch_end(self, epoch, logs=None):
+    open({marks!r}, "a").write(f"evaluating {{epoch}}\n")
+    logs["val_score"] = float(epoch)
+    if {slow} and epoch == 1:
+      time.sleep(60)  # The test kills the run here.
+
+
+experiment.train(work_dir={work!r}, labeled_dir={data!r} + "/coco_1k/labeled", method="supervised", epochs=3,
+                 steps_per_epoch=3, input_size=(64, 64), labeled_batch_size=2, model_fn=tiny_model_fn,
+                 checkpoint_monitor="val_score", checkpoint_mode="max", backup_every_steps=1, verbose=0,
+                 extra_callbacks=[SlowEvaluation()])
+"""
+
+
+def test_a_kill_during_the_end_of_epoch_evaluation_loses_no_epoch(data_root, tmp_path):
+  """Killed while epoch 2 is being evaluated: the resume trains and evaluates epoch 2 again, so every epoch has its
+  evaluation, history row and checkpoint exactly once (before: epoch 2 was recorded as done and never evaluated)."""
+  import csv
+  import signal
+  import time
+
+  work, marks = str(tmp_path / "run"), str(tmp_path / "marks.txt")
+  tests = os.path.dirname(__file__)
+  code = lambda slow: _SLOW_EVAL_RUN.format(tests=tests, root=ROOT, marks=marks, slow=slow, work=work, data=data_root)
+  proc = subprocess.Popen([sys.executable, "-c", code(True)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True)
+  deadline = time.time() + 240
+  while time.time() < deadline and proc.poll() is None:
+    if os.path.exists(marks) and "evaluating 1" in open(marks).read():
+      time.sleep(0.5)
+      proc.send_signal(signal.SIGKILL)
+      break
+    time.sleep(0.05)
+  out = proc.communicate()[0]
+  assert proc.returncode == -signal.SIGKILL, out[-3000:]
+  r = subprocess.run([sys.executable, "-c", code(False)], capture_output=True, text=True)
+  assert r.returncode == 0, r.stderr[-3000:]
+  rows = list(csv.DictReader(open(os.path.join(work, "history.csv"))))
+  assert [int(r["epoch"]) for r in rows] == [0, 1, 2], rows
+  assert [float(r["val_score"]) for r in rows] == [0.0, 1.0, 2.0]
+  assert open(marks).read().split("\n").count("evaluating 1") == 2  # Killed once, then evaluated again.
+  assert os.path.exists(os.path.join(work, "checkpoints", "final.keras"))

@@ -29,7 +29,8 @@ def data_root(tmp_path_factory):
 
 
 def _cmd(data_root, work_dir, *params, epochs=3, steps=6, backup_every=2):
-  return [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--gin_file=coco_1k.gin",
+  # --allow_config_change: these tests resume on purpose with more epochs or another learning rate.
+  return [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--gin_file=coco_1k.gin", "--allow_config_change",
           f"--data_root={data_root}", f"--work_dir={work_dir}",
           *[f"--gin_param={p}" for p in TINY + [f"train.epochs = {epochs}", f"train.steps_per_epoch = {steps}",
                                                   f"train.backup_every_steps = {backup_every}", *params]]]
@@ -50,6 +51,8 @@ def test_a_diverged_run_saves_nothing_non_finite_and_resumes_from_the_last_finit
   r = subprocess.run(_cmd(data_root, work, "train.learning_rate = 1e30", epochs=4), capture_output=True, text=True)
   assert r.returncode == 1 and "training diverged" in r.stderr, r.stderr[-3000:]
   assert "last good checkpoint is" in r.stderr and "last.keras" in r.stderr
+  assert "The backup holds the last finite state" in r.stderr
+  assert "nan" not in open(os.path.join(work, "history.csv")).read().lower()  # No NaN row to print.
   ckpts = os.path.join(work, "checkpoints")
   for name in os.listdir(ckpts):
     if name.endswith(".keras"):

@@ -256,7 +256,12 @@ def test_one_replica_equals_two_mirrored_replicas(batch_norm):
   loss_one, loss_two = vals["LOSS"]
   assert abs(loss_one - loss_two) <= 1e-5 * max(1.0, abs(loss_one)), vals
   assert vals["MAXCHANGE"][0] > 1e-3  # Training moved the weights ...
-  assert vals["MAXDIFF"][0] < 1e-3 * vals["MAXCHANGE"][0], vals  # ... identically on one and on two replicas.
+  # ... identically on one and on two replicas. Synchronized batch norm computes the variance as E[x^2] - E[x]^2
+  # from all-reduced sums (Keras's _compute_moments_sync), whose float32 cancellation differs with the summation
+  # order: on this 2-core machine (TF 2.21, Keras 3.15) 0.25% of the change after three SGD steps at rate 0.5.
+  # Unsynchronized statistics differ by 5.9% here (measured), a wrong loss scale by more, so 1% still catches them.
+  tolerance = 1e-2 if batch_norm else 1e-3
+  assert vals["MAXDIFF"][0] < tolerance * vals["MAXCHANGE"][0], vals
 
 
 _WORKER = r"""

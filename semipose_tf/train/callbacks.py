@@ -92,6 +92,18 @@ class PoseCheckpoint(keras.callbacks.Callback):
                                                     "epoch": epoch + 1})
 
 
+class FiniteCSVLogger(keras.callbacks.CSVLogger):
+  """CSVLogger that leaves out an epoch whose losses are not finite (a diverged epoch: it is trained again after
+  the resume, so its row would be a NaN and a duplicate)."""
+
+  def on_epoch_end(self, epoch, logs=None):
+    logs = logs or {}
+    if any(not np.isfinite(float(v)) for k, v in logs.items()
+           if (k.startswith("loss") or k == "total_loss") and np.ndim(v) == 0):
+      return
+    super().on_epoch_end(epoch, logs)
+
+
 class NaNGuard(keras.callbacks.Callback):
   """Stops training at the first non-finite loss and keeps a message saying where and what to try."""
 

@@ -302,10 +302,11 @@ def _fit(exp: Experiment, work_dir: str, out_dir: str, chief: bool, epochs: int,
     log_dir = os.path.join(work_dir, "logs")
     checkpoint = cb.PoseCheckpoint(exp.model.net, ckpt_dir, monitor, mode, keep_every)
     callbacks += [checkpoint, keras.callbacks.TensorBoard(log_dir),
-                  keras.callbacks.CSVLogger(os.path.join(work_dir, "history.csv"), append=True),
+                  cb.FiniteCSVLogger(os.path.join(work_dir, "history.csv"), append=True),
                   cb.SemiSupervisedSummaries(log_dir, exp.probe, exp.spec, every_steps=log_every_steps)]
     if operative_config is not None:  # Gin knows the operative bindings once the step has run.
       callbacks.append(cb.WriteOnce(os.path.join(work_dir, "operative_config.gin"), operative_config))
+  callbacks.append(recovery.EpochDone(backup))  # Last: an epoch is done once everything above has seen it.
 
   try:
     history = exp.model.fit(exp.train_data, epochs=epochs, steps_per_epoch=exp.steps_per_epoch,
@@ -322,7 +323,9 @@ def _fit(exp: Experiment, work_dir: str, out_dir: str, chief: bool, epochs: int,
     good = checkpoint.last_good if checkpoint else None
     raise TrainingDiverged(guard.message + (f" Nothing non-finite was saved: the last good checkpoint is {good}."
                                             if good else " Nothing non-finite was saved (no checkpoint yet).") +
-                           " The backup holds the last finite state, so the same command resumes from there.")
+                           (" The backup holds the last finite state, so the same command resumes from there."
+                            if backup.has_generation else
+                            " No backup was written before it diverged: the same command starts over."))
   if chief:
     finish.write_outputs(exp.model.net, exp.spec, work_dir, extra_callbacks, operative_config, export, picture_set,
                          picture_count)

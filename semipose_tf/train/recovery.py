@@ -71,9 +71,20 @@ class Backup(keras.callbacks.BackupAndRestore):
     self._current_epoch = epoch
 
   def on_epoch_end(self, epoch, logs=None):
+    # Not here: an epoch counts as done only after its evaluation, checkpoints and history row (EpochDone, the
+    # last callback). Recorded here, a kill during the evaluation would resume at the next epoch and lose this one.
+    pass
+
+  def epoch_done(self, epoch, logs=None):
+    """Records ``epoch`` as finished (the next resume starts after it); called by :class:`EpochDone`."""
     super().on_epoch_end(epoch, logs)
     if self.save_freq != "epoch":
       self._save_model()
+
+  @property
+  def has_generation(self) -> bool:
+    """Whether a whole backup generation exists (something to resume from)."""
+    return any(os.path.isdir(self._generation(g)) and os.listdir(self._generation(g)) for g in ("current", "previous"))
 
   def _save_model(self):
     try:
@@ -185,6 +196,22 @@ class WorkDirLock:
 
   def __exit__(self, *exc):
     self.release()
+
+
+class EpochDone(keras.callbacks.Callback):
+  """The last callback of a run: marks the epoch finished in the backup once everything else has seen it.
+
+  A kill or Ctrl-C before this point (during the epoch's evaluation, checkpointing or history row) resumes from the
+  epoch's last mid-epoch backup and trains it again, so every epoch gets its evaluation, checkpoint and history row
+  exactly once.
+  """
+
+  def __init__(self, backup: Backup):
+    super().__init__()
+    self.backup = backup
+
+  def on_epoch_end(self, epoch, logs=None):
+    self.backup.epoch_done(epoch, logs)
 
 
 def _alive(pid: int) -> bool:
