@@ -17,7 +17,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from semipose_tf.console import VERBOSE_FLAG, VERBOSE_HELP, quiet_start  # noqa: E402
+from semipose_tf.console import VERBOSE_FLAG, VERBOSE_HELP, error_text, quiet_start  # noqa: E402
 
 quiet_start()
 
@@ -50,7 +50,13 @@ def main(argv=None) -> int:
   except (FileNotFoundError, ValueError, UnknownSpecError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  export_saved_model(net, args.output, args.max_pixels)
+  import tensorflow as tf
+
+  try:
+    export_saved_model(net, args.output, args.max_pixels)
+  except (OSError, tf.errors.OpError) as e:  # A full disk: nothing half-written is left at the output path.
+    print(f"error: cannot write the SavedModel {args.output}: {error_text(e)}", file=sys.stderr)
+    return 2
   spec = getattr(net, "keypoint_spec", None)
   print(f"SavedModel written to {args.output} (signatures: serving_default, heatmaps; keypoint spec: "
         f"{spec.name if spec else 'none, pass --spec to record one'})")

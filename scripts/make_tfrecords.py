@@ -33,14 +33,16 @@ A custom keypoint spec: define it in a gin file under a scope, which is the spec
 from __future__ import annotations
 
 import argparse
-import shlex
 import os
+import shlex
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from semipose_tf.console import VERBOSE_FLAG, VERBOSE_HELP, quiet_start  # noqa: E402
+from semipose_tf.console import VERBOSE_FLAG, VERBOSE_HELP, error_text, quiet_start  # noqa: E402
 
 quiet_start()
+
+import tensorflow as tf  # noqa: E402
 
 from semipose_tf import configurable, keypoints  # noqa: E402
 from semipose_tf.conversion import convert, sources  # noqa: E402
@@ -95,7 +97,7 @@ def main(argv=None) -> int:
   try:  # One converter per output folder: two would break each other's staging.
     lock.acquire()
   except (RuntimeError, OSError) as e:
-    print(f"error: {_describe(e)}", file=sys.stderr)
+    print(f"error: {_describe(e, args.out)}", file=sys.stderr)
     return 2
   try:
     return _convert(args, spec, sets, num_labeled)
@@ -126,8 +128,8 @@ def _convert(args, spec, sets, num_labeled) -> int:
     manifests = convert.convert(src, args.out, sets, num_labeled=num_labeled, split=args.split, seed=args.seed,
                                 num_shards=args.num_shards, skip_bad=args.skip_bad, workers=args.workers,
                                 command=_command())
-  except (sources.BadInputError, OSError) as e:
-    print(f"error: {_describe(e)}", file=sys.stderr)
+  except (sources.BadInputError, OSError, tf.errors.OpError) as e:
+    print(f"error: {_describe(e, args.out)}", file=sys.stderr)
     return 2
   _report(manifests, args.out)
   return 0
@@ -138,10 +140,13 @@ def _command() -> str:
   return shlex.join(["python", "scripts/make_tfrecords.py", *sys.argv[1:]])
 
 
-def _describe(e: Exception) -> str:
-  """One line: a file-system error names its path; everything else says its own message."""
+def _describe(e: Exception, out: str = "") -> str:
+  """One line: a file-system error names its path (TensorFlow's writer errors, a full disk for example, name the
+  output folder: nothing of it was published); everything else says its own message."""
   if isinstance(e, OSError) and e.filename and e.strerror:
     return f"{e.strerror}: {e.filename}"
+  if isinstance(e, tf.errors.OpError) or (isinstance(e, OSError) and e.strerror):
+    return f"cannot write the records under {out}: {error_text(e)} (nothing was published there)"
   return str(e)
 
 
@@ -165,8 +170,8 @@ def _convert_lsp(args, spec, sets, num_labeled) -> int:
                                 split=args.split, seed=args.seed, strip_unlabeled=True, **common)
     if "eval" in sets:
       manifests.update(convert.convert(test, args.out, ["eval"], **common))
-  except (sources.BadInputError, OSError, ValueError) as e:
-    print(f"error: {_describe(e)}", file=sys.stderr)
+  except (sources.BadInputError, OSError, ValueError, tf.errors.OpError) as e:
+    print(f"error: {_describe(e, args.out)}", file=sys.stderr)
     return 2
   _report(manifests, args.out)
   return 0

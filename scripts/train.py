@@ -74,8 +74,12 @@ def main(argv=None) -> int:
     print(f"error: {_message(e)}", file=sys.stderr)
     return 1
   except (FileNotFoundError, ValueError, RuntimeError, UnknownSpecError) as e:  # Bad settings, a locked work
-    # dir, no readable backup, an unknown keypoint spec.
+    # dir, no readable backup or no room for one, an unknown keypoint spec.
     print(f"error: {_message(e)}", file=sys.stderr)
+    return 2
+  except OSError as e:  # A full disk writing a checkpoint or a log, a folder that cannot be made.
+    where = f": {e.filename}" if getattr(e, "filename", None) else ""
+    print(f"error: {e.strerror or e}{where}", file=sys.stderr)
     return 2
   if args.dry_run:
     exp = result

@@ -79,3 +79,12 @@ def quiet_start(argv: list[str] | None = None) -> bool:
 
 
 __all__ = ["VERBOSE_FLAG", "VERBOSE_HELP", "quiet_start"]
+
+
+def error_text(e: BaseException) -> str:
+  """An exception's first line without TensorFlow's graph decorations ("{{function_node ...}}", "[Op:SaveV2]")."""
+  import re
+
+  text = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e) or type(e).__name__
+  text = re.sub(r"\{\{[^}]*\}\}\s*", "", text.splitlines()[0] if text else "")
+  return re.sub(r"\s*\[Op:[^\]]*\](\s*name:\s*\S*)?", "", text).strip()

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, shared_path
 from training_data import make_layout
 
 TINY = ["INPUT_SIZE = (64, 64)", "train.input_size = (64, 64)", "train.labeled_batch_size = 2",
@@ -161,3 +161,52 @@ def test_a_kill_during_the_end_of_epoch_evaluation_loses_no_epoch(data_root, tmp
   assert [float(r["val_score"]) for r in rows] == [0.0, 1.0, 2.0]
   assert open(marks).read().split("\n").count("evaluating 1") == 2  # Killed once, then evaluated again.
   assert os.path.exists(os.path.join(work, "checkpoints", "final.keras"))
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+  """A 600 KB tmpfs (a full disk in miniature); needs root and mount, which CI's machine gives."""
+  where = tmp_path / "disk"
+  where.mkdir()
+  r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(where)], capture_output=True, text=True)
+  if r.returncode != 0:
+    pytest.skip(f"cannot mount a small tmpfs here ({r.stderr.strip()[:100]}): the full-disk cases need it")
+  yield str(where)
+  subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+def test_a_full_disk_is_one_line_for_training_export_and_the_converter(data_root, small_disk, tmp_path):
+  work = os.path.join(small_disk, "run")
+  r = _train(data_root, work, "train.method = 'supervised'", "train.backup_every_steps = 1")
+  assert r.returncode == 2, (r.returncode, r.stderr[-2000:])  # Not 139: h5py crashed on a full disk before.
+  lines = r.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith(f"error: cannot write the backup into {work}/backup"), lines
+  assert "free some space and run the same command again" in lines[0]
+  # Room again: the same command resumes and finishes.
+  subprocess.run(["mount", "-o", "remount,size=20m", small_disk], check=True)
+  r = _train(data_root, work, "train.method = 'supervised'", "train.backup_every_steps = 1")
+  assert r.returncode == 0 and os.path.exists(os.path.join(work, "checkpoints", "final.keras")), r.stderr[-2000:]
+  # export.py and the converter on the disk filled up: one line naming the output; nothing half-written published.
+  def fill(name):  # What is left of the disk, taken.
+    with open(os.path.join(small_disk, name), "wb") as f:
+      try:
+        f.write(b"\0" * 30_000_000)
+      except OSError:
+        pass
+
+  fill("filler1")
+  out = os.path.join(small_disk, "sm", "1")
+  r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "export.py"),
+                      os.path.join(work, "checkpoints", "final.keras"), out], capture_output=True, text=True)
+  assert r.returncode == 2 and r.stderr.strip().splitlines() == [r.stderr.strip()], r.stderr[-2000:]
+  assert r.stderr.startswith(f"error: cannot write the SavedModel {out}") and "{{" not in r.stderr
+  assert not os.path.exists(out)
+  lspet = shared_path("lspet")
+  fill("filler2")  # The failed export cleaned up after itself.
+  out = os.path.join(small_disk, "lsp")
+  r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make_tfrecords.py"), "lsp", "--joints",
+                      os.path.join(lspet, "joints.mat"), "--images", os.path.join(lspet, "images"), "--out", out,
+                      "--sets", "eval", "--num_test", "50"], capture_output=True, text=True)
+  assert r.returncode == 2 and r.stderr.strip().splitlines() == [r.stderr.strip()], r.stderr[-2000:]
+  assert r.stderr.startswith(f"error: cannot write the records under {out}") and "No space left" in r.stderr
+  assert not any(n == "manifest.json" for _, _, fs in os.walk(out) for n in fs)

@@ -28,6 +28,10 @@ WEIGHTS = "latest.weights.h5"
 METADATA = "training_metadata.json"
 
 
+class BackupWriteError(RuntimeError):
+  """A backup generation could not be written (a full disk); the previous generations are left whole."""
+
+
 class NonFiniteWeights(RuntimeError):
   """A network's weights hold NaN or infinity; they are not saved."""
 
@@ -94,18 +98,33 @@ class Backup(keras.callbacks.BackupAndRestore):
       return
     os.makedirs(self.backup_dir, exist_ok=True)
     self._remove_stale_temps()
+    # Checked before writing: h5py crashes the process (a segfault) when the disk fills during save_weights.
+    need = 64 * 1024 + 1.2 * sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in
+                                 list(self.model.weights) + list(getattr(self.model.optimizer, "variables", [])))
+    free = shutil.disk_usage(self.backup_dir).free
+    if free < need:
+      raise BackupWriteError(self._full_message(f"needs about {need / 1e6:.1f} MB, {free / 1e6:.1f} MB free"))
     tmp = tempfile.mkdtemp(prefix=".tmp-", dir=self.backup_dir)
-    self.model.save_weights(os.path.join(tmp, WEIGHTS), overwrite=True)
-    with open(os.path.join(tmp, METADATA), "w") as f:
-      json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
-      f.flush()
-      os.fsync(f.fileno())
+    try:
+      self.model.save_weights(os.path.join(tmp, WEIGHTS), overwrite=True)
+      with open(os.path.join(tmp, METADATA), "w") as f:
+        json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    except OSError as e:
+      shutil.rmtree(tmp, ignore_errors=True)
+      raise BackupWriteError(self._full_message(e.strerror or str(e))) from None
     current, previous = self._generation("current"), self._generation("previous")
     if os.path.isdir(current):
       if os.path.isdir(previous):
         shutil.rmtree(previous)
       os.replace(current, previous)
     os.replace(tmp, current)
+
+  def _full_message(self, why: str) -> str:
+    then = ("the previous backup is whole: free some space and run the same command again to resume from it"
+            if self.has_generation else "no backup was written yet: free some space and run the same command again")
+    return f"cannot write the backup into {self.backup_dir} ({why}); {then}"
 
   def _remove_stale_temps(self):
     for name in os.listdir(self.backup_dir):
