@@ -336,6 +336,17 @@ def test_bad_results_are_refused_with_the_entry_named(tmp_path, change, match):
   assert path in str(e.value)
 
 
+@pytest.mark.parametrize("text,match", [("garbage", "not a JSON file"), ('{"a": 1}', "holds a dict"),
+                                        ('[{"image_id": 1', "not a JSON file")])
+def test_a_results_file_that_is_not_a_results_list_is_named(tmp_path, text, match):
+  ann = shared_path("coco_mini", "annotations", "person_keypoints_val2017.json")
+  path = str(tmp_path / "results.json")
+  open(path, "w").write(text)
+  with pytest.raises(ValueError, match=match) as e:
+    coco.coco_eval(ann, path)
+  assert str(e.value).startswith(path)
+
+
 def test_mpii_predictions_in_any_unambiguous_axis_order(tmp_path):
   rng = np.random.default_rng(0)
   preds = rng.uniform(0, 500, (2958, 16, 2))

@@ -170,7 +170,13 @@ def coco_eval(annotation_file: str, results: str | list[dict], sigmas: Sequence[
       if not os.path.exists(results):
         raise FileNotFoundError(f"results file not found: {results}")
       with open(results) as f:
-        results = json.load(f)
+        try:
+          results = json.load(f)
+        except ValueError as e:  # Not JSON (a truncated or wrong file): name it.
+          raise ValueError(f"{where}: not a JSON file ({e})") from None
+      if not isinstance(results, list):
+        raise ValueError(f"{where}: a COCO results file is a JSON list of {{image_id, category_id, keypoints, "
+                         f"score}}; this one holds a {type(results).__name__}")
     k = len(sigmas) if sigmas is not None else 17
     annotated = {len(a["keypoints"]) // 3 for a in gt.dataset.get("annotations", []) if "keypoints" in a}
     if annotated and annotated != {k}:
