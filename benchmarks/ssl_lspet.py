@@ -13,6 +13,12 @@ paired across methods. Writes ``benchmarks/results/ssl_lspet.md``.
   python benchmarks/ssl_lspet.py --methods supervised,upper_bound   # the regime's baselines first
   python benchmarks/ssl_lspet.py --report_only                   # rebuild the table from finished runs
   python benchmarks/ssl_lspet.py --methods oracle_plus --seeds 0 # diagnostics: ground-truth targets
+  python benchmarks/ssl_lspet.py --regime imagenet               # the ImageNet-start table (issue 20)
+
+Two regimes, each a folder of gin files (``--regime``): ``random`` (the table above: random weights,
+``gin_configs/lspet/``) and ``imagenet`` (EfficientNet-Lite0 from its ImageNet weights, ``gin_configs/
+lspet_imagenet/``, whose budget and schedule the supervised regime runs fix first:
+``benchmarks/lspet_imagenet_regime.py``). Each regime has its own work folder, records, page and pictures.
 
 Data (once, about 4 minutes): ``make_tfrecords.py lsp`` into ``data/lspet_bench`` (``--prepare`` does it from
 ``../shared/data/lspet``). A finished run (``benchmark.json`` beside its ``final.keras``) is reused, an interrupted
@@ -49,6 +55,13 @@ LABELS = {"supervised": "Supervised, 200 labels", "affine": "Affine only (Table 
           "oracle_single": "Diagnostic: single, ground-truth targets",
           "oracle_plus": "Diagnostic: plus, ground-truth targets"}
 GROUPS = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle")
+# Per regime: its gin folder, label budget (set name, count), input size (the pictures), where its results go.
+REGIMES = {
+    "random": dict(gin_dir="lspet", budget=("labeled_200", 200), input_size=(256, 256), name="ssl_lspet",
+                   pictures="lspet_supervised_vs_plus.png"),
+    "imagenet": dict(gin_dir="lspet_imagenet", budget=("labeled_1000", 1000), input_size=(192, 192),
+                     name="ssl_lspet_imagenet", pictures="lspet_imagenet_supervised_vs_plus.png"),
+}
 
 
 def prepare(args) -> None:
@@ -56,9 +69,10 @@ def prepare(args) -> None:
   lsp = os.path.join(args.lspet, "joints.mat")
   convert = [sys.executable, os.path.join(ROOT, "scripts", "make_tfrecords.py"), "lsp", "--joints", lsp,
              "--images", os.path.join(args.lspet, "images")]
+  budget, count = REGIMES[args.regime]["budget"]
   wanted = [("unlabeled", [args.data_root, "--sets", "unlabeled,eval"]),
-            ("labeled_200/labeled", [os.path.join(args.data_root, "labeled_200"), "--sets", "labeled",
-                                     "--num_labeled", "200"]),
+            (f"{budget}/labeled", [os.path.join(args.data_root, budget), "--sets", "labeled",
+                                   "--num_labeled", str(count)]),
             ("labeled_all/labeled", [os.path.join(args.data_root, "labeled_all"), "--sets", "labeled"])]
   for check, extra in wanted:
     if not os.path.exists(os.path.join(args.data_root, check, "manifest.json")):
@@ -98,7 +112,11 @@ def run(method: str, seed: int, args, burn_in: str | None = None) -> dict:
     return record
   if args.report_only:
     return {}
-  cmd = [sys.executable, os.path.join(ROOT, "scripts", "train.py"), f"--gin_file=lspet/{method}.gin",
+  gin_file = f"{REGIMES[args.regime]['gin_dir']}/{method}.gin"
+  if not os.path.exists(os.path.join(ROOT, "gin_configs", gin_file)):
+    raise SystemExit(f"gin_configs/{gin_file} does not exist: the {args.regime} regime has no {method} row yet "
+                     "(its regime is fixed first, from supervised runs alone)")
+  cmd = [sys.executable, os.path.join(ROOT, "scripts", "train.py"), f"--gin_file={gin_file}",
          f"--work_dir={work_dir}", f"--data_root={args.data_root}", f"--gin_param=train.seed={seed}",
          "--gin_param=train.verbose=2", *[f"--gin_param={p}" for p in args.gin_param]]
   if burn_in:
@@ -270,7 +288,7 @@ def pictures(args, out: str, rows: int = 6) -> None:
   eval_dir = os.path.join(args.data_root, "eval")
   truth = set_ground_truth(eval_dir)
   ids = [i for i in sorted(truth) if (truth[i][:, 2] > 0).all()][:rows]
-  sheet, titles = comparison_sheet(nets, eval_dir, "lsp14", (256, 256), ids, min_size=256)
+  sheet, titles = comparison_sheet(nets, eval_dir, "lsp14", REGIMES[args.regime]["input_size"], ids, min_size=256)
   os.makedirs(os.path.dirname(out), exist_ok=True)
   tf.io.write_file(out, tf.io.encode_png(sheet))
   print(f"Pictures: {out} (columns: {' | '.join(titles)}; test images {', '.join(f'im{i:05d}' for i in ids)})")
@@ -278,22 +296,29 @@ def pictures(args, out: str, rows: int = 6) -> None:
 
 def main() -> int:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--regime", choices=sorted(REGIMES), default="random",
+                 help="random: the random-weight table; imagenet: from EfficientNet-Lite0's ImageNet weights")
   p.add_argument("--methods", default=",".join(METHODS))
   p.add_argument("--seeds", default="0,1,2")
   p.add_argument("--lspet", default=os.path.join(os.path.dirname(ROOT), "shared", "data", "lspet"))
   p.add_argument("--data_root", default=os.path.join(ROOT, "data", "lspet_bench"))
-  p.add_argument("--work_root", default=os.path.join(ROOT, "work_dirs", "ssl_lspet"))
-  p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "ssl_lspet.md"))
-  p.add_argument("--records", default=os.path.join(ROOT, "benchmarks", "results", "ssl_lspet"),
-                 help="where each finished run's record is kept (committed with the table)")
+  p.add_argument("--work_root", help="default: work_dirs/<regime's name>")
+  p.add_argument("--out", help="the results page (default: benchmarks/results/<regime's name>.md)")
+  p.add_argument("--records", help="where each finished run's record is kept, committed with the table "
+                                   "(default: benchmarks/results/<regime's name>/)")
   p.add_argument("--gin_param", action="append", default=[], help="extra bindings for every run")
   p.add_argument("--report_only", action="store_true", help="only tabulate finished runs")
-  p.add_argument("--pictures", default=os.path.join(ROOT, "docs", "lspet_supervised_vs_plus.png"),
-                 help="where to draw supervised and plus side by side (seed 0) once both are trained; '' for none")
+  p.add_argument("--pictures", help="where to draw supervised and plus side by side (seed 0) once both are "
+                                    "trained (default: docs/<regime's picture>); '' for none")
   p.add_argument("--seed_major", action="store_true",
                  help="run seed 0 of every method first, then seed 1 ... (a partial table is then paired)")
   p.add_argument(VERBOSE_FLAG, action="store_true", help=VERBOSE_HELP)
   args = p.parse_args()
+  regime = REGIMES[args.regime]
+  args.work_root = args.work_root or os.path.join(ROOT, "work_dirs", regime["name"])
+  args.out = args.out or os.path.join(ROOT, "benchmarks", "results", regime["name"] + ".md")
+  args.records = args.records or os.path.join(ROOT, "benchmarks", "results", regime["name"])
+  args.pictures = os.path.join(ROOT, "docs", regime["pictures"]) if args.pictures is None else args.pictures
   methods, seeds = methods_and_seeds(p, args.methods, args.seeds, METHODS + DIAGNOSTICS)
   if not args.report_only:
     prepare(args)
