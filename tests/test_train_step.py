@@ -275,6 +275,10 @@ def test_bad_settings():
     _model("plus", mix_locations=("layer9",))
   with pytest.raises(ValueError, match="teacher_bn_mode"):
     _model("plus", teacher_bn_mode="eval")
+  with pytest.raises(ValueError, match=r"fixed_count must be between 1 and mask_max \(8\).*got 9"):
+    _model("single", fixed_count=9)  # Counts above mask_max fell outside the histogram without a word.
+  with pytest.raises(ValueError, match="fixed_count must be between"):
+    _model("single", fixed_count=0)
 
 
 def test_mask_histogram_accumulates():

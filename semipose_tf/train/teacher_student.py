@@ -1,6 +1,6 @@
 """The teacher-student model: one network (shared weights) for the supervised, teacher and student passes.
 
-``train_step`` reads top to bottom like the method (DESIGN.md section 4):
+``train_step`` reads top to bottom like the method (docs/method.md; every constant in gin_configs/base/train.gin):
 
 1. supervised pass: L_s = JointsMSE(f(x_l), H_l, w_l);
 2. teacher pass on the weak views, under stop-gradient: H_t = f(x_w);
@@ -71,6 +71,10 @@ class SemiSupervisedPose(keras.Model):
       raise ValueError("method 'pseudopose' needs a frozen supervised network (frozen_teacher)")
     if not 0 < mask_min <= mask_max:
       raise ValueError(f"need 0 < mask_min <= mask_max, got {mask_min}, {mask_max}")
+    joints = int(net.output_shape[-1])
+    if not 0 < fixed_count <= min(mask_max, joints):  # The mask-count histogram has bins 0 .. mask_max.
+      raise ValueError(f"SemiSupervisedPose.fixed_count must be between 1 and mask_max ({mask_max}) and at most the "
+                       f"{joints} joints, got {fixed_count}; raise SemiSupervisedPose.mask_max for more masks")
     self.net = net
     self.net2 = net2
     self.frozen_teacher = frozen_teacher
