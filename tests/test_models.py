@@ -144,13 +144,14 @@ import hashlib, sys
 from semipose_tf.console import quiet_start; quiet_start()
 import keras, numpy as np
 from semipose_tf.models import build_pose_model
-keras.utils.set_random_seed(int(sys.argv[1]))
-h = hashlib.sha1()
-for backbone, kw in (("resnet18", {"width": 8, "deconv_filters": (16, 16)}), ("hrnet_w8", {}),
-                     ("efficientnet_lite0", {"deconv_filters": (16, 16)})):
-  for w in build_pose_model(backbone, (64, 64), 5, **kw).get_weights():
-    h.update(np.ascontiguousarray(w).tobytes())
-print(h.hexdigest())
+for seed in sys.argv[1:]:
+  keras.utils.set_random_seed(int(seed))
+  h = hashlib.sha1()
+  for backbone, kw in (("resnet18", {"width": 8, "deconv_filters": (16, 16)}), ("hrnet_w8", {}),
+                       ("efficientnet_lite0", {"deconv_filters": (16, 16)})):
+    for w in build_pose_model(backbone, (64, 64), 5, **kw).get_weights():
+      h.update(np.ascontiguousarray(w).tobytes())
+  print(h.hexdigest())
 """
 
 
@@ -159,10 +160,10 @@ def test_initial_weights_follow_the_seed_in_every_process():
   import subprocess
   import sys
 
-  run = lambda seed: subprocess.run([sys.executable, "-c", _INIT_HASH, str(seed)], capture_output=True, text=True,
-                                    check=True).stdout.strip()
-  first = run(3)
-  assert run(3) == first and run(4) != first
+  run = lambda *seeds: subprocess.run([sys.executable, "-c", _INIT_HASH, *map(str, seeds)], capture_output=True,
+                                      text=True, check=True).stdout.split()
+  three, four = run(3, 4)
+  assert run(3) == [three] and four != three
 
 
 def test_same_shaped_kernels_start_different():
