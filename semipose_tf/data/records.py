@@ -17,13 +17,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 from typing import Any, Iterable
 
 import numpy as np
 import tensorflow as tf
 
 from semipose_tf import atomic
+from semipose_tf.console import error_text
 
 FORMAT = "semipose_tf.tfrecord.v1"
 MANIFEST = "manifest.json"
@@ -190,8 +190,7 @@ def find_corrupt_shards(directory: str) -> list[tuple[str, str]]:
       for _ in tf.data.TFRecordDataset(path, buffer_size=1 << 20):
         pass
     except tf.errors.DataLossError as e:
-      found = re.search(r"corrupted record at \d+|truncated record at \d+|[^{}]*(checksum|corrupt)[^{}\[]*", e.message)
-      bad.append((path, found.group(0).strip() if found else "unreadable record"))
+      bad.append((path, error_text(e) or "unreadable record"))
   return bad
 
 

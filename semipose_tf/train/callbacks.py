@@ -92,16 +92,19 @@ class PoseCheckpoint(keras.callbacks.Callback):
                                                     "epoch": epoch + 1})
 
 
+def nonfinite_losses(logs: dict | None) -> dict[str, float]:
+  """The losses of a Keras logs dict that are NaN or infinite (``loss*`` and ``total_loss``)."""
+  return {k: float(v) for k, v in (logs or {}).items()
+          if (k.startswith("loss") or k == "total_loss") and not np.isfinite(float(v))}
+
+
 class FiniteCSVLogger(keras.callbacks.CSVLogger):
   """CSVLogger that leaves out an epoch whose losses are not finite (a diverged epoch: it is trained again after
   the resume, so its row would be a NaN and a duplicate)."""
 
   def on_epoch_end(self, epoch, logs=None):
-    logs = logs or {}
-    if any(not np.isfinite(float(v)) for k, v in logs.items()
-           if (k.startswith("loss") or k == "total_loss") and np.ndim(v) == 0):
-      return
-    super().on_epoch_end(epoch, logs)
+    if not nonfinite_losses(logs):
+      super().on_epoch_end(epoch, logs)
 
 
 class NaNGuard(keras.callbacks.Callback):
@@ -116,9 +119,7 @@ class NaNGuard(keras.callbacks.Callback):
     self._epoch = epoch
 
   def on_train_batch_end(self, batch, logs=None):
-    logs = logs or {}
-    bad = {k: float(v) for k, v in logs.items() if k.startswith("loss") or k == "total_loss"
-           if not np.isfinite(float(v))}
+    bad = nonfinite_losses(logs)
     if bad:
       self.message = (f"training diverged: non-finite loss at epoch {self._epoch + 1}, step {batch + 1} ({bad}). "
                       "Try a lower learning rate (train.learning_rate), float32 or mixed_bfloat16 instead of "

@@ -88,7 +88,7 @@ class Backup(keras.callbacks.BackupAndRestore):
   @property
   def has_generation(self) -> bool:
     """Whether a whole backup generation exists (something to resume from)."""
-    return any(os.path.isdir(self._generation(g)) and os.listdir(self._generation(g)) for g in ("current", "previous"))
+    return any(_holds_files(self._generation(g)) for g in ("current", "previous"))
 
   def _save_model(self):
     try:
@@ -145,7 +145,7 @@ class Backup(keras.callbacks.BackupAndRestore):
     # An older run's single generation (latest.weights.h5 directly in backup_dir) counts as "current".
     legacy = os.path.exists(os.path.join(self.backup_dir, WEIGHTS))
     candidates = [self._generation("current"), self._generation("previous")] + ([self.backup_dir] if legacy else [])
-    candidates = [c for c in candidates if os.path.isdir(c) and os.listdir(c)]
+    candidates = [c for c in candidates if _holds_files(c)]
     failures = []
     for folder in candidates:
       try:
@@ -231,6 +231,10 @@ class EpochDone(keras.callbacks.Callback):
 
   def on_epoch_end(self, epoch, logs=None):
     self.backup.epoch_done(epoch, logs)
+
+
+def _holds_files(folder: str) -> bool:
+  return os.path.isdir(folder) and bool(os.listdir(folder))
 
 
 def _alive(pid: int) -> bool:
