@@ -90,6 +90,8 @@ def probe_counts(work_dir: str, args, num: int = 600) -> list[dict[str, float]]:
   import semipose_tf.models  # noqa: F401
   from semipose_tf.augment.cutout import adaptive_mask_count
   from semipose_tf.data import pipeline
+  from semipose_tf.method_config import MethodConfig
+  from semipose_tf.train.task import read_method_config
 
   cache = os.path.join(work_dir, "mask_counts.json")
   if os.path.exists(cache):
@@ -102,11 +104,12 @@ def probe_counts(work_dir: str, args, num: int = 600) -> list[dict[str, float]]:
   batches = [(b["image"], np.array([hard[int(i)] for i in b["ann_id"].numpy()])) for b in data]
   out = []
   ckpts = sorted(f for f in os.listdir(os.path.join(work_dir, "checkpoints")) if f.startswith("epoch_"))
+  masking = (read_method_config(work_dir) or MethodConfig()).masking  # The run's own Algorithm 1 settings.
   for name in ckpts:
     net = keras.models.load_model(os.path.join(work_dir, "checkpoints", name))
     counts, flags = [], []
     for images, is_hard in batches:
-      counts.append(adaptive_mask_count(net(images, training=False)).numpy())
+      counts.append(adaptive_mask_count(net(images, training=False), masking).numpy())
       flags.append(is_hard)
     counts, flags = np.concatenate(counts), np.concatenate(flags)
     out.append({"epoch": int(name[6:9]), "hard": float(counts[flags].mean()), "easy": float(counts[~flags].mean()),

@@ -43,7 +43,7 @@ def build(method: str, policy: str, backbone: str = "resnet18", size=(256, 192),
   dtype = None if policy == "float32" else policy
   make = lambda: build_pose_model(backbone, size, k, dtype=dtype, **net_kwargs)  # noqa: E731
   extra = {"net2": make()} if method == "dual" else {"frozen_teacher": make()} if method == "pseudopose" else {}
-  model = SemiSupervisedPose(make(), method=method, **extra)
+  model = SemiSupervisedPose(make(), method, **extra)
   opt = keras.optimizers.Adam(1e-3)
   return model, (keras.optimizers.LossScaleOptimizer(opt) if policy == "mixed_float16" else opt)
 

@@ -91,7 +91,8 @@ def main(argv=None) -> int:
   args = p.parse_args(argv)
   from semipose_tf import configurable
   from semipose_tf.evaluation import coco, mpii, pck
-  from semipose_tf.evaluation.callback import MPIIEvaluator, _annotation_file, evaluation_spec
+  from semipose_tf.evaluation.callback import _annotation_file, evaluation_spec
+  from semipose_tf.evaluation.mpii import MPIIEvaluator
   import tensorflow as tf
 
   from semipose_tf.data import records
@@ -130,9 +131,18 @@ def main(argv=None) -> int:
 
       if not (args.checkpoint and args.eval_dir):
         p.error("probe needs --checkpoint and --eval_dir (a labeled set holding the held-back people)")
+      from semipose_tf.method_config import MethodConfig
+      from semipose_tf.train.task import METHOD_CONFIG_FILE, read_method_config
+
       predict, size, model_spec = _load_predict_fn(args.checkpoint)
       spec = evaluation_spec(args.eval_dir, args.spec, model_spec, "--spec")
-      result = TeacherProbe(args.eval_dir, spec, size, args.first_id, args.num, args.batch_size)(predict)
+      # Algorithm 1's settings of the run the checkpoint comes from (its work dir's method_config.json).
+      method = read_method_config(args.checkpoint)
+      if method is None:
+        print(f"note: no {METHOD_CONFIG_FILE} beside {args.checkpoint}: mask counts with the default settings",
+              file=sys.stderr)
+      masking = (method or MethodConfig()).masking
+      result = TeacherProbe(args.eval_dir, spec, size, masking, args.first_id, args.num, args.batch_size)(predict)
       print("| measurement | value |\n|---|---|")
       print("\n".join(f"| {k} | {v:.4g} |" for k, v in result.items()))
     else:

@@ -12,6 +12,7 @@ teacher's adaptive mask count, most masks (confident, easy) first. Writes a PNG 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 
@@ -52,6 +53,8 @@ def main(argv=None) -> int:
   from semipose_tf.augment import mixup
   from semipose_tf.data import ops, pipeline
   from semipose_tf.keypoints import COCO17
+  from semipose_tf.method_config import MethodConfig
+  from semipose_tf.train.task import read_method_config
   from semipose_tf.train.teacher_student import SemiSupervisedPose
 
   if not os.path.exists(args.model):
@@ -59,7 +62,12 @@ def main(argv=None) -> int:
     return 2
   net = keras.models.load_model(args.model)
   size = tuple(int(v) for v in net.input_shape[1:3])
-  model = SemiSupervisedPose(net, method="plus", seed=args.seed)
+  # The settings of the run the network comes from (its work dir's method_config.json), as plus: the figure
+  # shows the adaptive count, cutout, strong view and mixup of that run.
+  method = read_method_config(args.model)
+  if method is None:
+    print(f"note: no method_config.json beside {args.model}: drawing with the default settings", file=sys.stderr)
+  model = SemiSupervisedPose(net, dataclasses.replace(method or MethodConfig(), method="plus"), seed=args.seed)
   config = pipeline.PipelineConfig(input_size=size)
   x_w = next(iter(pipeline.unlabeled_dataset(args.data, None, args.candidates, config, seed=args.seed)))["image"]
   h_t, _ = model.targets(0, {"image": x_w})

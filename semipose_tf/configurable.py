@@ -10,7 +10,7 @@ from typing import Sequence
 
 import gin
 
-from semipose_tf import keypoints
+from semipose_tf import keypoints, method_config
 from semipose_tf.synthetic import generate
 from semipose_tf.evaluation import callback as eval_callback
 from semipose_tf.evaluation import teacher_probe
@@ -53,6 +53,12 @@ def custom_spec(name: str | None = None, names: Sequence[str] | None = None, fli
 
 build_pose_model = gin.external_configurable(factory.build_pose_model, "build_pose_model")
 SemiSupervisedPose = gin.external_configurable(teacher_student.SemiSupervisedPose, "SemiSupervisedPose")
+# The method's settings (semipose_tf/method_config.py), bound by their class names: Masking.mask_max = 12.
+MethodConfig = gin.external_configurable(method_config.MethodConfig, "MethodConfig")
+Masking = gin.external_configurable(method_config.Masking, "Masking")
+StrongView = gin.external_configurable(method_config.StrongView, "StrongView")
+Mixup = gin.external_configurable(method_config.Mixup, "Mixup")
+LossWeights = gin.external_configurable(method_config.LossWeights, "LossWeights")
 train = gin.external_configurable(experiment.train, "train")
 coco_eval_callback = gin.external_configurable(eval_callback.coco_eval_callback, "coco_eval_callback")
 mpii_eval_callback = gin.external_configurable(eval_callback.mpii_eval_callback, "mpii_eval_callback")

@@ -12,7 +12,7 @@ from semipose_tf import codec, keypoints
 from semipose_tf.augment.affine import NONE
 from semipose_tf.conversion import convert, sources
 from semipose_tf.data import pipeline
-from semipose_tf.evaluation import coco, mpii
+from semipose_tf.evaluation import coco, inference, mpii
 from semipose_tf.keypoints import COCO17
 
 
@@ -129,7 +129,7 @@ def _anatomical_net(images):
 
 def test_flip_test_on_a_symmetric_input_agrees_with_the_plain_prediction():
   images = tf.constant(_dot_image()[None])
-  plain = coco.predict_heatmaps(_anatomical_net, images)
+  plain = inference.predict_heatmaps(_anatomical_net, images)
   flipped_only = codec.flip_back(_anatomical_net(tf.reverse(images, axis=[2])), COCO17.flip_index)
   p, _ = codec.decode_heatmaps(plain)
   f, _ = codec.decode_heatmaps(flipped_only)
@@ -139,7 +139,7 @@ def test_flip_test_on_a_symmetric_input_agrees_with_the_plain_prediction():
   no_swap = codec.flip_back(_anatomical_net(tf.reverse(images, axis=[2])), np.arange(17))
   n, _ = codec.decode_heatmaps(no_swap)
   assert np.abs(n.numpy()[0, 5] - p.numpy()[0, 5]).max() > 2.0
-  both = coco.predict_heatmaps(_anatomical_net, images, COCO17.flip_index)
+  both = inference.predict_heatmaps(_anatomical_net, images, COCO17.flip_index)
   b, _ = codec.decode_heatmaps(both)
   assert np.abs(b.numpy()[0, used] - p.numpy()[0, used]).max() <= 1.0
 
@@ -169,7 +169,7 @@ def test_coco_evaluation_callback_during_training(synthetic_coco, tmp_path):
   ann, images = synthetic_coco
   src = sources.load_coco(ann, images, COCO17)
   convert.convert(src, str(tmp_path / "data"), ("labeled", "unlabeled", "eval"), num_labeled=6, verbose=False)
-  cb = coco_eval_callback("eval", data_root=str(tmp_path / "data"), input_size=(64, 64), batch_size=8)
+  cb = coco_eval_callback("eval", data_root=str(tmp_path / "data"), batch_size=8)
   work = str(tmp_path / "work")
   history = experiment.train(work, str(tmp_path / "data" / "labeled"), unlabeled_dir=str(tmp_path / "data" /
                              "unlabeled"), epochs=2, steps_per_epoch=2, input_size=(64, 64), labeled_batch_size=2,
@@ -257,7 +257,7 @@ def test_evaluate_script_with_a_checkpoint_and_detection_boxes(tmp_path):
 def test_mpii_evaluator_runs_a_model_over_an_eval_set(tmp_path):
   """Mechanics on the MPII sample (5 people; gt_valid.mat has 2958, so the numbers mean nothing here): the
   predictions land at their annotation index, the rest stay (0, 0), PCKh comes back for every group."""
-  from semipose_tf.evaluation.callback import MPIIEvaluator
+  from semipose_tf.evaluation.mpii import MPIIEvaluator
   from semipose_tf.keypoints import MPII16
   from tiny_nets import TinyPoseNet
 

@@ -158,7 +158,7 @@ def test_pck_evaluator_and_script_on_a_network(tmp_path):
   keras.utils.set_random_seed(0)
   net = build_pose_model("resnet18", (64, 64), 14, width=8, deconv_filters=(16,))
   net.keypoint_spec = LSP14
-  cb = pck_eval_callback(os.path.join(out, "eval"), input_size=(64, 64), batch_size=4)
+  cb = pck_eval_callback(os.path.join(out, "eval"), batch_size=4)
   cb.set_model(net)
   cb.set_params({"epochs": 1})
   logs = {}

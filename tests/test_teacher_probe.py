@@ -8,6 +8,7 @@ import pytest
 
 from semipose_tf import codec
 from semipose_tf.augment.cutout import adaptive_mask_count
+from semipose_tf.method_config import Masking
 from semipose_tf.evaluation import pck
 from semipose_tf.evaluation.teacher_probe import TeacherProbe, count_vs_teacher, difficulty, teacher_probe_callback
 from semipose_tf.keypoints import LSP14
@@ -47,7 +48,7 @@ def _truth_heatmaps(probe: TeacherProbe, input_size):
 
 def test_probe_skips_the_labeled_budget_and_a_right_teacher_scores_100(probe_set):
   set_dir, joints = probe_set
-  probe = TeacherProbe(set_dir, LSP14, (256, 256), first_id=6, num=10, batch_size=4)
+  probe = TeacherProbe(set_dir, LSP14, (256, 256), Masking(), first_id=6, num=10, batch_size=4)
   ids = [int(i) for b in probe.dataset for i in b["ann_id"].numpy()]
   assert ids == list(range(6, 16))                      # Held-back people only (ids 1..5 are the "labels").
   queue = _truth_heatmaps(probe, (256, 256))
@@ -88,7 +89,7 @@ def test_probe_numbers_are_pck_and_algorithm_1_of_the_networks_heatmaps(probe_se
   keras.utils.set_random_seed(0)
   net = build_pose_model("resnet18", (64, 64), 14, width=8, deconv_filters=(16,))
   net.keypoint_spec = LSP14
-  cb = teacher_probe_callback(set_dir, input_size=(64, 64), first_id=6, num=10)
+  cb = teacher_probe_callback(set_dir, first_id=6, num=10)
   cb.set_model(net)
   cb.set_params({"epochs": 1})
   logs = {}
@@ -96,7 +97,7 @@ def test_probe_numbers_are_pck_and_algorithm_1_of_the_networks_heatmaps(probe_se
   assert {"probe_PCK@0.2", "probe_PCK@0.1", "probe_mask_count", "probe_mask_count_all_joints"} <= set(logs)
   probe = cb.evaluator
   heatmaps = [net(b["image"], training=False) for b in probe.dataset]
-  counts = np.concatenate([adaptive_mask_count(h).numpy() for h in heatmaps])
+  counts = np.concatenate([adaptive_mask_count(h, Masking()).numpy() for h in heatmaps])
   assert logs["probe_mask_count"] == pytest.approx(counts.mean())
   coords = np.concatenate([codec.decode_to_image(h, b["center"], b["scale"])[0].numpy()
                            for h, b in zip(heatmaps, probe.dataset)])
@@ -130,7 +131,7 @@ def test_evaluate_script_runs_the_probe_on_a_checkpoint(probe_set, tmp_path):
                       "--eval_dir", probe_set[0], "--first_id", "6", "--num", "10"], capture_output=True, text=True)
   assert r.returncode == 0, r.stderr[-2000:]
   rows = dict(line.strip("| ").split(" | ") for line in r.stdout.splitlines()[2:])
-  probe = TeacherProbe(probe_set[0], LSP14, (64, 64), first_id=6, num=10)
+  probe = TeacherProbe(probe_set[0], LSP14, (64, 64), Masking(), first_id=6, num=10)
   expected = probe(lambda x: net(x, training=False))
   assert float(rows["PCK@0.2"]) == pytest.approx(expected["PCK@0.2"], rel=1e-3)
   assert float(rows["people_teacher_right"]) + float(rows["people_teacher_wrong"]) == pytest.approx(
@@ -139,7 +140,7 @@ def test_evaluate_script_runs_the_probe_on_a_checkpoint(probe_set, tmp_path):
 
 def test_a_probe_that_finds_nobody_is_refused(probe_set):
   with pytest.raises(ValueError, match="no person with instance id >= 999"):
-    TeacherProbe(probe_set[0], LSP14, (64, 64), first_id=999)
+    TeacherProbe(probe_set[0], LSP14, (64, 64), Masking(), first_id=999)
 
 
 def test_comparison_sheet_puts_networks_side_by_side(probe_set):
@@ -157,3 +158,27 @@ def test_comparison_sheet_puts_networks_side_by_side(probe_set):
   assert sheet.dtype == np.uint8 and sheet.shape[1] >= 3 * 300 and sheet.shape[0] >= 2 * 300
   third = sheet.shape[1] // 3
   assert not np.array_equal(sheet[:, :third], sheet[:, third:2 * third])  # Drawn skeletons differ.
+
+
+def test_the_probe_counts_masks_with_the_trained_models_own_settings(probe_set):
+  """Algorithm 1's settings come from the model being trained (its MethodConfig), not from defaults of the probe:
+  with mask_max 4 no count exceeds 4, and the probe holds the very same Masking."""
+  import keras
+
+  from semipose_tf.method_config import MethodConfig
+  from semipose_tf.models import build_pose_model
+  from semipose_tf.train.teacher_student import SemiSupervisedPose
+
+  set_dir, _ = probe_set
+  keras.utils.set_random_seed(0)
+  net = build_pose_model("resnet18", (64, 64), 14, width=8, deconv_filters=(16,))
+  net.keypoint_spec = LSP14
+  masking = Masking(mask_max=4, mask_min=1, fixed_count=4, gamma=0.9)
+  model = SemiSupervisedPose(net, MethodConfig("adaptive", masking=masking))
+  cb = teacher_probe_callback(set_dir, first_id=6, num=10)
+  cb.set_model(model)
+  cb.set_params({"epochs": 1})
+  logs = {}
+  cb.on_epoch_end(0, logs)
+  assert cb.evaluator.masking is masking and cb.evaluator.dataset.element_spec["image"].shape[1:3] == (64, 64)
+  assert 1 <= logs["probe_mask_count"] <= 4

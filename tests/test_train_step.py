@@ -7,6 +7,7 @@ import keras
 
 from semipose_tf import codec
 from semipose_tf.augment import cutout, mixup, strong
+from semipose_tf.method_config import Masking, MethodConfig, Mixup, StrongView
 from semipose_tf.train.losses import global_average, joints_mse
 from semipose_tf.train.teacher_student import SemiSupervisedPose
 from tiny_nets import TinyPoseNet
@@ -43,8 +44,8 @@ def test_adaptive_count_against_hand_computed_values(cases):
   peaks = [p for p, _ in cases]
   expected = [n for _, n in cases]
   maps = _maps_with_peaks(peaks)
-  eager = cutout.adaptive_mask_count(maps).numpy()
-  graph = tf.function(cutout.adaptive_mask_count)(tf.constant(maps)).numpy()  # Runs as a graph on a batch.
+  eager = cutout.adaptive_mask_count(maps, Masking()).numpy()
+  graph = tf.function(lambda h: cutout.adaptive_mask_count(h, Masking()))(tf.constant(maps)).numpy()  # As a graph.
   np.testing.assert_array_equal(eager, expected)
   np.testing.assert_array_equal(graph, expected)
 
@@ -52,12 +53,12 @@ def test_adaptive_count_against_hand_computed_values(cases):
 def test_adaptive_count_bounds_and_direction():
   rng = np.random.default_rng(0)
   maps = rng.uniform(0, 1, (64, 8, 6, 17)).astype(np.float32) ** rng.uniform(0.2, 8, (64, 1, 1, 1))
-  counts = cutout.adaptive_mask_count(maps, m=8, m_min=2).numpy()
+  counts = cutout.adaptive_mask_count(maps, Masking(mask_max=8, mask_min=2)).numpy()
   assert counts.min() >= 2 and counts.max() <= 8
   # More confident joints never mean fewer masks: easy samples get more.
   easy = _maps_with_peaks([[0.9] * 15 + [0.1] * 2])
   hard = _maps_with_peaks([[0.9] * 3 + [0.1] * 14])
-  assert int(cutout.adaptive_mask_count(easy)[0]) > int(cutout.adaptive_mask_count(hard)[0])
+  assert int(cutout.adaptive_mask_count(easy, Masking())[0]) > int(cutout.adaptive_mask_count(hard, Masking())[0])
 
 
 def test_cutout_rectangles_follow_count_and_teacher_argmax():
@@ -66,7 +67,7 @@ def test_cutout_rectangles_follow_count_and_teacher_argmax():
   images = np.ones((b, h, w, 3), np.float32)
   centers = rng.uniform([30, 30], [w - 30, h - 30], (b, k, 2)).astype(np.float32)
   num = tf.constant([0, 2, 3, 5, 8, 17], tf.int32)
-  masked, boxes, selected = cutout.joint_cutout(images, centers, num, tf.constant([4, 2], tf.int64))
+  masked, boxes, selected = cutout.joint_cutout(images, centers, num, tf.constant([4, 2], tf.int64), Masking())
   selected, boxes, masked = selected.numpy(), boxes.numpy(), masked.numpy()
   np.testing.assert_array_equal(selected.sum(1), num.numpy())  # One rectangle per chosen joint.
   d = np.abs(boxes[..., :2] - centers)[selected]
@@ -93,7 +94,7 @@ def test_strong_view_targets_line_up_with_the_image():
     x, y = kp[i, 0].round().astype(int)
     images[i, y - 1:y + 2, x - 1:x + 2] = 1.0
   teacher, _ = codec.encode_heatmaps(kp, np.ones((b, 1)), size, hm, subpixel=True)
-  m_in, m_hm, params = strong.strong_affines(tf.constant([3, 5], tf.int64), b, size, hm)
+  m_in, m_hm, params = strong.strong_affines(tf.constant([3, 5], tf.int64), b, size, hm, StrongView())
   assert np.any(params["rotation"].numpy() != 0)
   x_s, targets = strong.apply_strong(images, teacher, m_in, m_hm)
   warped_kp = codec.apply_affine(m_hm, kp / 4.0).numpy()
@@ -105,10 +106,11 @@ def test_strong_view_targets_line_up_with_the_image():
   assert np.abs(dot_xy / 4.0 - warped_kp[:, 0]).max() <= 1.0
 
 
-def _model(method="adaptive", **kw):
+def _model(method="adaptive", masking=None, mixup=None, **kw):
   keras.utils.set_random_seed(0)
   net = TinyPoseNet(17, (64, 64, 3))
-  model = SemiSupervisedPose(net, method=method, **kw)
+  config = MethodConfig(method, masking=masking or Masking(), mixup=mixup or Mixup(), **kw)
+  model = SemiSupervisedPose(net, config)
   model.compile(optimizer=keras.optimizers.SGD(1.0))
   return model
 
@@ -206,7 +208,7 @@ def test_mixed_forward_mixes_at_the_drawn_location_only():
 
 @pytest.mark.parametrize("location", ["image", "stem", "layer1", "layer2", "layer3", "deconv", "final"])
 def test_mixup_with_lambda_one_is_the_plain_consistency_loss(location):
-  model = _model("plus", mix_lambda=1.0, mix_locations=(location,))
+  model = _model("plus", mixup=Mixup(lam=1.0, locations=(location,)))
   x_w = tf.constant(_batch()["unlabeled"]["image"])
   h_t, _ = model.targets(0, {"image": x_w})
   loss, lam, where = model.mixup_loss(model.net, x_w, h_t, tf.constant([1, 2], tf.int64))
@@ -214,13 +216,13 @@ def test_mixup_with_lambda_one_is_the_plain_consistency_loss(location):
   np.testing.assert_allclose(loss.numpy(), plain.numpy(), rtol=1e-5, atol=1e-9)
   assert float(lam) == 1.0 and int(where) == 0
   # A real mix at the same location runs and changes the loss.
-  model_mix = _model("plus", mix_lambda=0.3, mix_locations=(location,))
+  model_mix = _model("plus", mixup=Mixup(lam=0.3, locations=(location,)))
   mixed, _, _ = model_mix.mixup_loss(model_mix.net, x_w, h_t, tf.constant([1, 2], tf.int64))
   assert np.isfinite(mixed.numpy()).all() and not np.allclose(mixed.numpy(), plain.numpy())
 
 
 def test_mix_location_drawn_per_step_and_lambda_beta():
-  model = _model("plus", mix_locations=("image", "layer3"))
+  model = _model("plus", mixup=Mixup(locations=("image", "layer3")))
   where = [int(model.mixup_loss(model.net, tf.zeros((2, 64, 64, 3)), tf.zeros((2, 16, 16, 17)),
                                 tf.constant([s, 0], tf.int64))[2]) for s in range(12)]
   assert set(where) == {0, 1}
@@ -249,7 +251,7 @@ def test_every_method_steps(method):
 def test_dual_and_pseudopose_step():
   keras.utils.set_random_seed(1)
   net, net2 = TinyPoseNet(17, (64, 64, 3)), TinyPoseNet(17, (64, 64, 3))
-  model = SemiSupervisedPose(net, method="dual", net2=net2)
+  model = SemiSupervisedPose(net, "dual", net2=net2)
   model.compile(optimizer=keras.optimizers.SGD(0.1))
   w1 = [v.numpy().copy() for v in net.trainable_variables]
   w2 = [v.numpy().copy() for v in net2.trainable_variables]
@@ -260,25 +262,27 @@ def test_dual_and_pseudopose_step():
   assert float(logs["mask_count"]) == 5.0
   frozen = TinyPoseNet(17, (64, 64, 3))
   frozen_w = [v.numpy().copy() for v in frozen.weights]
-  model = SemiSupervisedPose(TinyPoseNet(17, (64, 64, 3)), method="pseudopose", frozen_teacher=frozen)
+  model = SemiSupervisedPose(TinyPoseNet(17, (64, 64, 3)), "pseudopose", frozen_teacher=frozen)
   model.compile(optimizer=keras.optimizers.SGD(0.1))
   model.train_step(_batch())
   assert all(np.array_equal(a, b.numpy()) for a, b in zip(frozen_w, frozen.weights))  # The teacher stays frozen.
   with pytest.raises(ValueError, match="needs a frozen supervised network"):
-    SemiSupervisedPose(TinyPoseNet(17, (64, 64, 3)), method="pseudopose")
+    SemiSupervisedPose(TinyPoseNet(17, (64, 64, 3)), "pseudopose")
 
 
 def test_bad_settings():
   with pytest.raises(ValueError, match="unknown method 'nope'"):
     _model("nope")
-  with pytest.raises(ValueError, match="mix location 'layer9' is not a split point"):
-    _model("plus", mix_locations=("layer9",))
-  with pytest.raises(ValueError, match="teacher_bn_mode"):
+  with pytest.raises(ValueError, match="Mixup.locations: 'layer9' is not a split point"):
+    _model("plus", mixup=Mixup(locations=("layer9",)))
+  with pytest.raises(ValueError, match="MethodConfig.teacher_bn_mode must be one of"):
     _model("plus", teacher_bn_mode="eval")
-  with pytest.raises(ValueError, match=r"fixed_count must be between 1 and mask_max \(8\).*got 9"):
-    _model("single", fixed_count=9)  # Counts above mask_max fell outside the histogram without a word.
-  with pytest.raises(ValueError, match="fixed_count must be between"):
-    _model("single", fixed_count=0)
+  with pytest.raises(ValueError, match=r"Masking.fixed_count must be a whole number between 1 and mask_max \(8.*got 9"):
+    _model("single", masking=Masking(fixed_count=9))  # Counts above mask_max fell outside the histogram silently.
+  with pytest.raises(ValueError, match="Masking.fixed_count must be a whole number between"):
+    _model("single", masking=Masking(fixed_count=0))
+  with pytest.raises(ValueError, match="Masking.fixed_count must be at most the 4 joints"):
+    SemiSupervisedPose(TinyPoseNet(4, (64, 64, 3)), MethodConfig("single"))
 
 
 def test_mask_histogram_accumulates():
@@ -293,7 +297,7 @@ def test_mask_histogram_accumulates():
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 def test_mixed_precision_step(policy):
   keras.utils.set_random_seed(0)
-  model = SemiSupervisedPose(TinyPoseNet(17, (64, 64, 3), dtype=policy), method="plus")
+  model = SemiSupervisedPose(TinyPoseNet(17, (64, 64, 3), dtype=policy), "plus")
   opt = keras.optimizers.Adam(1e-3)
   if policy == "mixed_float16":
     opt = keras.optimizers.LossScaleOptimizer(opt)
@@ -352,7 +356,7 @@ def test_logged_learning_rate_is_the_steps_own():
   from semipose_tf.train.schedules import MultiStepSchedule
 
   keras.utils.set_random_seed(0)
-  model = SemiSupervisedPose(TinyPoseNet(17, (64, 64, 3)), method="supervised")
+  model = SemiSupervisedPose(TinyPoseNet(17, (64, 64, 3)), "supervised")
   model.compile(optimizer=keras.optimizers.SGD(MultiStepSchedule(1.0, [1], steps_per_epoch=2)))
   rates = [float(model.train_step(_batch())["lr"]) for _ in range(4)]
   assert rates == pytest.approx([1.0, 1.0, 0.1, 0.1])
@@ -365,7 +369,7 @@ def test_the_tensorboard_pictures_leave_the_model_as_they_found_it(tmp_path):
   from semipose_tf.train.callbacks import SemiSupervisedSummaries
 
   keras.utils.set_random_seed(0)
-  model = SemiSupervisedPose(TinyPoseNet(17, (64, 64, 3), batch_norm=True), method="plus")
+  model = SemiSupervisedPose(TinyPoseNet(17, (64, 64, 3), batch_norm=True), "plus")
   model.compile(optimizer=keras.optimizers.SGD(0.01))
   model.train_step(_batch())
   before = [v.numpy().copy() for v in model.non_trainable_variables]

@@ -17,12 +17,15 @@ import pytest
 import tensorflow as tf
 
 from conftest import ROOT
-from training_data import make_layout
+from training_data import make_layout, make_lspet_layout
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 GIN_DIR = os.path.join(ROOT, "gin_configs")
-GIN_FILES = sorted(os.path.relpath(p, GIN_DIR) for pattern in ("*.gin", "synthetic/*.gin")
-                   for p in glob.glob(os.path.join(GIN_DIR, pattern)))
+# Every experiment file in the repository (the base files are built through the experiments that include them;
+# examples/my_dataset.gin, with its own keypoint layout, trains end to end in test_custom_dataset.py).
+ALL_GIN = sorted(os.path.relpath(p, GIN_DIR) for p in glob.glob(os.path.join(GIN_DIR, "**", "*.gin"), recursive=True))
+GIN_FILES = [f for f in ALL_GIN if not f.startswith(("base/", "examples/"))]
+LSPET = ("lspet/", "lspet_imagenet/")
 # The synthetic experiments (demo.gin, synthetic/*.gin) make their data on first use: a small version of it.
 SYNTHETIC = ["prepare_synthetic_data.train_images = 520", "prepare_synthetic_data.val_images = 4",
              "prepare_synthetic_data.workers = 2", "BURN_IN = None"]
@@ -35,6 +38,11 @@ NO_EVAL = ["train.extra_callbacks = []", 'train.checkpoint_monitor = "val_heatma
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
   return make_layout(str(tmp_path_factory.mktemp("data")))
+
+
+@pytest.fixture(scope="module")
+def lspet_root(tmp_path_factory):
+  return make_lspet_layout(str(tmp_path_factory.mktemp("lspet")))
 
 
 @pytest.fixture(scope="module")
@@ -53,19 +61,24 @@ def supervised_checkpoint(tmp_path_factory):
 
 def test_there_are_experiments():
   assert {"coco_1k.gin", "coco_5k.gin", "coco_10k.gin", "coco_1k_supervised.gin", "coco_1k_single.gin",
-          "mpii_aic.gin", "demo.gin", "synthetic/plus.gin", "synthetic/upper_bound.gin"} <= set(GIN_FILES)
+          "mpii_aic.gin", "demo.gin", "synthetic/plus.gin", "synthetic/upper_bound.gin", "lspet/plus.gin",
+          "lspet/oracle_plus.gin", "lspet_imagenet/regime.gin"} <= set(GIN_FILES)
+  # Each base file is built through an experiment that includes it (directly or through another base file).
+  texts = {f: open(os.path.join(GIN_DIR, f)).read() for f in ALL_GIN}
+  included = {f for t in texts.values() for f in ALL_GIN if f"include '{f}'" in t}
+  assert {f for f in ALL_GIN if f.startswith("base/")} <= included
 
 
 @pytest.mark.parametrize("gin_file", GIN_FILES)
-def test_every_gin_file_builds_model_and_datasets(gin_file, data_root, synthetic_root, supervised_checkpoint,
-                                                  tmp_path):
+def test_every_gin_file_builds_model_and_datasets(gin_file, data_root, lspet_root, synthetic_root,
+                                                  supervised_checkpoint, tmp_path):
   from semipose_tf import configurable
 
   text = open(os.path.join(ROOT, "gin_configs", gin_file)).read()
   assert text.startswith("# Reproduces:") or text.startswith("# Beyond the paper"), "header says what it reproduces"
   synthetic = "prepare_synthetic_data" in text or "base/synthetic.gin" in text
-  root = synthetic_root if synthetic else data_root
-  extra = []
+  root = synthetic_root if synthetic else lspet_root if gin_file.startswith(LSPET) else data_root
+  extra = ["BURN_IN = None"] if gin_file.startswith(LSPET) else []
   if gin_file == "demo.gin":  # Its own (easier) people: another data root; a budget the 520 tiny images allow.
     root, extra = str(tmp_path / "demo_data"), DEMO_SMALL
   gin.clear_config()
@@ -83,8 +96,9 @@ def test_every_gin_file_builds_model_and_datasets(gin_file, data_root, synthetic
     assert batch["unlabeled"]["image"].shape == (2, 64, 64, 3)
   if exp.model.method.teacher == "labels":  # The diagnostics read the unlabeled persons' ground truth.
     assert batch["unlabeled"]["heatmaps"].shape == (2, 16, 16, k)
-  assert exp.val_data is not None or synthetic  # The synthetic ones measure COCO AP only.
-  assert len(exp.extra_callbacks) == 1  # The evaluation callback of the experiment's dataset.
+  # The synthetic ones measure COCO AP only, the LSPET ones PCK on the test split (and the teacher probe).
+  assert exp.val_data is not None or synthetic or gin_file.startswith(LSPET)
+  assert len(exp.extra_callbacks) >= 1  # The evaluation callback of the experiment's dataset (and the probe).
 
 
 def test_missing_tfrecords_error_gives_the_conversion_command(tmp_path):
@@ -132,7 +146,11 @@ def test_killed_run_resumes_and_finishes(data_root, tmp_path):
   model = keras.models.load_model(os.path.join(work_dir, "checkpoints", "final.keras"))
   out = model(np.zeros((1, 64, 64, 3), np.float32))
   assert out.shape == (1, 16, 16, 17) and np.isfinite(out.numpy()).all()
-  assert "SemiSupervisedPose.gamma = 0.55" in open(os.path.join(work_dir, "operative_config.gin")).read()
+  assert "Masking.gamma = 0.55" in open(os.path.join(work_dir, "operative_config.gin")).read()
+  with open(os.path.join(work_dir, "method_config.json")) as f:  # The whole method, as the run used it.
+    from semipose_tf.method_config import MethodConfig
+
+    assert MethodConfig.from_config(json.load(f)) == MethodConfig(method="plus")
   # TensorBoard: losses, learning rate, the mask-count histogram and the pictures.
   tags = set()
   for f in glob.glob(os.path.join(work_dir, "logs", "**", "events.out.tfevents.*"), recursive=True):

@@ -31,6 +31,15 @@ def write_set(directory: str, set_name: str, spec: KeypointSpec, num_images: int
                     manifest_extra={"keypoint_spec": spec.to_json()})
 
 
+def make_lspet_layout(root: str) -> str:
+  """data_root of the LSPET benchmark's gin files (gin_configs/lspet*/, base/lspet_bench.gin): label budgets, the
+  all-labels copy (the probe and the oracles' unlabeled stream), the unlabeled set and the test set."""
+  for d, s in (("labeled_200/labeled", "labeled"), ("labeled_1000/labeled", "labeled"),
+               ("labeled_all/labeled", "labeled"), ("unlabeled", "unlabeled"), ("eval", "eval")):
+    write_set(os.path.join(root, d), s, LSP14, seed=len(d))
+  return root
+
+
 def make_layout(root: str) -> str:
   """data_root for every gin experiment: COCO budgets, COCO train/val, MPII train/val, AIC, LSPET."""
   for d, s, spec in (("coco_1k/labeled", "labeled", COCO17), ("coco_5k/labeled", "labeled", COCO17),

@@ -35,7 +35,6 @@ class AffineAugment:
 
 
 WEAK = AffineAugment()
-STRONG = AffineAugment(rotation_prob=0.8, flip_prob=0.0)
 NONE = AffineAugment(scale_factor=0.0, rotation_factor=0.0, rotation_prob=0.0, flip_prob=0.0)
 
 

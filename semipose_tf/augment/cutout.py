@@ -8,10 +8,10 @@ import tensorflow as tf
 
 from semipose_tf.augment import replica_random
 from semipose_tf.augment.replica_random import ALG
+from semipose_tf.method_config import CUTOUT_REFERENCE_SIZE, Masking
 
 
-def adaptive_mask_count(heatmaps: tf.Tensor, gamma: float = 0.55, m: int = 8, m_min: int = 2,
-                        tau: float = 0.05) -> tf.Tensor:
+def adaptive_mask_count(heatmaps: tf.Tensor, masking: Masking) -> tf.Tensor:
   """How many joints to mask per sample, from the teacher's heatmaps (Algorithm 1).
 
   R_j = max of heatmap j; r_j = (Hmax - R_j) / (Hmax - Hmin) (all 0 when Hmax == Hmin); n = #{j: r_j < gamma};
@@ -20,14 +20,12 @@ def adaptive_mask_count(heatmaps: tf.Tensor, gamma: float = 0.55, m: int = 8, m_
 
   Args:
     heatmaps: [B, h, w, K] teacher heatmaps.
-    gamma: Relative-response threshold.
-    m: Most masks.
-    m_min: Fewest masks.
-    tau: Below this best response a sample counts as extremely hard.
+    masking: gamma, m = ``mask_max``, m_min = ``mask_min`` and tau (:class:`~semipose_tf.method_config.Masking`).
 
   Returns:
     [B] int32 counts in [m_min, m].
   """
+  gamma, m, m_min, tau = masking.gamma, masking.mask_max, masking.mask_min, masking.tau
   heatmaps = tf.cast(heatmaps, tf.float32)
   k = tf.shape(heatmaps)[-1]
   response = tf.reduce_max(heatmaps, axis=[1, 2])  # [B, K]
@@ -41,7 +39,7 @@ def adaptive_mask_count(heatmaps: tf.Tensor, gamma: float = 0.55, m: int = 8, m_
 
 
 def fixed_mask_count(batch_size: tf.Tensor, count: int) -> tf.Tensor:
-  """[B] int32 filled with ``count`` (the "single" baseline: 5)."""
+  """[B] int32 filled with ``count`` (the "single" baseline's ``Masking.fixed_count``)."""
   return tf.fill([batch_size], tf.constant(count, tf.int32))
 
 
@@ -51,25 +49,26 @@ def select_joints(scores: tf.Tensor, num: tf.Tensor) -> tf.Tensor:
   return rank < num[:, None]
 
 
-def joint_cutout(images: tf.Tensor, centers: tf.Tensor, num: tf.Tensor, seed: tf.Tensor,
-                 jitter_std: float = 10.0, half_size: Sequence[int] = (10, 19),
-                 reference_size: Sequence[int] = (256, 192), fill_value: float = 0.0):
+def joint_cutout(images: tf.Tensor, centers: tf.Tensor, num: tf.Tensor, seed: tf.Tensor, masking: Masking,
+                 reference_size: Sequence[int] = CUTOUT_REFERENCE_SIZE, fill_value: float = 0.0):
   """Masks ``num`` random joints per image with rectangles centred near the joints (Xie et al.'s joint cutout).
 
-  Each chosen joint gets a rectangle centred at its position plus N(0, jitter_std) px, with half-width and
-  half-height drawn independently from the integers half_size[0]..half_size[1]; sizes and jitter are given for
-  ``reference_size`` (256x192) and scale with the actual input size.
+  Each chosen joint gets a rectangle centred at its position plus N(0, ``masking.jitter``) px, with half-width
+  and half-height drawn independently from the integers ``masking.half_size[0]..[1]``; sizes and jitter are given
+  for ``reference_size`` (the paper's 256x192) and scale with the actual input size.
 
   Args:
     images: [B, H, W, C] normalized images (fill 0 = the dataset mean colour).
     centers: [B, K, 2] joint positions (x, y) in input pixels (the teacher's argmax).
     num: [B] int32 joints to mask.
     seed: [2] stateless seed of this step.
-    jitter_std, half_size, reference_size, fill_value: As described.
+    masking: The rectangles' ``jitter`` and ``half_size``.
+    reference_size, fill_value: As described.
 
   Returns:
     (masked images [B, H, W, C], boxes [B, K, 4] (cx, cy, half_w, half_h) in input pixels, selected [B, K] bool).
   """
+  jitter_std, half_size = masking.jitter, masking.half_size
   shape = tf.shape(images)
   b, h, w = shape[0], shape[1], shape[2]
   k = tf.shape(centers)[1]

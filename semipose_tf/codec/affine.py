@@ -9,6 +9,7 @@ from typing import Sequence
 import tensorflow as tf
 
 PIXEL_STD = 200.0
+PADDING = 1.25  # Box padding of box -> centre / scale (the reference's).
 
 
 def sanitize_box(x, y, w, h, width, height, maximum=max, minimum=min):
@@ -25,7 +26,7 @@ def sanitize_box(x, y, w, h, width, height, maximum=max, minimum=min):
   return x1, y1, x2 - x1, y2 - y1
 
 
-def box_to_center_scale(box: tf.Tensor, aspect_ratio: float, padding: float = 1.25,
+def box_to_center_scale(box: tf.Tensor, aspect_ratio: float, padding: float = PADDING,
                         pixel_std: float = PIXEL_STD) -> tuple[tf.Tensor, tf.Tensor]:
   """Converts (x, y, w, h) boxes to crop centres and scales (the reference's ``_box2cs``).
 
@@ -34,7 +35,7 @@ def box_to_center_scale(box: tf.Tensor, aspect_ratio: float, padding: float = 1.
   Args:
     box: [..., 4] float, (x, y, w, h) in image pixels.
     aspect_ratio: Input width / height, e.g. 192 / 256.
-    padding: Multiplier applied to the scale (1.25 in the reference).
+    padding: Multiplier applied to the scale (``PADDING``, the reference's).
     pixel_std: Scale unit in pixels.
 
   Returns:

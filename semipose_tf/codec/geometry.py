@@ -7,9 +7,10 @@ import dataclasses
 
 import tensorflow as tf
 
-from semipose_tf.codec.affine import box_to_center_scale, crop_affine, warp_image
+from semipose_tf.codec.affine import PADDING, box_to_center_scale, crop_affine, warp_image
 
-PADDING = 1.25        # Box padding of box -> centre / scale (the reference's).
+# The input size (H, W) every default in the project takes: COCO's 256x192 (the paper's and the reference's).
+DEFAULT_INPUT_SIZE = (256, 192)
 STRIDE = 4            # Input pixels per heatmap pixel of every network here.
 # ImageNet statistics (RGB), as the reference normalizes.
 MEAN_RGB = (0.485, 0.456, 0.406)
@@ -38,7 +39,7 @@ class Geometry:
     padding: Box padding factor of box -> centre / scale.
   """
 
-  input_size: tuple[int, int] = (256, 192)
+  input_size: tuple[int, int] = DEFAULT_INPUT_SIZE
   stride: int = STRIDE
   padding: float = PADDING
 

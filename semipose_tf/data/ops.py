@@ -44,7 +44,7 @@ def instances(ex: Example) -> tf.data.Dataset:
   return tf.data.Dataset.from_tensor_slices(per_instance).map(lambda d: {**shared, **d})
 
 
-def center_scale(ex: Example, aspect_ratio: float, padding: float = 1.25) -> Example:
+def center_scale(ex: Example, aspect_ratio: float, padding: float = codec.PADDING) -> Example:
   """Reads ``bbox``; writes ``center`` [2] and ``scale`` [2] (see :func:`semipose_tf.codec.box_to_center_scale`)."""
   ex = dict(ex)
   ex["center"], ex["scale"] = codec.box_to_center_scale(ex["bbox"], aspect_ratio, padding)

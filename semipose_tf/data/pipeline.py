@@ -41,7 +41,7 @@ class PipelineConfig:
     cycle_length: Shards read in parallel.
   """
 
-  input_size: tuple[int, int] = (256, 192)
+  input_size: tuple[int, int] = codec.DEFAULT_INPUT_SIZE
   heatmap_stride: int = codec.STRIDE
   sigma: float = 2.0
   padding: float = codec.PADDING

@@ -148,6 +148,13 @@ class IncompleteSetError(FileNotFoundError):
   """A TFRecord set directory without a valid manifest, or whose shards do not match it."""
 
 
+def under_root(data_root: str | None, path: str | None) -> str | None:
+  """``path`` under ``data_root`` when it is relative and a root is set (the one rule of every ``data_root``)."""
+  if path is None or not data_root or os.path.isabs(path):
+    return path
+  return os.path.join(data_root, path)
+
+
 def read_manifest(directory: str) -> dict[str, Any]:
   """Loads a set's manifest and checks that every listed shard exists with the recorded size.
 

@@ -1,19 +1,51 @@
 """Evaluation during training: a Keras callback that runs an evaluator (COCO AP, MPII PCKh, PCK) every N epochs and
-logs its metrics."""
+logs its metrics.
+
+An evaluator is made for the network being trained (:class:`Evaluated`): its keypoint spec, its input size and
+the training model's method configuration, so an experiment binds each of them once (``train.*``) and no
+evaluation keeps a default of its own.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from typing import Callable, Sequence
+from typing import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from semipose_tf import codec
 from semipose_tf.data import pipeline, records
-from semipose_tf.evaluation import mpii, pck
-from semipose_tf.evaluation.coco import STAT_NAMES, COCOEvaluator, predict_persons
+from semipose_tf.evaluation import pck
+from semipose_tf.evaluation.coco import STAT_NAMES, COCOEvaluator
+from semipose_tf.evaluation.mpii import MPIIEvaluator
 from semipose_tf.keypoints import KeypointSpec, check_same, get_spec
+from semipose_tf.method_config import MethodConfig
+from semipose_tf.models.factory import first_nonfinite
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluated:
+  """What an evaluator is made for: the network under training, as its callback sees it.
+
+  Attributes:
+    spec: The keypoint spec the network carries (None if it carries none).
+    input_size: (H, W) the network takes (None when it takes no fixed-size image).
+    method_config: The training model's method configuration (the defaults for a bare network).
+  """
+
+  spec: KeypointSpec | None
+  input_size: tuple[int, int] | None
+  method_config: MethodConfig
+
+  @classmethod
+  def of(cls, model: keras.Model) -> "Evaluated":
+    net = getattr(model, "net", model)
+    shape = tuple(net.input_shape)
+    size = codec.Geometry.of_network(net).input_size if len(shape) == 4 and None not in shape[1:3] else None
+    return cls(getattr(net, "keypoint_spec", None), size, getattr(model, "method_config", None) or MethodConfig())
 
 
 class EvaluationCallback(keras.callbacks.Callback):
@@ -21,10 +53,9 @@ class EvaluationCallback(keras.callbacks.Callback):
   so History, TensorBoard and best-checkpointing (``train.checkpoint_monitor = "val_AP"``) see them.
 
   Args:
-    make_evaluator: ``make_evaluator(model_spec)`` returns the evaluator (a function from a predict function,
-      normalized crops -> heatmaps, to {metric: value}); ``model_spec`` is the keypoint spec the trained network
-      carries (None if it carries none). Called when training begins, so a missing evaluation set is reported
-      after the training data checks.
+    make_evaluator: ``make_evaluator(evaluated)`` returns the evaluator (a function from a predict function,
+      normalized crops -> heatmaps, to {metric: value}) for the trained network (an :class:`Evaluated`). Called
+      when training begins, so a missing evaluation set is reported after the training data checks.
     every: Evaluate every that many epochs.
     prefix: Prefix of the logged names.
     at_start: Also evaluate (and print) the network before its first step, the reference point that training
@@ -32,7 +63,7 @@ class EvaluationCallback(keras.callbacks.Callback):
     data_dirs: The TFRecord sets it reads.
   """
 
-  def __init__(self, make_evaluator: Callable[[KeypointSpec | None], Callable[[Callable], dict[str, float]]],
+  def __init__(self, make_evaluator: Callable[[Evaluated], Callable[[Callable], dict[str, float]]],
                every: int = 1,
                prefix: str = "val_", at_start: bool = False, data_dirs: Sequence[str] = ()):
     super().__init__()
@@ -49,7 +80,7 @@ class EvaluationCallback(keras.callbacks.Callback):
 
   def _make(self):
     if self.evaluator is None:
-      self.evaluator = self.make_evaluator(getattr(self.net, "keypoint_spec", None))
+      self.evaluator = self.make_evaluator(Evaluated.of(self.model))
     return self.evaluator
 
   def on_train_begin(self, logs=None):
@@ -68,7 +99,7 @@ class EvaluationCallback(keras.callbacks.Callback):
     last_epoch = self.params.get("epochs") if self.params else None
     if (epoch + 1) % self.every and epoch + 1 != last_epoch:
       return
-    if not all(np.isfinite(v.numpy()).all() for v in self.net.weights):
+    if first_nonfinite(self.net) is not None:
       print("\nevaluation skipped: the network's weights are not finite")  # Diverged; NaNGuard says where.
       return
     self.last = self._evaluate()
@@ -98,87 +129,62 @@ def evaluation_spec(eval_dir: str, spec: str | KeypointSpec | None, model_spec: 
   return chosen
 
 
-def _spec_and_data(eval_dir: str, spec, model_spec, binding: str, batch_size: int,
-                   input_size: Sequence[int]) -> tuple[KeypointSpec, tf.data.Dataset]:
-  the_spec = evaluation_spec(eval_dir, spec, model_spec, binding)
-  config = pipeline.PipelineConfig(input_size=tuple(input_size))
+def _spec_and_data(eval_dir: str, spec, evaluated: Evaluated, binding: str,
+                   batch_size: int) -> tuple[KeypointSpec, tf.data.Dataset]:
+  """The spec to evaluate with and the evaluation crops at the trained network's input size."""
+  if evaluated.input_size is None:
+    raise ValueError(f"{eval_dir}: the network takes no fixed-size image, so there is no crop size to evaluate at")
+  the_spec = evaluation_spec(eval_dir, spec, evaluated.spec, binding)
+  config = pipeline.PipelineConfig(input_size=evaluated.input_size)
   return the_spec, pipeline.eval_dataset(eval_dir, the_spec, batch_size, config)
 
 
 def coco_eval_callback(eval_dir: str, annotation_file: str | None = None, data_root: str | None = None,
-                       spec: str | KeypointSpec | None = None, input_size: Sequence[int] = (256, 192),
-                       batch_size: int = 64, flip_test: bool = False, every: int = 1,
-                       results_file: str | None = None, at_start: bool = False) -> EvaluationCallback:
-  """COCO OKS AP / AR every ``every`` epochs on an evaluation set (ground-truth or detection boxes).
+                       spec: str | KeypointSpec | None = None, batch_size: int = 64, flip_test: bool = False,
+                       every: int = 1, results_file: str | None = None, at_start: bool = False) -> EvaluationCallback:
+  """COCO OKS AP / AR every ``every`` epochs on an evaluation set (ground-truth or detection boxes), at the trained
+  network's input size.
 
   ``annotation_file`` defaults to the json the evaluation set was converted from (its manifest records it).
   ``spec`` defaults to the trained network's (``train.spec``); OKS uses that spec's sigmas.
   """
-  if data_root and not os.path.isabs(eval_dir):
-    eval_dir = os.path.join(data_root, eval_dir)
+  eval_dir = records.under_root(data_root, eval_dir)
 
-  def make(model_spec):
-    the_spec, dataset = _spec_and_data(eval_dir, spec, model_spec, "coco_eval_callback.spec", batch_size,
-                                       input_size)
+  def make(evaluated: Evaluated):
+    the_spec, dataset = _spec_and_data(eval_dir, spec, evaluated, "coco_eval_callback.spec", batch_size)
     return COCOEvaluator(annotation_file or _annotation_file(eval_dir), dataset, the_spec, flip_test, results_file)
 
   return EvaluationCallback(make, every, at_start=at_start, data_dirs=[eval_dir])
 
 
 def pck_eval_callback(eval_dir: str, data_root: str | None = None, spec: str | KeypointSpec | None = None,
-                      input_size: Sequence[int] = (256, 256), batch_size: int = 64, flip_test: bool = False,
-                      every: int = 1, at_start: bool = False) -> EvaluationCallback:
+                      batch_size: int = 64, flip_test: bool = False, every: int = 1,
+                      at_start: bool = False) -> EvaluationCallback:
   """PCK (torso) every ``every`` epochs: logged as ``val_PCK`` (PCK@0.2, for best-checkpoint selection),
   ``val_PCK@0.1`` and per joint group (``val_Head`` ... ``val_Ankle``). The set's records hold the ground truth.
   ``spec`` defaults to the trained network's."""
-  if data_root and not os.path.isabs(eval_dir):
-    eval_dir = os.path.join(data_root, eval_dir)
+  eval_dir = records.under_root(data_root, eval_dir)
 
-  def make(model_spec):
-    the_spec, dataset = _spec_and_data(eval_dir, spec, model_spec, "pck_eval_callback.spec", batch_size,
-                                       input_size)
+  def make(evaluated: Evaluated):
+    the_spec, dataset = _spec_and_data(eval_dir, spec, evaluated, "pck_eval_callback.spec", batch_size)
     return pck.PCKEvaluator(eval_dir, dataset, the_spec, flip_test)
 
   return EvaluationCallback(make, every, at_start=at_start, data_dirs=[eval_dir])
 
 
-class MPIIEvaluator:
-  """PCKh@0.5 of a predict function on the MPII validation set (converted from the HRNet ``valid.json`` with
-  ``--sets eval``), against ``gt_valid.mat``; flip test on by default, as is usual for MPII."""
-
-  def __init__(self, gt_file: str, dataset: tf.data.Dataset, spec: KeypointSpec, flip_test: bool = True):
-    self.gt_file, self.dataset, self.spec, self.flip_test = gt_file, dataset, spec, flip_test
-    self.gt = mpii.load_ground_truth(gt_file)
-
-  def __call__(self, predict_fn: Callable) -> dict[str, float]:
-    persons = predict_persons(predict_fn, self.dataset, self.spec, self.flip_test, with_ids=True)
-    n = self.gt["pos_gt_src"].shape[2]
-    # People the converter left out (no labeled joint) have no visible joint in gt_valid.mat either: (0, 0).
-    preds = np.zeros((n, self.spec.num_keypoints, 2))
-    for p in persons:  # ann_id is the person's index in valid.json, which is gt_valid.mat's order.
-      if p["ann_id"] >= n:
-        raise ValueError(f"{self.gt_file} has {n} people but the evaluation set has annotation id {p['ann_id']}: "
-                         "convert the MPII valid.json that goes with it")
-      preds[p["ann_id"]] = p["keypoints"][:, :2]
-    return mpii.pckh(preds, self.gt, one_based=False)
-
-
-def mpii_eval_callback(eval_dir: str, gt_file: str, data_root: str | None = None, input_size=(256, 256),
-                       batch_size: int = 64, flip_test: bool = True, every: int = 1) -> EvaluationCallback:
+def mpii_eval_callback(eval_dir: str, gt_file: str, data_root: str | None = None, batch_size: int = 64,
+                       flip_test: bool = True, every: int = 1) -> EvaluationCallback:
   """MPII PCKh every ``every`` epochs (logged as ``val_Mean``, ``val_Head``, ...)."""
-  if data_root and not os.path.isabs(eval_dir):
-    eval_dir = os.path.join(data_root, eval_dir)
-  if data_root and not os.path.isabs(gt_file):
-    gt_file = os.path.join(data_root, gt_file)
+  eval_dir, gt_file = records.under_root(data_root, eval_dir), records.under_root(data_root, gt_file)
 
-  def make(model_spec):
+  def make(evaluated: Evaluated):
     if not os.path.exists(gt_file):
       raise FileNotFoundError(f"MPII ground truth not found: {gt_file} (the standard gt_valid.mat)")
-    spec, dataset = _spec_and_data(eval_dir, "mpii16", model_spec, "train.spec", batch_size, input_size)
+    spec, dataset = _spec_and_data(eval_dir, "mpii16", evaluated, "train.spec", batch_size)
     return MPIIEvaluator(gt_file, dataset, spec, flip_test)
 
   return EvaluationCallback(make, every, data_dirs=[eval_dir])
 
 
-__all__ = ["EvaluationCallback", "MPIIEvaluator", "STAT_NAMES", "coco_eval_callback", "evaluation_spec",
+__all__ = ["EvaluationCallback", "Evaluated", "MPIIEvaluator", "STAT_NAMES", "coco_eval_callback", "evaluation_spec",
            "mpii_eval_callback", "pck_eval_callback"]

@@ -17,46 +17,12 @@ from typing import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from semipose_tf import atomic, codec
+from semipose_tf import atomic
+from semipose_tf.evaluation import pck
+from semipose_tf.evaluation.inference import predict_persons
 from semipose_tf.keypoints import KeypointSpec
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
-
-
-def predict_heatmaps(predict_fn: Callable[[tf.Tensor], tf.Tensor], images: tf.Tensor,
-                     flip_index: Sequence[int] | None = None) -> tf.Tensor:
-  """Heatmaps [N, h, w, K] of normalized crops [N, H, W, 3]; with ``flip_index``, averaged with the flipped input's
-  (flip test)."""
-  heatmaps = tf.convert_to_tensor(predict_fn(images), tf.float32)
-  if flip_index is not None:
-    flipped = tf.convert_to_tensor(predict_fn(tf.reverse(images, axis=[2])), tf.float32)
-    heatmaps = 0.5 * (heatmaps + codec.flip_back(flipped, flip_index))
-  return heatmaps
-
-
-def predict_persons(predict_fn: Callable, dataset: tf.data.Dataset, spec: KeypointSpec | None = None,
-                    flip_test: bool = False, with_ids: bool = False) -> list[dict]:
-  """Runs ``predict_fn`` over an evaluation dataset (``pipeline.eval_dataset``); one dict per person:
-  ``image_id``, ``keypoints`` [K, 3] (x, y, score) in image pixels, ``box_score``, ``area`` (crop box area), and
-  with ``with_ids`` the ``ann_id``."""
-  flip_index = None
-  if flip_test:
-    if spec is None:
-      raise ValueError("flip test needs the keypoint spec (its flip pairs)")
-    flip_index = spec.flip_index
-  persons = []
-  for batch in dataset:
-    heatmaps = predict_heatmaps(predict_fn, batch["image"], flip_index)
-    coords, scores = codec.decode_to_image(heatmaps, batch["center"], batch["scale"])
-    coords, scores = coords.numpy(), scores.numpy()
-    scale = batch["scale"].numpy()
-    for i, image_id in enumerate(batch["image_id"].numpy()):
-      person = {"image_id": int(image_id), "keypoints": np.concatenate([coords[i], scores[i][:, None]], 1),
-                "box_score": float(batch["score"][i]), "area": float(np.prod(scale[i] * codec.PIXEL_STD))}
-      if with_ids:
-        person["ann_id"] = int(batch["ann_id"][i])
-      persons.append(person)
-  return persons
 
 
 def oks_iou(kpts: np.ndarray, others: np.ndarray, area: float, areas: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
@@ -231,8 +197,6 @@ class COCOEvaluator:
 
   def _pck(self, persons: list[dict]) -> dict[str, float]:
     """PCK@0.2 of the predictions of annotated people ({} for detection boxes or a spec without a torso)."""
-    from semipose_tf.evaluation import pck  # pck builds on this module.
-
     try:
       pck.torso_joints(self.spec)
     except ValueError:

@@ -8,8 +8,13 @@ joints other than pelvis and thorax by their visible counts.
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 import numpy as np
+import tensorflow as tf
+
+from semipose_tf.evaluation.inference import predict_persons
+from semipose_tf.keypoints import KeypointSpec
 
 # MPII joint indices (gt_valid.mat order, as semipose_tf.keypoints.MPII16).
 R_ANK, R_KNE, R_HIP, L_HIP, L_KNE, L_ANK, PELVIS, THORAX, NECK, HEAD, R_WRI, R_ELB, R_SHO, L_SHO, L_ELB, L_WRI = \
@@ -75,6 +80,27 @@ def pckh(predictions: np.ndarray, gt_file: str | dict, one_based: bool = False, 
   out["Mean"] = float(np.sum(acc * ratio))
   out["Mean@0.1"] = float(np.sum(accuracy(0.1) * ratio))
   return out
+
+
+class MPIIEvaluator:
+  """PCKh@0.5 of a predict function on the MPII validation set (converted from the HRNet ``valid.json`` with
+  ``--sets eval``), against ``gt_valid.mat``; flip test on by default, as is usual for MPII."""
+
+  def __init__(self, gt_file: str, dataset: tf.data.Dataset, spec: KeypointSpec, flip_test: bool = True):
+    self.gt_file, self.dataset, self.spec, self.flip_test = gt_file, dataset, spec, flip_test
+    self.gt = load_ground_truth(gt_file)
+
+  def __call__(self, predict_fn: Callable) -> dict[str, float]:
+    persons = predict_persons(predict_fn, self.dataset, self.spec, self.flip_test, with_ids=True)
+    n = self.gt["pos_gt_src"].shape[2]
+    # People the converter left out (no labeled joint) have no visible joint in gt_valid.mat either: (0, 0).
+    preds = np.zeros((n, self.spec.num_keypoints, 2))
+    for p in persons:  # ann_id is the person's index in valid.json, which is gt_valid.mat's order.
+      if p["ann_id"] >= n:
+        raise ValueError(f"{self.gt_file} has {n} people but the evaluation set has annotation id {p['ann_id']}: "
+                         "convert the MPII valid.json that goes with it")
+      preds[p["ann_id"]] = p["keypoints"][:, :2]
+    return pckh(preds, self.gt, one_based=False)
 
 
 def format_table(result: dict[str, float]) -> str:

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from semipose_tf.conversion import lsp
 from semipose_tf.data import pipeline, records
-from semipose_tf.evaluation.coco import predict_persons
+from semipose_tf.evaluation.inference import predict_persons
 from semipose_tf.evaluation.mpii import read_array
 from semipose_tf.keypoints import LSP14, KeypointSpec
 

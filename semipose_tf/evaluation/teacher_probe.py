@@ -13,23 +13,24 @@ unlabeled stream carries no labels), every epoch it measures
   1 takes a confident teacher for an easy person; this checks it on people whose answer is known).
 
 The teacher shares the student's weights; the probe runs it in inference mode on the un-augmented crop (the
-training step's teacher sees a weakly augmented view, with batch norm as ``SemiSupervisedPose.teacher_bn_mode``
-says), so the monitor measures the network's predictions, not one augmentation draw.
+training step's teacher sees a weakly augmented view, with batch norm as ``MethodConfig.teacher_bn_mode`` says),
+so the monitor measures the network's predictions, not one augmentation draw. The mask counts use the trained
+model's own Algorithm 1 settings (its ``MethodConfig.masking``).
 """
 
 from __future__ import annotations
 
-import os
 from typing import Callable, Sequence
 
 import numpy as np
 
-from semipose_tf import codec
 from semipose_tf.augment.cutout import adaptive_mask_count
-from semipose_tf.data import pipeline
+from semipose_tf.data import pipeline, records
 from semipose_tf.evaluation import pck
-from semipose_tf.evaluation.callback import EvaluationCallback, evaluation_spec
+from semipose_tf.evaluation.callback import EvaluationCallback, Evaluated, evaluation_spec
+from semipose_tf.evaluation.inference import predict_batches
 from semipose_tf.keypoints import KeypointSpec
+from semipose_tf.method_config import Masking
 
 # Difficulty groups by the number of annotated joints, as a fraction of K: all, at least 70%, fewer.
 DIFFICULTY = ("all_joints", "most_joints", "few_joints")
@@ -53,14 +54,13 @@ class TeacherProbe:
       split the labeled images are the first N ids).
     num: Probe size.
     batch_size: Prediction batch size.
-    gamma, mask_max, mask_min, tau: Algorithm 1's constants (``SemiSupervisedPose``'s).
+    masking: Algorithm 1's settings: the trained model's (``MethodConfig.masking``).
   """
 
-  def __init__(self, set_dir: str, spec: KeypointSpec, input_size: Sequence[int] = (256, 256), first_id: int = 0,
-               num: int = 500, batch_size: int = 64, gamma: float = 0.55, mask_max: int = 8, mask_min: int = 2,
-               tau: float = 0.05):
+  def __init__(self, set_dir: str, spec: KeypointSpec, input_size: Sequence[int], masking: Masking,
+               first_id: int = 0, num: int = 500, batch_size: int = 64):
     pck.torso_joints(spec)
-    self.spec, self.algorithm = spec, dict(gamma=gamma, m=mask_max, m_min=mask_min, tau=tau)
+    self.spec, self.masking = spec, masking
     config = pipeline.PipelineConfig(input_size=tuple(input_size))
     people = pipeline.eval_dataset(set_dir, spec, None, config).filter(lambda ex: ex["ann_id"] >= first_id)
     self.dataset = people.take(num).batch(batch_size).cache()
@@ -70,11 +70,9 @@ class TeacherProbe:
 
   def __call__(self, predict_fn: Callable) -> dict[str, float]:
     preds, ids, counts = [], [], []
-    for batch in self.dataset:
-      heatmaps = predict_fn(batch["image"])
-      counts.append(adaptive_mask_count(heatmaps, **self.algorithm).numpy())
-      coords, _ = codec.decode_to_image(heatmaps, batch["center"], batch["scale"])
-      preds.append(coords.numpy())
+    for batch, heatmaps, coords, _ in predict_batches(predict_fn, self.dataset):
+      counts.append(adaptive_mask_count(heatmaps, self.masking).numpy())
+      preds.append(coords)
       ids.extend(int(i) for i in batch["ann_id"].numpy())
     preds, counts = np.concatenate(preds), np.concatenate(counts)
     truth = np.stack([self.truth[i] for i in ids])
@@ -116,21 +114,17 @@ def count_vs_teacher(counts: np.ndarray, correct: np.ndarray, scored: np.ndarray
   return out
 
 
-def teacher_probe_callback(set_dir: str, data_root: str | None = None, spec=None,
-                           input_size: Sequence[int] = (256, 256), first_id: int = 0, num: int = 500,
-                           every: int = 1, gamma: float = 0.55, mask_max: int = 8, mask_min: int = 2,
-                           tau: float = 0.05) -> EvaluationCallback:
+def teacher_probe_callback(set_dir: str, data_root: str | None = None, spec=None, first_id: int = 0, num: int = 500,
+                           every: int = 1) -> EvaluationCallback:
   """The teacher monitor every ``every`` epochs, logged as ``probe_PCK@0.2``, ``probe_PCK@0.1``,
   ``probe_mask_count``, ``probe_mask_count_<all|most|few>_joints``, ``probe_mask_count_teacher_<right|wrong>``
-  and ``probe_mask_count_rank_corr`` (History, TensorBoard, history.csv).
-  Bind the mask constants to the trained model's (``SemiSupervisedPose.gamma`` ...) when they differ."""
-  if data_root and not os.path.isabs(set_dir):
-    set_dir = os.path.join(data_root, set_dir)
+  and ``probe_mask_count_rank_corr`` (History, TensorBoard, history.csv). Input size and Algorithm 1's settings
+  are the trained network's and its method's."""
+  set_dir = records.under_root(data_root, set_dir)
 
-  def make(model_spec):
-    the_spec = evaluation_spec(set_dir, spec, model_spec, "teacher_probe_callback.spec")
-    return TeacherProbe(set_dir, the_spec, input_size, first_id, num, gamma=gamma, mask_max=mask_max,
-                        mask_min=mask_min, tau=tau)
+  def make(evaluated: Evaluated):
+    the_spec = evaluation_spec(set_dir, spec, evaluated.spec, "teacher_probe_callback.spec")
+    return TeacherProbe(set_dir, the_spec, evaluated.input_size, evaluated.method_config.masking, first_id, num)
 
   return EvaluationCallback(make, every, prefix="probe_", data_dirs=[set_dir])
 

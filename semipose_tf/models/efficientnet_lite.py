@@ -37,7 +37,7 @@ from typing import Sequence
 import keras
 from keras import layers
 
-from semipose_tf.codec import MEAN_RGB, STD_RGB
+from semipose_tf.codec import DEFAULT_INPUT_SIZE, MEAN_RGB, STD_RGB
 from semipose_tf.models.resnet import conv_init
 from semipose_tf.models.simple_baseline import deconv_head, final_layer
 from semipose_tf.models.staged import StagedPoseModel
@@ -148,7 +148,7 @@ class EfficientNetLitePose(StagedPoseModel):
     name, dtype, trainable: As for any Keras model; ``dtype`` may be a mixed policy ("mixed_bfloat16").
   """
 
-  def __init__(self, variant: int = 0, num_keypoints: int = 17, input_shape: Sequence[int | None] = (256, 192, 3),
+  def __init__(self, variant: int = 0, num_keypoints: int = 17, input_shape: Sequence[int | None] = (*DEFAULT_INPUT_SIZE, 3),
                deconv_filters: Sequence[int] = (128, 128, 128), deconv_kernel: int = 4, name: str | None = None,
                dtype=None, **kwargs):
     block_plan(variant)  # Validates the variant.

@@ -8,6 +8,7 @@ from typing import Sequence
 import keras
 import numpy as np
 
+from semipose_tf.codec import DEFAULT_INPUT_SIZE
 from semipose_tf.models.efficientnet_lite import VARIANTS, EfficientNetLitePose
 from semipose_tf.models.hrnet import HRNet
 from semipose_tf.models.pretrained import load_backbone_weights
@@ -18,7 +19,7 @@ BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "hrne
              *(f"efficientnet_lite{v}" for v in VARIANTS))
 
 
-def build_pose_model(backbone: str = "resnet18", input_size: Sequence[int] = (256, 192), num_keypoints: int = 17,
+def build_pose_model(backbone: str = "resnet18", input_size: Sequence[int] = DEFAULT_INPUT_SIZE, num_keypoints: int = 17,
                      pretrained: str | None = None, dtype: str | None = None, width: int = 64,
                      deconv_filters: Sequence[int] | None = None) -> StagedPoseModel:
   """Builds a pose network.
@@ -63,6 +64,14 @@ def build_pose_model(backbone: str = "resnet18", input_size: Sequence[int] = (25
 def count_params(model: keras.Model) -> int:
   """Trainable parameters (what PyTorch's ``sum(p.numel() for p in model.parameters())`` counts)."""
   return int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
+
+
+def first_nonfinite(model: keras.Model):
+  """The first of ``model``'s variables that holds NaN or infinity, or None when every weight is finite."""
+  for v in model.weights:
+    if not np.isfinite(np.asarray(v.numpy(), np.float64)).all():
+      return v
+  return None
 
 
 def load_network(path: str, what: str = "network") -> keras.Model:

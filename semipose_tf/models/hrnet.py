@@ -16,6 +16,7 @@ from typing import Sequence
 import keras
 from keras import layers
 
+from semipose_tf.codec import DEFAULT_INPUT_SIZE
 from semipose_tf.models.resnet import batch_norm, conv
 from semipose_tf.models.simple_baseline import final_layer
 from semipose_tf.models.staged import StagedPoseModel
@@ -119,7 +120,7 @@ class HRNet(StagedPoseModel):
     name, dtype, trainable: As for any Keras model.
   """
 
-  def __init__(self, width: int = 32, num_keypoints: int = 17, input_shape: Sequence[int | None] = (256, 192, 3),
+  def __init__(self, width: int = 32, num_keypoints: int = 17, input_shape: Sequence[int | None] = (*DEFAULT_INPUT_SIZE, 3),
                name: str | None = None, dtype=None, **kwargs):
     if width <= 0:
       raise ValueError(f"HRNet width must be positive, got {width}")

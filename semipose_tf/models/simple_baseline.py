@@ -7,6 +7,7 @@ from typing import Sequence
 import keras
 from keras import layers
 
+from semipose_tf.codec import DEFAULT_INPUT_SIZE
 from semipose_tf.models import resnet
 from semipose_tf.models.staged import StagedPoseModel
 
@@ -55,7 +56,7 @@ class SimpleBaseline(StagedPoseModel):
     name, dtype, trainable: As for any Keras model; ``dtype`` may be a mixed policy ("mixed_bfloat16").
   """
 
-  def __init__(self, depth: int = 18, num_keypoints: int = 17, input_shape: Sequence[int | None] = (256, 192, 3),
+  def __init__(self, depth: int = 18, num_keypoints: int = 17, input_shape: Sequence[int | None] = (*DEFAULT_INPUT_SIZE, 3),
                deconv_filters: Sequence[int] = (256, 256, 256), deconv_kernel: int = 4, width: int = 64,
                name: str | None = None, dtype=None, **kwargs):
     resnet.check_depth(depth, width)

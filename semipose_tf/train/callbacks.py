@@ -177,8 +177,11 @@ class SemiSupervisedSummaries(keras.callbacks.Callback):
         v.assign(value)
 
   def _draw(self, model) -> np.ndarray:
-    x_w = tf.convert_to_tensor(self.probe["image"])
-    h_t, _ = model.targets(0, {"image": x_w})
+    # The probe holds what the step's teacher reads: the weak views (and, for the "labels" teacher of the oracle
+    # presets, their ground-truth heatmaps and weights).
+    probe = {k: tf.convert_to_tensor(v) for k, v in self.probe.items()}
+    x_w = probe["image"]
+    h_t, _ = model.targets(0, probe)
     views = model.strong_views(x_w, h_t, model.mask_count(h_t), tf.constant([7, 11], tf.int64))
     x_s, h_s = views["strong"], views["targets"]
     lam, perm = tf.constant(0.5), tf.roll(tf.range(tf.shape(x_w)[0]), 1, 0)

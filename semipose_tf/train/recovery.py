@@ -24,6 +24,8 @@ import tempfile
 import keras
 import numpy as np
 
+from semipose_tf.models.factory import first_nonfinite
+
 WEIGHTS = "latest.weights.h5"
 METADATA = "training_metadata.json"
 
@@ -38,9 +40,9 @@ class NonFiniteWeights(RuntimeError):
 
 def check_finite(model: keras.Model, what: str) -> None:
   """Raises NonFiniteWeights naming the first non-finite variable of ``model``."""
-  for v in model.weights:
-    if not np.isfinite(np.asarray(v.numpy(), np.float64)).all():
-      raise NonFiniteWeights(f"{what}: not saved, the weights are not finite (first: {v.path})")
+  bad = first_nonfinite(model)
+  if bad is not None:
+    raise NonFiniteWeights(f"{what}: not saved, the weights are not finite (first: {bad.path})")
 
 
 class Backup(keras.callbacks.BackupAndRestore):

@@ -1,6 +1,7 @@
 """The teacher-student model: one network (shared weights) for the supervised, teacher and student passes.
 
-``train_step`` reads top to bottom like the method (docs/method.md; every constant in gin_configs/base/train.gin):
+``train_step`` reads top to bottom like the method (docs/method.md; every constant in
+``semipose_tf/method_config.py``, bound in gin_configs/base/train.gin):
 
 1. supervised pass: L_s = JointsMSE(f(x_l), H_l, w_l);
 2. teacher pass on the weak views, under stop-gradient: H_t = f(x_w);
@@ -17,15 +18,13 @@ for the global batch and sliced per replica (see ``augment/replica_random.py``).
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import keras
 import tensorflow as tf
 
 from semipose_tf import codec
 from semipose_tf.augment import cutout, mixup, strong
-from semipose_tf.augment.affine import AffineAugment
 from semipose_tf.augment.replica_random import ALG, hash_uniform
+from semipose_tf.method_config import MethodConfig
 from semipose_tf.models.staged import StagedPoseModel
 from semipose_tf.train.distribute import reducible_logs
 from semipose_tf.train.losses import global_average, joints_mse
@@ -37,71 +36,47 @@ class SemiSupervisedPose(keras.Model):
 
   Args:
     net: The pose network (a :class:`StagedPoseModel`).
-    method: Preset name (see ``semipose_tf.train.methods``): supervised, pseudopose, affine, affine_mixup,
-      single, adaptive, plus, dual, and the diagnostics oracle_affine, oracle_single, oracle_plus.
+    config: The method and every setting of the step (:class:`~semipose_tf.method_config.MethodConfig`), or a
+      preset name for its defaults: supervised, pseudopose, affine, affine_mixup, single, adaptive, plus, dual,
+      and the diagnostics oracle_affine, oracle_single, oracle_plus (``train/methods.py``).
     net2: The second network of ``dual``.
     frozen_teacher: The frozen supervised network of ``pseudopose``.
-    gamma, mask_max, mask_min, tau: Algorithm 1 (0.55, 8, 2, 0.05).
-    fixed_count: Joints masked by "single" / "dual" (5).
-    cutout_jitter: Std of the rectangle centre jitter in px at 256x192 (10).
-    cutout_half_size: Range of rectangle half sides in px at 256x192 ((10, 19)).
-    strong_rotation_factor, strong_rotation_prob, strong_scale_factor: The strong affine (30, 0.8, 0.25).
-    mix_alpha: Beta(alpha, alpha) of the mixup lambda (1.0); ``mix_lambda`` fixes lambda instead.
-    mix_locations: Where to mix, one drawn per step: "image" or split points of the network.
-    lambda_u, lambda_m: Loss weights (1.0, 1.0).
-    teacher_bn_mode: "train" (the reference: batch statistics, moving averages updated) or "inference".
     seed: Base seed of the step randomness.
   """
 
-  def __init__(self, net: StagedPoseModel, method: str = "plus", net2: StagedPoseModel | None = None,
-               frozen_teacher: keras.Model | None = None, gamma: float = 0.55, mask_max: int = 8,
-               mask_min: int = 2, tau: float = 0.05, fixed_count: int = 5, cutout_jitter: float = 10.0,
-               cutout_half_size: Sequence[int] = (10, 19), strong_rotation_factor: float = 30.0,
-               strong_rotation_prob: float = 0.8, strong_scale_factor: float = 0.25, mix_alpha: float = 1.0,
-               mix_lambda: float | None = None, mix_locations: Sequence[str] = ("image", "layer3"),
-               lambda_u: float = 1.0, lambda_m: float = 1.0, teacher_bn_mode: str = "train", seed: int = 0,
-               **kwargs):
+  def __init__(self, net: StagedPoseModel, config: MethodConfig | str = "plus", net2: StagedPoseModel | None = None,
+               frozen_teacher: keras.Model | None = None, seed: int = 0, **kwargs):
     super().__init__(**kwargs)
-    self.method = get_method(method)
-    if teacher_bn_mode not in ("train", "inference"):
-      raise ValueError(f"teacher_bn_mode must be 'train' or 'inference', got {teacher_bn_mode!r}")
+    self.method_config = MethodConfig(method=config) if isinstance(config, str) else config
+    if not isinstance(self.method_config, MethodConfig):
+      raise TypeError(f"SemiSupervisedPose.config must be a MethodConfig or a preset name, got {config!r}")
+    self.method = get_method(self.method_config.method)
     if self.method.dual and net2 is None:
       raise ValueError("method 'dual' needs a second network (net2)")
     if self.method.teacher == "frozen" and frozen_teacher is None:
       raise ValueError("method 'pseudopose' needs a frozen supervised network (frozen_teacher)")
-    if not 0 < mask_min <= mask_max:
-      raise ValueError(f"need 0 < mask_min <= mask_max, got {mask_min}, {mask_max}")
-    joints = int(net.output_shape[-1])
-    if not 0 < fixed_count <= min(mask_max, joints):  # The mask-count histogram has bins 0 .. mask_max.
-      raise ValueError(f"SemiSupervisedPose.fixed_count must be between 1 and mask_max ({mask_max}) and at most the "
-                       f"{joints} joints, got {fixed_count}; raise SemiSupervisedPose.mask_max for more masks")
+    self.method_config.check_network(int(net.output_shape[-1]), net.split_points, net.name, self.method.mixup)
     self.net = net
     self.net2 = net2
     self.frozen_teacher = frozen_teacher
     if frozen_teacher is not None:
       frozen_teacher.trainable = False
-    self.gamma, self.mask_max, self.mask_min, self.tau = gamma, mask_max, mask_min, tau
-    self.fixed_count = fixed_count
-    self.cutout_jitter, self.cutout_half_size = cutout_jitter, tuple(cutout_half_size)
-    self.strong_config = AffineAugment(scale_factor=strong_scale_factor, rotation_factor=strong_rotation_factor,
-                                       rotation_prob=strong_rotation_prob, flip_prob=0.0)
-    self.mix_alpha, self.mix_lambda = mix_alpha, mix_lambda
-    self.mix_locations = tuple(mix_locations)
-    self.lambda_u, self.lambda_m = lambda_u, lambda_m
-    self.teacher_bn_mode = teacher_bn_mode
+    # The parts the step reads, by name (the whole configuration stays in method_config).
+    self.masking, self.strong = self.method_config.masking, self.method_config.strong
+    self.mixing, self.loss_weights = self.method_config.mixup, self.method_config.loss
     self.seed = int(seed)
     self.geometry = codec.Geometry.of_network(net)  # Input size, heatmap size, stride: one place (codec).
-    if self.method.mixup:
-      for loc in self.mix_locations:
-        if loc not in net.split_points:
-          raise ValueError(f"mix location {loc!r} is not a split point of {net.name}; valid: {net.split_points}")
     names = ["total_loss", "loss_s", "loss_u", "loss_m", "mask_count"]
     self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
     self.val_tracker = keras.metrics.Mean(name="heatmap_loss")
     # Counts of samples per mask count since the last reset: a histogram over an epoch, summed over replicas.
-    self.mask_count_bins = keras.Variable(tf.zeros([mask_max + 1]), trainable=False, aggregation="sum",
-                                          name="mask_count_bins")
+    self.mask_count_bins = keras.Variable(tf.zeros([self.masking.mask_max + 1]), trainable=False,
+                                          aggregation="sum", name="mask_count_bins")
     self.built = True
+
+  def get_config(self) -> dict:
+    """The method configuration and the seed (the networks travel as their own ``.keras`` files)."""
+    return {"config": self.method_config.get_config(), "seed": self.seed}
 
   def _maybe_symbolic_build(self, iterator=None, data_batch=None):
     # Private Keras API, overridden on purpose: no public hook builds the optimizer without Keras first reducing a
@@ -150,14 +125,15 @@ class SemiSupervisedPose(keras.Model):
       return tf.stop_gradient(self.frozen_teacher(unlabeled["image"], training=False)), None
     students = self._students()
     teacher = students[len(students) - 1 - index] if self.method.dual else students[index]
-    return tf.stop_gradient(teacher(unlabeled["image"], training=self.teacher_bn_mode == "train")), None
+    training = self.method_config.teacher_bn_mode == "train"
+    return tf.stop_gradient(teacher(unlabeled["image"], training=training)), None
 
   def mask_count(self, heatmaps) -> tf.Tensor:
     batch = tf.shape(heatmaps)[0]
     if self.method.mask == "adaptive":
-      return cutout.adaptive_mask_count(heatmaps, self.gamma, self.mask_max, self.mask_min, self.tau)
+      return cutout.adaptive_mask_count(heatmaps, self.masking)
     if self.method.mask == "fixed":
-      return cutout.fixed_mask_count(batch, self.fixed_count)
+      return cutout.fixed_mask_count(batch, self.masking.fixed_count)
     return tf.zeros([batch], tf.int32)
 
   def strong_views(self, images, heatmaps, num, seed) -> dict[str, tf.Tensor]:
@@ -178,9 +154,9 @@ class SemiSupervisedPose(keras.Model):
     seeds = tf.random.experimental.stateless_split(seed, 2, alg=ALG)
     coords, _ = codec.decode_heatmaps(heatmaps)
     masked, boxes, selected = cutout.joint_cutout(images, self.geometry.to_input(coords), num, seeds[0],
-                                                  self.cutout_jitter, self.cutout_half_size)
+                                                  self.masking)
     m_in, m_hm, _ = strong.strong_affines(seeds[1], tf.shape(images)[0], self.geometry.input_size,
-                                          self.geometry.heatmap_size, self.strong_config)
+                                          self.geometry.heatmap_size, self.strong)
     x_s, targets = strong.apply_strong(masked, heatmaps, m_in, m_hm)
     return {"strong": x_s, "targets": targets, "masked": masked, "boxes": boxes, "selected": selected,
             "affine": m_in}
@@ -190,11 +166,11 @@ class SemiSupervisedPose(keras.Model):
 
     ``weights`` [B, K] (None: all ones) weigh the joints of each sample's own targets (the "labels" teacher)."""
     seeds = tf.random.experimental.stateless_split(seed, 3, alg=ALG)
-    lam = mixup.sample_lambda(seeds[0], self.mix_alpha, self.mix_lambda)
+    locations = self.mixing.locations
+    lam = mixup.sample_lambda(seeds[0], self.mixing.alpha, self.mixing.lam)
     perm = mixup.sample_permutation(seeds[1], tf.shape(images)[0])
-    where = tf.minimum(tf.cast(hash_uniform(seeds[2], []) * len(self.mix_locations), tf.int32),
-                       len(self.mix_locations) - 1)
-    pred = mixup.mixed_forward(student, images, lam, perm, where, self.mix_locations)
+    where = tf.minimum(tf.cast(hash_uniform(seeds[2], []) * len(locations), tf.int32), len(locations) - 1)
+    pred = mixup.mixed_forward(student, images, lam, perm, where, locations)
     w_perm = None if weights is None else tf.gather(weights, perm)
     loss = (lam * joints_mse(pred, heatmaps, weights)
             + (1 - lam) * joints_mse(pred, tf.gather(heatmaps, perm), w_perm))
@@ -231,9 +207,9 @@ class SemiSupervisedPose(keras.Model):
         loss_m = tf.add_n(loss_m) if loss_m else None
         counts = tf.concat(all_counts, 0)
         # 6. The weighted total (each term averaged over its own global batch).
-        total += self.lambda_u * global_average(loss_u)
+        total += self.loss_weights.lambda_u * global_average(loss_u)
         if loss_m is not None:
-          total += self.lambda_m * global_average(loss_m)
+          total += self.loss_weights.lambda_m * global_average(loss_m)
       scaled = self.optimizer.scale_loss(total)
     lr = tf.cast(self.optimizer.learning_rate, tf.float32)  # This step's rate (read before the step counts).
     variables = self.trainable_variables
@@ -251,7 +227,7 @@ class SemiSupervisedPose(keras.Model):
     if counts is not None:
       self.trackers["mask_count"].update_state(tf.cast(counts, tf.float32))
       # one_hot + sum rather than bincount, which has no XLA kernel.
-      self.mask_count_bins.assign_add(tf.reduce_sum(tf.one_hot(counts, self.mask_max + 1), axis=0))
+      self.mask_count_bins.assign_add(tf.reduce_sum(tf.one_hot(counts, self.masking.mask_max + 1), axis=0))
     logs = {name: t.result() for name, t in self.trackers.items()}
     logs.update(mix_lambda=tf.cast(lam, tf.float32), mix_location=tf.cast(where, tf.float32), lr=lr)
     return reducible_logs(logs)
