@@ -32,8 +32,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("SEMIPOSE_SHARED_DATA", os.path.join(os.path.dirname(ROOT), "shared", "data"))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # The other benchmarks' measuring functions.
+from results_io import checkout_env, require_checkout  # noqa: E402
 from semipose_tf.console import VERBOSE_FLAG, VERBOSE_HELP  # noqa: E402
 
 # name: (cap in seconds on a GPU, cap with --smoke)
@@ -274,7 +273,7 @@ def run_part(name: str, smoke: bool, cap: float, verbose: bool) -> tuple[list[di
       ([VERBOSE_FLAG] * verbose)
   start = time.perf_counter()
   try:
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=cap)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=cap, env=checkout_env(ROOT))
     stdout, failure = r.stdout, None if r.returncode == 0 else (r.stderr.strip().splitlines() or ["?"])[-1][:200]
   except subprocess.TimeoutExpired as e:
     stdout = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
@@ -293,6 +292,7 @@ def main() -> int:
   p.add_argument("--out", help="markdown output (default benchmarks/results/gpu_check[_smoke].md)")
   p.add_argument("--part", help=argparse.SUPPRESS)  # Internal: run one part in this process.
   args = p.parse_args()
+  require_checkout(ROOT)  # A worktree benchmark measures its own commit.
   from semipose_tf.console import quiet_start
 
   quiet_start()

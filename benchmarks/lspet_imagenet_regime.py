@@ -28,6 +28,8 @@ from semipose_tf.console import VERBOSE_FLAG, VERBOSE_HELP, quiet_start
 quiet_start()
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+from results_io import checkout_env, require_checkout  # noqa: E402
 # Label budget -> (labeled set, first probe id: the probe people lie outside the budget).
 BUDGETS = {"labeled_1000": ("labeled_1000/labeled", 1001), "labeled_all": ("labeled_all/labeled", 1001),
            "labeled_500": ("labeled_500/labeled", 501)}
@@ -82,6 +84,7 @@ def main() -> int:
   p.add_argument("--records", default=os.path.join(ROOT, "benchmarks", "results", "lspet_imagenet_regime"))
   p.add_argument("--report_only", action="store_true")
   args = p.parse_args()
+  require_checkout(ROOT)  # A worktree benchmark measures its own commit.
   names = [b for b in args.budgets.split(",") if b]
   unknown = sorted(set(names) - set(BUDGETS))
   if unknown:
@@ -100,7 +103,7 @@ def main() -> int:
              f"--work_dir={work_dir}", f"--data_root={args.data_root}", f"--gin_param=train.labeled_dir={labeled!r}",
              f"--gin_param=teacher_probe_callback.first_id={first_id}", "--gin_param=train.verbose=2"]
       with open(os.path.join(work_dir, "train.log"), "a") as log:
-        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
+        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, env=checkout_env(ROOT))
     kept = os.path.join(args.records, f"{name}.json")
     rec = record(name, work_dir)
     if rec:

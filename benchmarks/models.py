@@ -14,7 +14,6 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from semipose_tf.console import VERBOSE_FLAG, VERBOSE_HELP, quiet_start  # noqa: E402
 
 quiet_start()
@@ -44,11 +43,12 @@ def main() -> int:
   p.add_argument("--policies", default="float32,mixed_bfloat16")
   args = p.parse_args()
   devices = [d.device_type for d in tf.config.list_logical_devices()]
-  print(f"TensorFlow {tf.__version__}, devices {devices}, {os.cpu_count()} CPU cores, input 256x192, "
+  print(f"TensorFlow {tf.__version__}, devices {devices}, {os.cpu_count()} CPU cores, input {DEFAULT_INPUT_SIZE[0]}x{DEFAULT_INPUT_SIZE[1]}, "
         f"batch {args.batch}")
   print(f"{'backbone':10s} {'policy':15s} {'params':>8s} {'forward img/s':>14s} {'train img/s':>12s}")
-  x = tf.random.normal((args.batch, 256, 192, 3))
-  y = tf.random.uniform((args.batch, 64, 48, 17))
+  h, w = DEFAULT_INPUT_SIZE
+  x = tf.random.normal((args.batch, h, w, 3))
+  y = tf.random.uniform((args.batch, h // 4, w // 4, 17))
   for backbone in args.backbones.split(","):
     for policy in args.policies.split(","):
       model = build_pose_model(backbone, dtype=None if policy == "float32" else policy)

@@ -4,8 +4,27 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 
 import numpy as np
+
+
+def checkout_env(root: str) -> dict[str, str]:
+  """The environment for the scripts a benchmark runs: ``PYTHONPATH`` starts at ``root``, so that a benchmark
+  started from a git worktree (a fixed commit) trains with that commit's package, not the installed one."""
+  path = os.environ.get("PYTHONPATH", "")
+  return {**os.environ, "PYTHONPATH": os.path.abspath(root) + (os.pathsep + path if path else "")}
+
+
+def require_checkout(root: str) -> None:
+  """Exits with a one-line error when ``semipose_tf`` is not imported from ``root`` (a worktree run without
+  ``PYTHONPATH=<worktree>`` would measure the installed code, not the commit it records)."""
+  import semipose_tf
+
+  here = os.path.dirname(os.path.dirname(os.path.abspath(semipose_tf.__file__)))
+  if os.path.realpath(here) != os.path.realpath(root):
+    raise SystemExit(f"error: semipose_tf is imported from {here}, not from this checkout {root}; run the benchmark "
+                     f"as PYTHONPATH={root} python {os.path.relpath(sys.argv[0], root)} ...")
 
 
 def read_history(work_dir: str) -> list[dict[str, float]]:

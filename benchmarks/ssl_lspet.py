@@ -38,13 +38,12 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 from semipose_tf.console import VERBOSE_FLAG, VERBOSE_HELP, quiet_start  # noqa: E402
 
 quiet_start()  # The report's pictures load TensorFlow in this process; its start-up lines stay hidden.
 
-from results_io import methods_and_seeds, read_history, stats, write_page  # noqa: E402
+from results_io import (checkout_env, methods_and_seeds, read_history, require_checkout, stats,  # noqa: E402
+                        write_page)
 
 METHODS = ("supervised", "affine", "single", "adaptive", "plus", "upper_bound")
 DIAGNOSTICS = ("oracle_affine", "oracle_single", "oracle_plus")
@@ -64,6 +63,14 @@ REGIMES = {
 }
 
 
+def _algorithm_1() -> str:
+  """Algorithm 1's settings as the runs used them (the defaults of semipose_tf/method_config.py)."""
+  from semipose_tf.method_config import Masking
+
+  m = Masking()
+  return f"gamma {m.gamma}, m {m.mask_max}, m_min {m.mask_min}, tau {m.tau}"
+
+
 def prepare(args) -> None:
   """Converts ../shared/data/lspet into the benchmark's sets unless they are there."""
   lsp = os.path.join(args.lspet, "joints.mat")
@@ -76,7 +83,7 @@ def prepare(args) -> None:
             ("labeled_all/labeled", [os.path.join(args.data_root, "labeled_all"), "--sets", "labeled"])]
   for check, extra in wanted:
     if not os.path.exists(os.path.join(args.data_root, check, "manifest.json")):
-      subprocess.run(convert + ["--out", *extra], check=True)
+      subprocess.run(convert + ["--out", *extra], check=True, env=checkout_env(ROOT))
 
 
 def run(method: str, seed: int, args, burn_in: str | None = None) -> dict:
@@ -125,7 +132,7 @@ def run(method: str, seed: int, args, burn_in: str | None = None) -> dict:
   start = time.time()
   os.makedirs(work_dir, exist_ok=True)
   with open(os.path.join(work_dir, "train.log"), "a") as log:  # The run's console, kept beside its results.
-    subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
+    subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, env=checkout_env(ROOT))
   return write_record(method, seed, work_dir, time.time() - start)
 
 
@@ -237,7 +244,7 @@ def report(records: dict, start: dict, floors: dict) -> str:
             "On 500 unlabeled training people whose labels were held back (images im00201..im00700, never in the "
             "labeled budget), after each epoch, mean over seeds: the teacher's pseudo-label PCK@0.2 / PCK@0.1 (the "
             "network in inference mode on the un-augmented crop), and the mean adaptive mask count Algorithm 1 "
-            "gives (gamma 0.55, m 8, m_min 2, tau 0.05), split by how many of the person's 14 joints the "
+            f"gives ({_algorithm_1()}), split by how many of the person's 14 joints the "
             "annotators marked: all 14 / at least 10 / fewer (an independent difficulty measure: LSPET leaves "
             "occluded and out-of-frame joints unmarked). 'logged' is the count the training step used (weak "
             "views, mean over the epoch).", "",
@@ -314,6 +321,7 @@ def main() -> int:
                  help="run seed 0 of every method first, then seed 1 ... (a partial table is then paired)")
   p.add_argument(VERBOSE_FLAG, action="store_true", help=VERBOSE_HELP)
   args = p.parse_args()
+  require_checkout(ROOT)  # A worktree benchmark measures its own commit.
   regime = REGIMES[args.regime]
   args.work_root = args.work_root or os.path.join(ROOT, "work_dirs", regime["name"])
   args.out = args.out or os.path.join(ROOT, "benchmarks", "results", regime["name"] + ".md")

@@ -33,13 +33,12 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 from semipose_tf.console import VERBOSE_FLAG, VERBOSE_HELP, quiet_start  # noqa: E402
 
 quiet_start()  # Reports and pictures load TensorFlow in this process; its start-up lines stay hidden.
 
-from results_io import methods_and_seeds, read_history, stats, write_page  # noqa: E402
+from results_io import (checkout_env, methods_and_seeds, read_history, require_checkout, stats,  # noqa: E402
+                        write_page)
 
 METHODS = ("supervised", "single", "adaptive", "plus", "upper_bound")
 # Diagnostics, run when named in --methods: the strong branches against ground-truth targets (no teacher).
@@ -52,6 +51,14 @@ LABELS = {"supervised": "Supervised (300 labels)", "single": "Single (5 fixed ma
           "oracle_affine": "Diagnostic: strong affine only (no cutout), ground-truth targets",
           "oracle_single": "Diagnostic: single's branch, ground-truth targets",
           "oracle_plus": "Diagnostic: plus's branches, ground-truth targets"}
+
+
+def _algorithm_1() -> str:
+  """Algorithm 1's settings as the runs used them (the defaults of semipose_tf/method_config.py)."""
+  from semipose_tf.method_config import Masking
+
+  m = Masking()
+  return f"gamma {m.gamma}, m {m.mask_max}, m_min {m.mask_min}, tau {m.tau}"
 
 
 def run(method: str, seed: int, args, burn_in: str | None = None) -> dict:
@@ -71,7 +78,7 @@ def run(method: str, seed: int, args, burn_in: str | None = None) -> dict:
     cmd.append(f"--gin_param=BURN_IN = {burn_in!r}")
   print(f"\n=== {method}, seed {seed}: {' '.join(cmd[1:])}", flush=True)
   start = time.time()
-  subprocess.run(cmd, check=True)
+  subprocess.run(cmd, check=True, env=checkout_env(ROOT))
   wall = time.time() - start
   history = read_history(work_dir)
   record = {"method": method, "seed": seed, "wall_s": wall, "work_dir": work_dir,
@@ -182,7 +189,7 @@ def report(records: dict, counts: dict, untrained: float | None, start: dict, ar
   if not any(counts.get(m) for m in ("adaptive", "plus")):
     return "\n".join(lines) + "\n"
   lines += ["", "## Adaptive mask counts over training, by difficulty", "",
-            "Mean number of masked joints Algorithm 1 assigns (gamma 0.55, m 8, m_min 2, tau 0.05) to 600 unlabeled "
+            f"Mean number of masked joints Algorithm 1 assigns ({_algorithm_1()}) to 600 unlabeled "
             "probe persons with each epoch's network, split by the generator's own `hard` flag (degraded image, "
             "more than 35% occluded, or small), mean over seeds; and the mean count the training step logged over "
             "the epoch (all persons, weak views, teacher batch norm in training mode).", "",
@@ -215,6 +222,7 @@ def main() -> int:
   p.add_argument("--report_only", action="store_true", help="only tabulate finished runs")
   p.add_argument(VERBOSE_FLAG, action="store_true", help=VERBOSE_HELP)
   args = p.parse_args()
+  require_checkout(ROOT)  # A worktree benchmark measures its own commit.
   methods, seeds = methods_and_seeds(p, args.methods, args.seeds, METHODS + DIAGNOSTICS)
   # The shared starting point of every method (seed 0), then each method and seed from it.
   start = run("burn_in", 0, args)

@@ -18,7 +18,6 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from semipose_tf.console import VERBOSE_FLAG, VERBOSE_HELP, quiet_start  # noqa: E402
 
 quiet_start()
@@ -26,11 +25,12 @@ quiet_start()
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from semipose_tf.codec import DEFAULT_INPUT_SIZE  # noqa: E402
 from semipose_tf.models import build_pose_model  # noqa: E402
 from semipose_tf.train.teacher_student import SemiSupervisedPose  # noqa: E402
 
 
-def batch(b: int, size=(256, 192), k: int = 17) -> dict:
+def batch(b: int, size=DEFAULT_INPUT_SIZE, k: int = 17) -> dict:
   """A random batch of ``b`` labeled and ``b`` unlabeled crops of ``size`` with K heatmaps (stride 4)."""
   h, w = size
   return {"labeled": {"image": tf.random.normal((b, h, w, 3)), "heatmaps": tf.random.uniform((b, h // 4, w // 4, k)),
@@ -38,7 +38,7 @@ def batch(b: int, size=(256, 192), k: int = 17) -> dict:
           "unlabeled": {"image": tf.random.normal((b, h, w, 3))}}
 
 
-def build(method: str, policy: str, backbone: str = "resnet18", size=(256, 192), k: int = 17, **net_kwargs):
+def build(method: str, policy: str, backbone: str = "resnet18", size=DEFAULT_INPUT_SIZE, k: int = 17, **net_kwargs):
   """(SemiSupervisedPose of the method, its optimizer) for a dtype policy; dual / pseudopose get their second net."""
   dtype = None if policy == "float32" else policy
   make = lambda: build_pose_model(backbone, size, k, dtype=dtype, **net_kwargs)  # noqa: E731
@@ -63,7 +63,7 @@ NETWORKS = {"r18": ("resnet18", {}), "r18w16": ("resnet18", {"width": 16, "decon
             "lite0": ("efficientnet_lite0", {"deconv_filters": (128, 128, 128)})}
 
 
-def measure(method: str, policy: str, b: int, steps: int, jit: bool, network: str = "r18", size=(256, 192),
+def measure(method: str, policy: str, b: int, steps: int, jit: bool, network: str = "r18", size=DEFAULT_INPUT_SIZE,
             k: int = 17) -> float:
   backbone, net_kwargs = NETWORKS[network]
   model, opt = build(method, policy, backbone, size, k, **net_kwargs)

@@ -34,10 +34,8 @@ of another layout than COCO-17 needs --spec (a spec defined in gin needs --gin_f
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from semipose_tf.console import VERBOSE_FLAG, VERBOSE_HELP, quiet_start  # noqa: E402
 
 quiet_start()

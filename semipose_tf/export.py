@@ -4,7 +4,7 @@ Signatures of the exported SavedModel:
 
 * ``serving_default``: ``images`` [N] string (JPEG or PNG bytes) and ``boxes`` [N, 4] float32 (one person box
   per image, x, y, w, h in pixels) -> ``keypoints`` [N, K, 2] float32 (x, y in image pixels) and ``scores``
-  [N, K] float32. Decoding, cropping (the evaluation crop: box -> centre / scale with 1.25 padding), ImageNet
+  [N, K] float32. Decoding, cropping (the evaluation crop: box -> centre / scale with ``codec.PADDING``), ImageNet
   normalization, the network and heatmap decoding all run inside the graph. Bytes that are neither JPEG nor PNG,
   and images with more pixels than ``max_pixels`` (checked from the header, before decoding: a decompression bomb
   never reaches the decoder), fail with an InvalidArgumentError that says which.
@@ -60,7 +60,7 @@ class PoseInference(tf.Module):
   Args:
     net: A pose network (normalized crops [N, H, W, 3] -> heatmaps [N, H/4, W/4, K]).
     max_pixels: Largest accepted image (width x height), checked before decoding.
-    padding: Box padding of box -> centre / scale (1.25, as in training).
+    padding: Box padding of box -> centre / scale (``codec.PADDING``, as in training).
   """
 
   def __init__(self, net: keras.Model, max_pixels: int = DEFAULT_MAX_PIXELS, padding: float = codec.PADDING):

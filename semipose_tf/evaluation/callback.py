@@ -13,7 +13,6 @@ import os
 from typing import Callable
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from semipose_tf import codec
