@@ -43,11 +43,25 @@ quiet_start()
 
 def _load_predict_fn(path: str):
   """A predict function (normalized crops -> heatmaps), the input size and the network's keypoint spec (or None),
-  from a .keras checkpoint."""
+  from a .keras checkpoint, a SavedModel folder (its ``heatmaps`` signature) or an exported ONNX / LiteRT folder
+  (run in its own runtime): every one is scored with the same crops and the same decoding."""
+  import os
+
   import tensorflow as tf
 
+  from semipose_tf import deploy
   from semipose_tf.models.factory import load_network
 
+  if os.path.isdir(path) and os.path.exists(os.path.join(path, deploy.DEPLOY_FILE)):
+    artifact = deploy.Artifact(path)
+    return artifact.predict, artifact.input_size, artifact.spec
+  if os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb")):
+    from semipose_tf import export
+
+    heatmaps = tf.saved_model.load(path).signatures["heatmaps"]
+    h, w = heatmaps.structured_input_signature[1]["crops"].shape[1:3]
+    _, spec = export.load_inference(path)
+    return (lambda x: heatmaps(crops=tf.convert_to_tensor(x, tf.float32))["heatmaps"]), (int(h), int(w)), spec
   model = load_network(path, "checkpoint")
   predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
   return predict, tuple(model.input_shape[1:3]), getattr(model, "keypoint_spec", None)
@@ -69,7 +83,9 @@ def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument(VERBOSE_FLAG, action="store_true", help=VERBOSE_HELP)
   p.add_argument("dataset", choices=("coco", "mpii", "lsp", "probe"))
-  p.add_argument("--checkpoint", help="a .keras pose network (from scripts/train.py)")
+  p.add_argument("--checkpoint", "--artifact", dest="checkpoint",
+                 help="a .keras pose network (from scripts/train.py), or an exported SavedModel / ONNX / LiteRT "
+                      "folder (scripts/export.py), run in its own runtime")
   p.add_argument("--eval_dir", help="evaluation TFRecord set (make_tfrecords.py ... --sets eval)")
   p.add_argument("--annotations", help="COCO keypoint json (default: the one the eval set was converted from)")
   p.add_argument("--results", help="COCO: a keypoint results json to score (no model)")
@@ -94,6 +110,7 @@ def main(argv=None) -> int:
   import tensorflow as tf
 
   from semipose_tf.data import records
+  from semipose_tf.deploy import MissingExtra
   from semipose_tf.keypoints import UnknownSpecError, get_spec
 
   try:
@@ -154,7 +171,7 @@ def main(argv=None) -> int:
         predict, data, spec = _model_and_data(args, "mpii16")
         result = MPIIEvaluator(args.gt, data, spec, args.flip_test is not False)(predict)
       print(mpii.format_table(result))
-  except (FileNotFoundError, ValueError, UnknownSpecError) as e:
+  except (FileNotFoundError, ValueError, UnknownSpecError, MissingExtra) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   except tf.errors.DataLossError:  # TFRecord's message names no file: name the corrupt shard of the set.

@@ -1,13 +1,20 @@
 #!/usr/bin/env python
-"""Exports a trained pose network (.keras) as a SavedModel for TF Serving.
+"""Exports a trained pose network (.keras): a SavedModel for TF Serving, or ONNX / LiteRT for other runtimes.
 
   python scripts/export.py work_dirs/coco_1k/checkpoints/best.keras exports/pose/1
+  python scripts/export.py best.keras exports/pose_onnx --format onnx
+  python scripts/export.py best.keras exports/pose_fp16 --format litert --variant float16
+  python scripts/export.py best.keras exports/pose_int8 --format litert --variant int8 \
+      --representative data/coco_val/eval
   saved_model_cli show --dir exports/pose/1 --all
 
-Signatures: ``serving_default`` (images: JPEG/PNG bytes [N], boxes: [N, 4] x, y, w, h -> keypoints [N, K, 2] in
-image pixels, scores [N, K]) and ``heatmaps`` (crops: normalized [N, H, W, 3] -> heatmaps). See README.md. The
-network's keypoint spec goes with it (``assets.extra/keypoint_spec.json``); --spec gives one to a network saved
-without it.
+SavedModel signatures: ``serving_default`` (images: JPEG/PNG bytes [N], boxes: [N, 4] x, y, w, h -> keypoints
+[N, K, 2] in image pixels, scores [N, K]) and ``heatmaps`` (crops: normalized [N, H, W, 3] -> heatmaps). ONNX and
+LiteRT take normalized crops [N, H, W, 3] and give heatmaps, keypoints in crop pixels and scores
+(``semipose_tf/deploy.py``); they need the deploy extra (pip install -e '.[deploy]'). int8 is calibrated on crops
+of the --representative evaluation set. The network's keypoint spec goes with every format; --spec gives one to a
+network saved without it. An existing output is refused unless --overwrite, and stays whole until the new one is.
+Score an artifact with ``python scripts/evaluate.py <dataset> --artifact <folder> --eval_dir ...``.
 """
 
 from __future__ import annotations
@@ -24,7 +31,12 @@ def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument(VERBOSE_FLAG, action="store_true", help=VERBOSE_HELP)
   p.add_argument("checkpoint", help="a .keras pose network")
-  p.add_argument("output", help="SavedModel directory (TF Serving: <model_base_path>/<version>)")
+  p.add_argument("output", help="output folder (a SavedModel for TF Serving: <model_base_path>/<version>)")
+  p.add_argument("--format", default="saved_model", help="saved_model (default), onnx or litert")
+  p.add_argument("--variant", default="float32", help="litert: float32 (default), float16 or int8")
+  p.add_argument("--representative", help="int8: an evaluation TFRecord set whose crops calibrate the quantization")
+  p.add_argument("--representative_count", type=int, default=128, help="int8: crops drawn from that set")
+  p.add_argument("--overwrite", action="store_true", help="replace an existing output (swapped in when complete)")
   p.add_argument("--max_pixels", type=int, default=40_000_000,
                  help="largest accepted image, width x height (larger ones are refused before decoding)")
   p.add_argument("--spec", help="keypoint spec for a network saved without one (default: the network's)")
@@ -37,6 +49,33 @@ def main(argv=None) -> int:
   from semipose_tf.models.factory import load_network
   from semipose_tf.keypoints import UnknownSpecError, check_same, get_spec
 
+  from semipose_tf import deploy
+
+  if args.format not in deploy.FORMATS:
+    print(f"error: unknown --format {args.format!r}; choose from {', '.join(deploy.FORMATS)}", file=sys.stderr)
+    return 2
+  allowed = deploy.LITERT_VARIANTS if args.format == "litert" else ("float32",)
+  if args.variant not in allowed:
+    print(f"error: --format {args.format} has no --variant {args.variant!r}; choose from {', '.join(allowed)}",
+          file=sys.stderr)
+    return 2
+  if args.variant == "int8" and not args.representative:
+    print("error: --variant int8 needs --representative <an evaluation TFRecord set> to calibrate on",
+          file=sys.stderr)
+    return 2
+  import os
+
+  if os.path.exists(args.output) and not args.overwrite:
+    print(f"error: {args.output} exists: choose another output or pass --overwrite (the old one stays until the "
+          "new one is complete)", file=sys.stderr)
+    return 2
+  try:
+    if args.format == "onnx":  # A missing extra is said before the network is even loaded.
+      deploy.require("tf2onnx", "ONNX export")
+      deploy.require("onnx", "ONNX export")
+  except deploy.MissingExtra as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
   try:
     configurable.parse_gin(args.gin_file)
     net = load_network(args.checkpoint, "checkpoint")
@@ -50,15 +89,39 @@ def main(argv=None) -> int:
     return 2
   import tensorflow as tf
 
-  try:
-    export_saved_model(net, args.output, args.max_pixels)
-  except (OSError, tf.errors.OpError) as e:  # A full disk: nothing half-written is left at the output path.
-    print(f"error: cannot write the SavedModel {args.output}: {error_text(e)}", file=sys.stderr)
-    return 2
   spec = getattr(net, "keypoint_spec", None)
-  print(f"SavedModel written to {args.output} (signatures: serving_default, heatmaps; keypoint spec: "
-        f"{spec.name if spec else 'none, pass --spec to record one'})")
+  spec_note = f"keypoint spec: {spec.name if spec else 'none, pass --spec to record one'}"
+  what = "the SavedModel" if args.format == "saved_model" else f"the {args.format} artifact"
+  try:
+    if args.format == "saved_model":
+      export_saved_model(net, args.output, args.max_pixels)
+      print(f"SavedModel written to {args.output} (signatures: serving_default, heatmaps; {spec_note})")
+      return 0
+    representative = None
+    if args.variant == "int8":
+      representative = _representative(args.representative, net, args.representative_count)
+    deploy.export_artifact(net, args.output, args.format, args.variant, representative, overwrite=True)
+  except (deploy.MissingExtra, FileNotFoundError, ValueError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  except (OSError, tf.errors.OpError) as e:  # A full disk: nothing half-written is left at the output path.
+    print(f"error: cannot write {what} {args.output}: {error_text(e)}", file=sys.stderr)
+    return 2
+  size = deploy.file_size(args.output) / 1e6
+  print(f"{args.format} ({args.variant}) written to {args.output} ({size:.1f} MB; input crops "
+        f"{'x'.join(map(str, net.input_shape[1:3]))}, outputs heatmaps / keypoints / scores; {spec_note})")
   return 0
+
+
+def _representative(set_dir: str, net, count: int):
+  """Normalized crops of the first ``count`` people of an evaluation set, in batches of 8 (int8 calibration)."""
+  from semipose_tf import codec
+  from semipose_tf.data import pipeline, records
+
+  records.read_manifest(set_dir)  # A missing or incomplete set is a one-line error here, not mid-conversion.
+  config = pipeline.PipelineConfig(input_size=codec.Geometry.of_network(net).input_size)
+  data = pipeline.eval_dataset(set_dir, None, 8, config).unbatch().take(count).batch(8)
+  return lambda: (batch["image"].numpy() for batch in data)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,151 @@
+"""ONNX and LiteRT artifacts: exported, reloaded in their own runtimes (onnxruntime, ai-edge-litert) and compared
+with the Keras network on real photos; scored by evaluate.py like the network; bad requests are one line and leave
+an earlier artifact whole. Skipped, with the reason, only where the deploy extra is not installed."""
+
+import hashlib
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+EXTRA = "the deploy extra is not installed (pip install -e '.[deploy]')"
+for _module in ("onnxruntime", "tf2onnx", "onnx", "ai_edge_litert"):
+  pytest.importorskip(_module, reason=EXTRA)
+
+pytestmark = pytest.mark.slow  # Each export converts a whole network (10-20 s).
+
+# (crop px, least share of joints within them of the Keras network's keypoints) per variant, on crops of real
+# photos through a randomly initialized network (flat heatmaps: the hardest case for an argmax). float32 formats
+# compute the same function; float16 weights move near-tied maxima to a neighbouring pixel; int8 activations
+# quantize the heatmaps themselves, so int8 is held to one heatmap pixel (4 crop px) and its cost is measured as
+# AP / PCK by benchmarks/export_formats.py.
+WITHIN = {"float32": (0.05, 0.99), "float16": (0.05, 0.95), "int8": (4.0, 0.8)}
+
+
+@pytest.fixture(scope="module")
+def network_and_crops(coco_mini_sets):
+  import keras
+
+  from semipose_tf.data import pipeline
+  from semipose_tf.keypoints import COCO17
+  from semipose_tf.models import build_pose_model
+
+  keras.utils.set_random_seed(0)
+  net = build_pose_model("resnet18", (64, 64), 17, width=8, deconv_filters=(16, 16, 16))
+  net.keypoint_spec = COCO17
+  # SimpleBaseline's head starts at std 0.001, so a random network's heatmaps are of order 1e-8 (float16
+  # underflows there); a trained one's peak near 1. He-scaled head weights give them a trained network's range.
+  rng = np.random.default_rng(0)
+  head = [layer for layer in net._flatten_layers() if isinstance(layer, keras.layers.Conv2DTranspose)]
+  final = [layer for layer in net._flatten_layers() if isinstance(layer, keras.layers.Conv2D)][-1]
+  for layer in head + [final]:
+    kernel, *rest = layer.get_weights()
+    fan_in = np.prod(kernel.shape[:2]) * (kernel.shape[3] if layer in head else kernel.shape[2])
+    layer.set_weights([rng.normal(0, np.sqrt(2 / fan_in), kernel.shape).astype(np.float32), *rest])
+  config = pipeline.PipelineConfig(input_size=(64, 64))
+  data = pipeline.eval_dataset(os.path.join(coco_mini_sets, "labeled"), COCO17, 16, config)
+  crops = np.concatenate([b["image"].numpy() for b in data])[:32]  # Real people: coco_mini train photos.
+  kernel, bias = final.get_weights()
+  final.set_weights([kernel / float(np.abs(net(crops, training=False).numpy()).max()), bias])  # Peaks at 1.
+  return net, crops
+
+
+def _keras_keypoints(net, crops):
+  from semipose_tf import codec
+
+  heatmaps = net(crops, training=False)
+  coords, _ = codec.decode_heatmaps(heatmaps)
+  return heatmaps.numpy(), codec.Geometry.of_network(net).to_input(coords).numpy()
+
+
+@pytest.mark.parametrize("fmt,variant", [("onnx", "float32"), ("litert", "float32"), ("litert", "float16"),
+                                         ("litert", "int8")])
+def test_an_artifact_in_its_own_runtime_gives_the_keras_networks_keypoints(network_and_crops, tmp_path, fmt,
+                                                                           variant):
+  from semipose_tf import codec, deploy
+
+  net, crops = network_and_crops
+  path = str(tmp_path / f"{fmt}_{variant}")
+  representative = (lambda: (crops[i:i + 8] for i in range(0, 32, 8))) if variant == "int8" else None
+  deploy.export_artifact(net, path, fmt, variant, representative)
+  assert sorted(os.listdir(path)) == sorted(["deploy.json", "keypoint_spec.json", deploy.MODEL_FILES[fmt]])
+  artifact = deploy.Artifact(path)
+  assert artifact.spec.name == "coco17" and artifact.input_size == (64, 64)
+  out = artifact(crops)
+  want_heatmaps, want_keypoints = _keras_keypoints(net, crops)
+  assert out["heatmaps"].shape == want_heatmaps.shape and out["keypoints"].shape == (32, 17, 2)
+  if variant != "int8":  # int8 decodes its quantized heatmaps inside; the output is their float copy.
+    # The decoding in the graph is the codec's, on the artifact's own heatmaps.
+    coords, scores = codec.decode_heatmaps(out["heatmaps"])
+    np.testing.assert_allclose(out["keypoints"], coords.numpy() * 4, atol=1e-4)
+    np.testing.assert_allclose(out["scores"], scores.numpy(), rtol=1e-5, atol=1e-6)
+  scale = np.abs(want_heatmaps).max()
+  error = np.abs(out["heatmaps"] - want_heatmaps).max() / scale
+  assert error < {"float32": 1e-5, "float16": 5e-3, "int8": 0.1}[variant], error
+  tolerance, share = WITHIN[variant]
+  within = (np.abs(out["keypoints"] - want_keypoints).max(-1) <= tolerance).mean()
+  print(f"{fmt} {variant}: heatmap error {error:.3g} of the largest, {within:.1%} of joints within {tolerance} px")
+  assert within >= share, within
+  one = artifact(crops[:1])  # A batch of another size: the runtime resizes its input.
+  np.testing.assert_allclose(one["heatmaps"], out["heatmaps"][:1], rtol=1e-4, atol=1e-6 * scale)
+
+
+def test_evaluate_scores_an_artifact_like_the_network(network_and_crops, coco_mini_sets, tmp_path):
+  from semipose_tf import deploy
+
+  net, _ = network_and_crops
+  ckpt = str(tmp_path / "net.keras")
+  net.save(ckpt)
+  path = str(tmp_path / "onnx")
+  deploy.export_artifact(net, path, "onnx")
+  eval_dir = os.path.join(coco_mini_sets, "labeled")
+  outputs = []
+  for model in (ckpt, path):
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "evaluate.py"), "coco", "--artifact", model,
+                        "--eval_dir", eval_dir], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    outputs.append(r.stdout.strip().splitlines()[-1])
+  assert outputs[0] == outputs[1]  # The same AP / AR table to four decimals.
+
+
+def _digest(folder):
+  h = hashlib.sha256()
+  for d, _, files in sorted(os.walk(folder)):
+    for f in sorted(files):
+      h.update(open(os.path.join(d, f), "rb").read())
+  return h.hexdigest()
+
+
+def test_bad_export_requests_are_one_line_and_leave_an_earlier_artifact_whole(network_and_crops, tmp_path):
+  net, _ = network_and_crops
+  ckpt = str(tmp_path / "net.keras")
+  net.save(ckpt)
+  export = [sys.executable, os.path.join(ROOT, "scripts", "export.py"), ckpt]
+  out = str(tmp_path / "pose_onnx")
+  assert subprocess.run(export + [out, "--format", "onnx"], capture_output=True, text=True).returncode == 0
+  before = _digest(out)
+  blocked = tmp_path / "no_extra"  # An environment without tf2onnx: its import fails, as where it is absent.
+  blocked.mkdir()
+  (blocked / "tf2onnx.py").write_text("raise ImportError('No module named tf2onnx')\n")
+  cases = [
+      (export + [out, "--format", "onnx"], None, f"{out} exists: choose another output or pass --overwrite"),
+      (export + [str(tmp_path / "x"), "--format", "tflite"], None, "unknown --format 'tflite'; choose from"),
+      (export + [str(tmp_path / "x"), "--format", "onnx", "--variant", "int8"], None, "has no --variant 'int8'"),
+      (export + [str(tmp_path / "x"), "--format", "litert", "--variant", "int8"], None,
+       "--variant int8 needs --representative"),
+      (export + [str(tmp_path / "x"), "--format", "onnx"], str(blocked),
+       "ONNX export needs the package 'tf2onnx': install the deploy extra (pip install -e '.[deploy]')"),
+  ]
+  for cmd, path, message in cases:
+    env = {**os.environ, "PYTHONPATH": path} if path else None
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and message in r.stderr, (cmd, r.stderr[-2000:])
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
+  assert not os.path.exists(tmp_path / "x") and _digest(out) == before
+  r = subprocess.run(export + [out, "--format", "litert", "--overwrite"], capture_output=True, text=True)
+  assert r.returncode == 0 and "litert (float32) written to" in r.stdout, r.stderr[-2000:]
+  assert sorted(os.listdir(out)) == ["deploy.json", "keypoint_spec.json", "model.tflite"]
