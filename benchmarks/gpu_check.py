@@ -33,7 +33,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("SEMIPOSE_SHARED_DATA", os.path.join(os.path.dirname(ROOT), "shared", "data"))
 from results_io import checkout_env, require_checkout  # noqa: E402
-from semipose_tf.console import VERBOSE_FLAG, VERBOSE_HELP  # noqa: E402
+from semipose_tf.console import VERBOSE_FLAG, VERBOSE_HELP, quiet_start  # noqa: E402
+
+quiet_start()  # Before TensorFlow: the codec below imports it.
+from semipose_tf.codec.geometry import DEFAULT_INPUT_SIZE  # noqa: E402  (the COCO crop, 256x192)
 
 # name: (cap in seconds on a GPU, cap with --smoke)
 # The smoke run's caps only stop a hang: on an idle 2-core machine its parts take about 30, 10, 20, 15 and 12 s, and
@@ -41,7 +44,7 @@ from semipose_tf.console import VERBOSE_FLAG, VERBOSE_HELP  # noqa: E402
 PARTS = {"step": (200, 240), "pipeline": (60, 120), "fit": (60, 180), "mirrored": (40, 180), "train": (100, 120)}
 FULL = {"backbones": ("resnet18", "hrnet_w32"), "methods": ("supervised", "single", "plus", "dual"),
         "policies": ("float32", "mixed_float16", "mixed_bfloat16"), "jit": (False, True), "batch": 32,
-        "size": (256, 192), "width": 64, "steps": 10, "pipe_batches": 40, "lsp_images": 1500,
+        "size": DEFAULT_INPUT_SIZE, "width": 64, "steps": 10, "pipe_batches": 40, "lsp_images": 1500,
         "fit_steps": 30, "train_steps": 600, "train_labels": 1000, "test_images": 500, "lsp_size": (256, 256)}
 # The smoke run walks every branch of the code (an SSL method, a mixed policy, XLA, two replicas) in few rows:
 # XLA-compiling the plus step alone takes most of a minute on two cores.
@@ -153,8 +156,8 @@ def part_fit(s: dict) -> list[dict]:
   with tempfile.TemporaryDirectory() as tmp:
     dirs = _lspet_sets(os.path.join(tmp, "lsp"), s)
     b, size = s["batch"], s["lsp_size"]
-    exp = build_experiment(tmp, dirs["labeled"], dirs["unlabeled"], spec="lsp14", method="plus", input_size=size,
-                           labeled_batch_size=b, unlabeled_batch_size=b, steps_per_epoch=s["fit_steps"],
+    exp = build_experiment(tmp, dirs["labeled"], unlabeled_dir=dirs["unlabeled"], spec="lsp14", method="plus",
+                           input_size=size, labeled_batch_size=b, unlabeled_batch_size=b, steps_per_epoch=s["fit_steps"],
                            model_fn=lambda **kw: _ssl_model("resnet18", "supervised", "float32", s, 14, size)[0].net)
     exp.model.fit(exp.train_data, epochs=1, steps_per_epoch=2, verbose=0)  # Compile and warm the pipeline.
     start = time.perf_counter()
@@ -210,7 +213,7 @@ def part_train(s: dict) -> list[dict]:
   with tempfile.TemporaryDirectory() as tmp:
     dirs = _lspet_sets(os.path.join(tmp, "lsp"), s)
     size = s["lsp_size"]
-    cb = pck_eval_callback(dirs["eval"], input_size=size)
+    cb = pck_eval_callback(dirs["eval"])
     start = time.perf_counter()
     train(os.path.join(tmp, "work"), dirs["labeled"], epochs=1, steps_per_epoch=s["train_steps"], spec="lsp14",
           method="supervised", input_size=size, labeled_batch_size=s["batch"], learning_rate=2e-3,

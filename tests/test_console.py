@@ -31,6 +31,7 @@ def test_help_prints_only_the_help(script):
   assert "--verbose" in r.stdout
 
 
+@pytest.mark.slow
 def test_verbose_brings_back_what_tensorflow_prints():
   raw = _run("-c", "import tensorflow").stderr
   shown = _run(os.path.join(ROOT, "scripts", "make_tfrecords.py"), "--verbose", "--help").stderr  # Loads TF.

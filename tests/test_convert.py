@@ -138,6 +138,7 @@ def _first_ann(data):
   return a, im
 
 
+@pytest.mark.slow
 def test_missing_image(bad_copy):
   data, img_dir, ann_file, out = bad_copy
   a, im = _first_ann(data)

@@ -14,6 +14,7 @@ import sys
 
 import numpy as np
 import tensorflow as tf
+import pytest
 
 from conftest import ROOT
 
@@ -53,6 +54,7 @@ def _run(script: str, *args: str) -> subprocess.CompletedProcess:
   return r
 
 
+@pytest.mark.slow
 def test_custom_layout_from_conversion_to_prediction(tmp_path):
   raw, data, work = str(tmp_path / "raw"), str(tmp_path / "data"), str(tmp_path / "work")
   train_json, val_json = _write_dataset(raw, 12, seed=0), _write_dataset(raw, 4, seed=1)

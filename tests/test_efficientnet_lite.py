@@ -52,6 +52,7 @@ def test_split_points_compose_and_config_and_keras_file_round_trip(tmp_path):
   np.testing.assert_allclose(loaded(x, training=False).numpy(), y, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_mixed_precision_and_saved_model_export(tmp_path):
   net = build_pose_model("efficientnet_lite0", (64, 64), 17, dtype="mixed_bfloat16", deconv_filters=(16,))
   assert net(np.zeros((1, 64, 64, 3), np.float32)).dtype == tf.float32

@@ -161,6 +161,7 @@ def test_evaluator_end_to_end_with_perfect_heatmaps(tmp_path):
   assert len(json.load(open(tmp_path / "res.json"))) == src.stats["labeled_candidates"]
 
 
+@pytest.mark.slow
 def test_coco_evaluation_callback_during_training(synthetic_coco, tmp_path):
   from semipose_tf.evaluation.callback import coco_eval_callback
   from semipose_tf.train import experiment
@@ -220,6 +221,7 @@ def _run_evaluate(*args):
                         text=True)
 
 
+@pytest.mark.slow
 def test_evaluate_script_scores_files_made_elsewhere(tmp_path):
   ann = shared_path("coco_mini", "annotations", "person_keypoints_val2017.json")
   path = str(tmp_path / "res.json")
@@ -237,6 +239,7 @@ def test_evaluate_script_scores_files_made_elsewhere(tmp_path):
   assert r.returncode == 2 and "predictions not found" in r.stderr
 
 
+@pytest.mark.slow
 def test_evaluate_script_with_a_checkpoint_and_detection_boxes(tmp_path):
   from semipose_tf.models import build_pose_model
 

@@ -56,6 +56,7 @@ def test_no_exif_or_not_a_jpeg_is_as_stored():
   assert exif.orientation(b"\xff\xd8\xff\xe1\x00\x10Exif\x00\x00XX") == 1  # Damaged: as stored, no error.
 
 
+@pytest.mark.slow
 def test_predict_uses_the_upright_view_and_serving_the_stored_one(tmp_path):
   """A portrait photo stored sideways (orientation 6): predict.py accepts a box inside the upright 40 x 64 view and
   draws upright; the SavedModel sent the same bytes sees the stored 64 x 40 image."""

@@ -62,6 +62,7 @@ def test_saved_model_matches_the_python_evaluation_path(exported, tmp_path):
   assert worst_xy <= 1e-3 and worst_score <= 1e-5, (worst_xy, worst_score)
 
 
+@pytest.mark.slow
 def test_served_keypoints_are_the_evaluated_ones_on_real_lspet_photos(tmp_path):
   """LSPET: the user sends the whole image as the box; the SavedModel's keypoints are the ones PCK scored, to a
   thousandth of a pixel, and so is the PCK computed from them (issue 21: they differed by up to 80 px)."""
@@ -213,6 +214,7 @@ def test_heatmaps_signature(exported):
   np.testing.assert_allclose(out.numpy(), net(crops, training=False).numpy(), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_predict_script_writes_json_and_a_drawn_png(exported, tmp_path):
   net, path = exported
   image = shared_path("samples", "coco", "000000000785.jpg")

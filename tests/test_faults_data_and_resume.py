@@ -54,6 +54,7 @@ def _only_shard(set_dir):
   return os.path.join(set_dir, name)
 
 
+@pytest.mark.slow
 def test_a_corrupt_labeled_shard_is_named_with_the_command_that_rebuilds_it(data_root, tmp_path):
   shard = _only_shard(os.path.join(data_root, "coco_1k", "labeled"))
   size = _flip_a_byte_in_the_middle(shard)
@@ -90,6 +91,7 @@ def test_an_edited_manifest_total_is_refused(data_root, tmp_path):
   assert f"num_instances is 2 but its shards add up to {listed}" in r.stderr and path in r.stderr
 
 
+@pytest.mark.slow
 def test_a_changed_configuration_is_refused_with_the_bindings_named(data_root, tmp_path):
   work = str(tmp_path / "run")
   r = _train(data_root, work, "train.method = 'supervised'")
@@ -133,6 +135,7 @@ experiment.train(work_dir={work!r}, labeled_dir={data!r} + "/coco_1k/labeled", m
 """
 
 
+@pytest.mark.slow
 def test_a_kill_during_the_end_of_epoch_evaluation_loses_no_epoch(data_root, tmp_path):
   """Killed while epoch 2 is being evaluated: the resume trains and evaluates epoch 2 again, so every epoch has its
   evaluation, history row and checkpoint exactly once (before: epoch 2 was recorded as done and never evaluated)."""
@@ -175,6 +178,7 @@ def small_disk(tmp_path):
   subprocess.run(["umount", "-l", str(where)], capture_output=True)
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_one_line_for_training_export_and_the_converter(data_root, small_disk, tmp_path):
   work = os.path.join(small_disk, "run")
   r = _train(data_root, work, "train.method = 'supervised'", "train.backup_every_steps = 1")

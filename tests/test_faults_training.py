@@ -43,6 +43,7 @@ def _finite_file(path):
   return all(np.isfinite(w).all() for w in net.get_weights())
 
 
+@pytest.mark.slow
 def test_a_diverged_run_saves_nothing_non_finite_and_resumes_from_the_last_finite_state(data_root, tmp_path):
   work = str(tmp_path / "run")
   r = subprocess.run(_cmd(data_root, work, epochs=2), capture_output=True, text=True)
@@ -85,19 +86,20 @@ def test_the_best_score_survives_a_resume(tmp_path):
   assert json.load(open(os.path.join(tmp_path, "best.json")))["epoch"] == 4
 
 
+@pytest.mark.slow
 def test_kill_at_random_instants_and_resume_every_time(data_root, tmp_path):
   """SIGKILL a run at random instants (backups every step) until it finishes; every restart must resume from a
   whole backup, never behind. Instants are counted in backups, so that the test means the same on a slow machine:
   each cycle kills after a random number of new backups, plus a random fraction of a step, so kills land before,
   during and after backup writes."""
   work = str(tmp_path / "run")
-  cmd = _cmd(data_root, work, epochs=6, steps=6, backup_every=1)
+  cmd = _cmd(data_root, work, epochs=5, steps=6, backup_every=1)
   meta = os.path.join(work, "backup", "current", "training_metadata.json")
   rng = random.Random(0)
   kills, progress = 0, []
-  for cycle in range(8):
+  for cycle in range(5):
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    wanted, seen = rng.randint(2, 12), 0  # Resume redoes the interrupted epoch (6 steps): leave room to finish one.
+    wanted, seen = rng.randint(2, 9), 0  # Resume redoes the interrupted epoch (6 steps): leave room to finish one.
     last = os.path.getmtime(meta) if os.path.exists(meta) else None
     deadline = time.time() + 300
     while proc.poll() is None and seen < wanted and time.time() < deadline:
@@ -124,6 +126,7 @@ def test_kill_at_random_instants_and_resume_every_time(data_root, tmp_path):
   print(f"survived {kills} kills; completed epochs in the backup after each: {progress}")
 
 
+@pytest.mark.slow
 def test_a_damaged_backup_falls_back_or_names_the_file(data_root, tmp_path):
   work = str(tmp_path / "run")
   r = subprocess.run(_cmd(data_root, work, epochs=2), capture_output=True, text=True)
@@ -146,6 +149,7 @@ def test_a_damaged_backup_falls_back_or_names_the_file(data_root, tmp_path):
   assert "train.init_checkpoint" in err and "last.keras" in err
 
 
+@pytest.mark.slow
 def test_one_run_per_work_directory(data_root, tmp_path):
   from semipose_tf.train.recovery import WorkDirLock
 
@@ -174,12 +178,14 @@ def test_one_run_per_work_directory(data_root, tmp_path):
     ("train.learning_rate = -0.1", "train.learning_rate must be a positive number, got -0.1"),
     ("train.init_checkpoint = '/tmp'", "train.init_checkpoint not found: /tmp"),
 ])
+@pytest.mark.slow
 def test_bad_settings_are_one_line_errors(data_root, tmp_path, param, message):
   r = subprocess.run(_cmd(data_root, str(tmp_path / "run"), param, epochs=1), capture_output=True, text=True)
   assert r.returncode == 2 and message in r.stderr, r.stderr[-2000:]
   assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_a_truncated_network_file_is_named_as_such(tmp_path):
   from semipose_tf.models import build_pose_model
 

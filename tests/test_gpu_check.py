@@ -5,9 +5,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT, shared_path
 
 
+@pytest.mark.slow
 def test_gpu_check_smoke_runs_every_part(tmp_path):
   shared_path("lspet", "joints.mat")  # Skips with a reason when the shared data is absent.
   shared_path("coco_mini", "annotations")

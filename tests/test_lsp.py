@@ -71,6 +71,7 @@ def test_converter_split_on_real_images(tmp_path):
     assert not kps.any()                                      # No label reaches the unlabeled stream.
 
 
+@pytest.mark.slow
 def test_converter_bad_input_is_named_and_nothing_is_half_written(tmp_path):
   joints_file, images, _ = _subset(tmp_path, 12, extra_missing=2)
   out = str(tmp_path / "out")
@@ -145,6 +146,7 @@ def test_evaluate_script_scores_lsp_predictions_made_elsewhere(tmp_path):
   assert f"{expected['PCK']:.2f}" in r.stdout and f"{expected['PCK@0.1']:.2f}" in r.stdout
 
 
+@pytest.mark.slow
 def test_pck_evaluator_and_script_on_a_network(tmp_path):
   import keras
 

@@ -27,6 +27,7 @@ def _tiny_models():
   return [SimpleBaseline(18, 5, (64, 64, 3)), HRNet(8, 5, (64, 64, 3))]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", _tiny_models(), ids=["simple_baseline_r18", "hrnet_w8"])
 def test_split_points_compose_to_the_model(model):
   x = np.random.default_rng(0).normal(size=(2,) + tuple(model.input_shape[1:])).astype("float32")
@@ -70,6 +71,7 @@ def test_resnet_width_scales_every_stage():
 
 @pytest.mark.parametrize("model", _tiny_models() + [SimpleBaseline(18, 5, (64, 64, 3), (32, 32), width=8)],
                          ids=["simple_baseline_r18", "hrnet_w8", "simple_baseline_r18_w8"])
+@pytest.mark.slow
 def test_config_and_keras_file_round_trip(model, tmp_path):
   x = np.random.default_rng(1).normal(size=(2,) + tuple(model.input_shape[1:])).astype("float32")
   y = model(x, training=False).numpy()
@@ -155,6 +157,7 @@ for seed in sys.argv[1:]:
 """
 
 
+@pytest.mark.slow
 def test_initial_weights_follow_the_seed_in_every_process():
   """The seed fixes the initialization in a new process too (the initializers' seeds were drawn at import)."""
   import subprocess

@@ -47,6 +47,7 @@ def test_keras_hub_preset_directory_reproduces_its_weights(hub_preset):
                              atol=1e-4, rtol=1e-4)  # Same architecture, same features.
 
 
+@pytest.mark.slow
 def test_mismatched_preset_says_which_layers(hub_preset):
   _, path = hub_preset
   with pytest.raises(PretrainedWeightsError, match=r"does not match the backbone of simple_baseline_r50.*shape "
@@ -68,6 +69,7 @@ def test_not_a_preset_directory(tmp_path):
 
 @pytest.mark.parametrize("backbone,other,size", [("resnet18", "resnet34", (64, 64)), ("hrnet_w32", "hrnet_w48",
                                                                                        (64, 64))])
+@pytest.mark.slow
 def test_weights_h5_round_trip_and_mismatch(tmp_path, backbone, other, size):
   a = build_pose_model(backbone, size, 5)
   _randomize_bn_stats(a, 1)
@@ -171,6 +173,7 @@ def test_torchvision_checkpoint_gives_the_same_features(tmp_path, depth):
   np.testing.assert_allclose(ours, ref, atol=2e-4, rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_convert_script_and_bad_state_dict(tmp_path):
   torch, net = _torch_resnet(18)
   pth = str(tmp_path / "r18.pth")

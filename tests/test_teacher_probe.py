@@ -113,6 +113,7 @@ def test_probe_numbers_are_pck_and_algorithm_1_of_the_networks_heatmaps(probe_se
     assert logs["probe_mask_count_teacher_wrong"] == pytest.approx(counts[people][~right].mean())
 
 
+@pytest.mark.slow
 def test_evaluate_script_runs_the_probe_on_a_checkpoint(probe_set, tmp_path):
   import subprocess
   import sys

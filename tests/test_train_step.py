@@ -221,6 +221,7 @@ def test_mixup_with_lambda_one_is_the_plain_consistency_loss(location):
   assert np.isfinite(mixed.numpy()).all() and not np.allclose(mixed.numpy(), plain.numpy())
 
 
+@pytest.mark.slow
 def test_mix_location_drawn_per_step_and_lambda_beta():
   model = _model("plus", mixup=Mixup(locations=("image", "layer3")))
   where = [int(model.mixup_loss(model.net, tf.zeros((2, 64, 64, 3)), tf.zeros((2, 16, 16, 17)),
@@ -309,6 +310,7 @@ def test_mixed_precision_step(policy):
   assert any(not np.array_equal(a, v.numpy()) for a, v in zip(before, model.trainable_variables))
 
 
+@pytest.mark.slow
 def test_jit_compiled_step_matches_the_plain_one():
   data = _batch()
   plain = _model("plus")

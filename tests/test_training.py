@@ -69,6 +69,7 @@ def test_there_are_experiments():
   assert {f for f in ALL_GIN if f.startswith("base/")} <= included
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("gin_file", GIN_FILES)
 def test_every_gin_file_builds_model_and_datasets(gin_file, data_root, lspet_root, synthetic_root,
                                                   supervised_checkpoint, tmp_path):
@@ -101,6 +102,7 @@ def test_every_gin_file_builds_model_and_datasets(gin_file, data_root, lspet_roo
   assert len(exp.extra_callbacks) >= 1  # The evaluation callback of the experiment's dataset (and the probe).
 
 
+@pytest.mark.slow
 def test_missing_tfrecords_error_gives_the_conversion_command(tmp_path):
   r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--gin_file=coco_1k.gin",
                       f"--data_root={tmp_path}", f"--work_dir={tmp_path / 'wd'}"], capture_output=True, text=True)
@@ -119,6 +121,7 @@ def _train_cmd(data_root, work_dir, epochs=3, steps=8):
           "--gin_param=train.log_every_steps = 2"]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_and_finishes(data_root, tmp_path):
   work_dir = str(tmp_path / "run")
   cmd = _train_cmd(data_root, work_dir)
@@ -164,6 +167,7 @@ def test_killed_run_resumes_and_finishes(data_root, tmp_path):
   assert r.returncode == 0 and "Epoch" not in r.stdout
 
 
+@pytest.mark.slow
 def test_init_checkpoint_starts_the_run_from_a_saved_network(data_root, tmp_path):
   from semipose_tf import configurable
 
@@ -191,6 +195,7 @@ def test_init_checkpoint_starts_the_run_from_a_saved_network(data_root, tmp_path
     gin.clear_config()
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end_from_an_empty_data_folder(tmp_path):
   """demo.gin on tiny settings: renders, converts, trains plus, evaluates before and after each epoch, exports a
   SavedModel that answers requests, draws its predictions and says where everything is."""
@@ -248,7 +253,7 @@ def run(strategy):
     net.set_weights(init)
     if {bn}:
       set_synchronized_batch_norm(net)
-    model = SemiSupervisedPose(net, method="adaptive", seed=3)
+    model = SemiSupervisedPose(net, "adaptive", seed=3)
     # SGD: the update is proportional to the gradient, so the comparison measures the gradients themselves
     # (Adam turns float rounding in near-zero gradients into full-size steps).
     model.compile(optimizer=keras.optimizers.SGD(0.5))
@@ -305,6 +310,7 @@ def _free_port():
     return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_workers_train_on_loopback(data_root, tmp_path):
   p0, p1 = _free_port(), _free_port()
   work = str(tmp_path / "mw")
@@ -322,6 +328,7 @@ def test_two_workers_train_on_loopback(data_root, tmp_path):
   assert not os.path.exists(os.path.join(work, "worker_1", "checkpoints"))
 
 
+@pytest.mark.slow
 def test_a_seeded_run_repeats_exactly_and_another_seed_differs(data_root, tmp_path):
   """train.deterministic with the same seed: the same losses and mask counts to the last digit (issue 21)."""
   from semipose_tf import configurable
