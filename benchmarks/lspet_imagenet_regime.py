@@ -42,7 +42,7 @@ def record(name: str, work_dir: str) -> dict | None:
   if not os.path.exists(path):
     return None
   with open(path) as f:
-    rows = [{k: float(r[k]) for k in KEYS if r.get(k) not in (None, "")} for r in csv.DictReader(f)]
+    rows = [{k: float(r[k]) for k in ("epoch",) + KEYS if r.get(k) not in (None, "")} for r in csv.DictReader(f)]
   commit = open(os.path.join(work_dir, "COMMIT")).read().strip() if os.path.exists(
       os.path.join(work_dir, "COMMIT")) else None
   return {"budget": name, "commit": commit, "finished": os.path.exists(
@@ -67,10 +67,19 @@ def page(records: dict) -> str:
     state = "finished" if rec["finished"] else f"in progress ({len(rec['epochs'])} of 16 epochs)"
     lines += [f"## {name}: {state} (commit {rec['commit']})", "",
               "| epoch | test PCK@0.2 | test PCK@0.1 | probe PCK@0.2 | probe PCK@0.1 | loss_s |", "|---|---|---|---|---|---|"]
+    logged = {int(r.get("epoch", e)) for e, r in enumerate(rec["epochs"])}
     for e, r in enumerate(rec["epochs"]):
-      lines.append(f"| {e + 1} | {r.get('val_PCK@0.2', float('nan')):.1f} | {r.get('val_PCK@0.1', float('nan')):.1f} | "
+      lines.append(f"| {int(r.get('epoch', e)) + 1} | {r.get('val_PCK@0.2', float('nan')):.1f} | {r.get('val_PCK@0.1', float('nan')):.1f} | "
                    f"{r.get('probe_PCK@0.2', float('nan')):.1f} | {r.get('probe_PCK@0.1', float('nan')):.1f} | "
                    f"{r.get('loss_s', float('nan')):.5f} |")
+    missing = sorted(set(range(max(logged) + 1)) - logged) if logged else []
+    if missing:  # A kill during the end-of-epoch evaluation, at a commit before recovery.EpochDone (issue 21).
+      lines += ["", f"Epoch(s) {', '.join(str(m + 1) for m in missing)}: trained, but the evaluation row was lost: the "
+                "run was killed during its end-of-epoch evaluation, and the worktree's commit predates the fix that "
+                "makes a resume redo that evaluation (`recovery.EpochDone`, issue 21)."]
+    if name == "labeled_all":
+      lines += ["", "With every label, the probe's people are training people too: its probe column is not a held-out "
+                "measure."]
     lines.append("")
   return "\n".join(lines)
 
