@@ -33,8 +33,9 @@ def _fail(owner: str, name: str, want: str, value) -> None:
   raise ValueError(f"{owner}.{name} must be {want}, got {value!r}")
 
 
-def _number(owner: str, name: str, value, low: float, high: float = float("inf"), integer: bool = False,
-            open_low: bool = False) -> None:
+def check_number(owner: str, name: str, value, low: float, high: float = float("inf"), integer: bool = False,
+                 open_low: bool = False) -> None:
+  """One-line ``ValueError`` "<owner>.<name> must be a (whole) number >= low [and <= high], got v" unless it is."""
   ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (value > low if open_low else
                                                                               value >= low) and value <= high
   if ok and integer:
@@ -68,15 +69,15 @@ class Masking:
 
   def __post_init__(self):
     object.__setattr__(self, "half_size", tuple(self.half_size))
-    _number("Masking", "gamma", self.gamma, 0.0, 1.0, open_low=True)
-    _number("Masking", "mask_max", self.mask_max, 1, integer=True)
-    _number("Masking", "mask_min", self.mask_min, 1, self.mask_max, integer=True)
-    _number("Masking", "tau", self.tau, 0.0)
+    check_number("Masking", "gamma", self.gamma, 0.0, 1.0, open_low=True)
+    check_number("Masking", "mask_max", self.mask_max, 1, integer=True)
+    check_number("Masking", "mask_min", self.mask_min, 1, self.mask_max, integer=True)
+    check_number("Masking", "tau", self.tau, 0.0)
     # The mask-count histogram has bins 0 .. mask_max: a larger fixed count would fall outside it without a word.
     if not (isinstance(self.fixed_count, int) and 1 <= self.fixed_count <= self.mask_max):
       _fail("Masking", "fixed_count", f"a whole number between 1 and mask_max ({self.mask_max}; raise "
             "Masking.mask_max for more masks)", self.fixed_count)
-    _number("Masking", "jitter", self.jitter, 0.0)
+    check_number("Masking", "jitter", self.jitter, 0.0)
     if (len(self.half_size) != 2 or not all(isinstance(v, int) for v in self.half_size)
         or not 0 < self.half_size[0] <= self.half_size[1]):
       _fail("Masking", "half_size", "two whole numbers 0 < low <= high", self.half_size)
@@ -101,9 +102,9 @@ class StrongView:
   scale_factor: float = 0.25
 
   def __post_init__(self):
-    _number("StrongView", "rotation_factor", self.rotation_factor, 0.0)
-    _number("StrongView", "rotation_prob", self.rotation_prob, 0.0, 1.0)
-    _number("StrongView", "scale_factor", self.scale_factor, 0.0, 0.99)  # 1 - sf must stay a zoom.
+    check_number("StrongView", "rotation_factor", self.rotation_factor, 0.0)
+    check_number("StrongView", "rotation_prob", self.rotation_prob, 0.0, 1.0)
+    check_number("StrongView", "scale_factor", self.scale_factor, 0.0, 0.99)  # 1 - sf must stay a zoom.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,9 +124,9 @@ class Mixup:
   def __post_init__(self):
     locations = (self.locations,) if isinstance(self.locations, str) else tuple(self.locations)
     object.__setattr__(self, "locations", locations)
-    _number("Mixup", "alpha", self.alpha, 0.0, open_low=True)
+    check_number("Mixup", "alpha", self.alpha, 0.0, open_low=True)
     if self.lam is not None:
-      _number("Mixup", "lam", self.lam, 0.0, 1.0)
+      check_number("Mixup", "lam", self.lam, 0.0, 1.0)
     if not locations or not all(isinstance(v, str) and v for v in locations):
       _fail("Mixup", "locations", "a non-empty list of split-point names", self.locations)
 
@@ -138,8 +139,8 @@ class LossWeights:
   lambda_m: float = 1.0
 
   def __post_init__(self):
-    _number("LossWeights", "lambda_u", self.lambda_u, 0.0)
-    _number("LossWeights", "lambda_m", self.lambda_m, 0.0)
+    check_number("LossWeights", "lambda_u", self.lambda_u, 0.0)
+    check_number("LossWeights", "lambda_m", self.lambda_m, 0.0)
 
 
 _PARTS = {"masking": Masking, "strong": StrongView, "mixup": Mixup, "loss": LossWeights}

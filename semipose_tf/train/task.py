@@ -21,7 +21,7 @@ from semipose_tf.augment.affine import NONE, WEAK, AffineAugment
 from semipose_tf.codec import DEFAULT_INPUT_SIZE
 from semipose_tf.data import pipeline, records
 from semipose_tf.keypoints import KeypointSpec, get_spec
-from semipose_tf.method_config import MethodConfig
+from semipose_tf.method_config import MethodConfig, check_number
 from semipose_tf.models.factory import build_pose_model, load_network
 from semipose_tf.train import distribute
 from semipose_tf.train.methods import get_method
@@ -33,10 +33,8 @@ MIXED_PRECISION = (None, "float32", "mixed_float16", "mixed_bfloat16")
 
 
 def _whole(name: str, value, low: int, allow_none: bool = False) -> None:
-  if value is None and allow_none:
-    return
-  if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low or value != int(value):
-    raise ValueError(f"train.{name} must be a whole number >= {low}, got {value!r}")
+  if not (value is None and allow_none):
+    check_number("train", name, value, low, integer=True)
 
 
 @dataclasses.dataclass(frozen=True)
