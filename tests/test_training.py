@@ -62,7 +62,8 @@ def supervised_checkpoint(tmp_path_factory):
 def test_there_are_experiments():
   assert {"coco_1k.gin", "coco_5k.gin", "coco_10k.gin", "coco_1k_supervised.gin", "coco_1k_single.gin",
           "mpii_aic.gin", "demo.gin", "synthetic/plus.gin", "synthetic/upper_bound.gin", "lspet/plus.gin",
-          "lspet/oracle_plus.gin", "lspet_imagenet/regime.gin"} <= set(GIN_FILES)
+          "lspet/oracle_plus.gin", "lspet_imagenet/regime.gin", "lspet_imagenet/burn_in.gin",
+          "lspet_imagenet/plus.gin", "lspet_imagenet/oracle_plus.gin"} <= set(GIN_FILES)
   # Each base file is built through an experiment that includes it (directly or through another base file).
   texts = {f: open(os.path.join(GIN_DIR, f)).read() for f in ALL_GIN}
   included = {f for t in texts.values() for f in ALL_GIN if f"include '{f}'" in t}
