@@ -1,13 +1,16 @@
 #!/usr/bin/env python
-"""The semi-supervised benchmark on real photos: LSP Extended, 200 labels, the 9,000 training images unlabeled.
+"""The semi-supervised benchmark on real photos: LSP Extended, a label budget, the 9,000 training images unlabeled.
 
-Every row starts from one shared supervised burn-in on the 200 labels (``gin_configs/lspet/burn_in.gin``, random
-weights, run once) and then trains ``gin_configs/lspet/<method>.gin`` for the benchmark's schedule (see
-``gin_configs/base/lspet_bench.gin``: 256x256, SimpleBaseline-R18 at width 16, 8 epochs x 250 steps of 16 labeled
-+ 16 unlabeled, Adam 1e-3, x0.1 from epoch 6), with PCK@0.2 (torso) on the 1,000 test images and the teacher
-monitor (pseudo-label PCK on 500 held-back unlabeled people, adaptive mask counts by how many joints are
-annotated) after every epoch. The seed fixes data order, augmentation and the step's randomness, so seeds are
-paired across methods. Writes ``benchmarks/results/ssl_lspet.md``.
+Every row starts from one shared supervised network on the budget's labels (``<regime>/burn_in.gin``, run once) and
+then trains ``gin_configs/<regime>/<method>.gin`` for the regime's schedule, with PCK@0.2 (torso) on the 1,000 test
+images and the teacher monitor (pseudo-label PCK on 500 held-back unlabeled people, adaptive mask counts by how
+many joints are annotated) after every epoch. The seed fixes data order, augmentation and the step's randomness, so
+seeds are paired across methods. Writes ``benchmarks/results/<regime's name>.md``. The regimes:
+
+  random    (``gin_configs/base/lspet_bench.gin``) 200 labels, SimpleBaseline-R18 at width 16 from random weights,
+            256x256, 8 epochs x 250 steps of 16 labeled + 16 unlabeled, Adam 1e-3, x0.1 from epoch 6.
+  imagenet  (``gin_configs/base/lspet_imagenet_bench.gin``, issue 20) 1,000 labels, EfficientNet-Lite0 from its
+            ImageNet weights, 192x192, 2 epochs x 250 steps of 16 + 16 from the shared start, Adam 1e-4.
 
   python benchmarks/ssl_lspet.py                                 # the table: 6 rows x 3 seeds (resumable)
   python benchmarks/ssl_lspet.py --methods supervised,upper_bound   # the regime's baselines first
@@ -15,10 +18,9 @@ paired across methods. Writes ``benchmarks/results/ssl_lspet.md``.
   python benchmarks/ssl_lspet.py --methods oracle_plus --seeds 0 # diagnostics: ground-truth targets
   python benchmarks/ssl_lspet.py --regime imagenet               # the ImageNet-start table (issue 20)
 
-Two regimes, each a folder of gin files (``--regime``): ``random`` (the table above: random weights,
-``gin_configs/lspet/``) and ``imagenet`` (EfficientNet-Lite0 from its ImageNet weights, ``gin_configs/
-lspet_imagenet/``, whose budget and schedule the supervised regime runs fix first:
-``benchmarks/lspet_imagenet_regime.py``). Each regime has its own work folder, records, page and pictures.
+Each regime is a folder of gin files (``--regime``; the imagenet one's budget and schedule were fixed first by the
+supervised regime runs of ``benchmarks/lspet_imagenet_regime.py``) with its own work folder, records, page and
+pictures.
 
 Data (once, about 4 minutes): ``make_tfrecords.py lsp`` into ``data/lspet_bench`` (``--prepare`` does it from
 ``../shared/data/lspet``). A finished run (``benchmark.json`` beside its ``final.keras``) is reused, an interrupted
@@ -47,19 +49,38 @@ from results_io import (checkout_env, methods_and_seeds, read_history, require_c
 
 METHODS = ("supervised", "affine", "single", "adaptive", "plus", "upper_bound")
 DIAGNOSTICS = ("oracle_affine", "oracle_single", "oracle_plus")
-LABELS = {"supervised": "Supervised, 200 labels", "affine": "Affine only (Table 3 \"A\")",
+LABELS = {"supervised": "Supervised, {n} labels", "affine": "Affine only (Table 3 \"A\")",
           "single": "Single (5 fixed masks)", "adaptive": "Ours, adaptive masking",
           "plus": "Ours, plus (adaptive + mixup)", "upper_bound": "Supervised, all 9,000 labels (upper bound)",
           "oracle_affine": "Diagnostic: affine, ground-truth targets",
           "oracle_single": "Diagnostic: single, ground-truth targets",
           "oracle_plus": "Diagnostic: plus, ground-truth targets"}
+
+
+def label(method: str, n: int) -> str:
+  """The row's name on the page, with the regime's label budget."""
+  return LABELS[method].replace("{n}", f"{n:,}")
+
+
 GROUPS = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle")
 # Per regime: its gin folder, label budget (set name, count), input size (the pictures), where its results go.
 REGIMES = {
     "random": dict(gin_dir="lspet", budget=("labeled_200", 200), input_size=(256, 256), name="ssl_lspet",
-                   pictures="lspet_supervised_vs_plus.png"),
+                   pictures="lspet_supervised_vs_plus.png", issue=11, regime_page="lspet_regime/README.md",
+                   title="200 labels, random weights",
+                   network="SimpleBaseline-R18 at width 16 (deconv 64 x 3) from random weights, 256x256",
+                   start="supervised burn-in (200 labels, 4,000 steps)",
+                   schedule="8 epochs x 250 steps of 16 labeled + 16 unlabeled, Adam 1e-3, x0.1 from epoch 6",
+                   alone="supervised rows alone: about 9.5 min", fingerprint="15.2 images/s",
+                   probe_images="im00201..im00700", findings="ssl_lspet_findings.md",
+                   floors={"Mean pose of the training labels (no network)": 2.8}),
     "imagenet": dict(gin_dir="lspet_imagenet", budget=("labeled_1000", 1000), input_size=(192, 192),
-                     name="ssl_lspet_imagenet", pictures="lspet_imagenet_supervised_vs_plus.png"),
+                     name="ssl_lspet_imagenet", pictures="lspet_imagenet_supervised_vs_plus.png", issue=20,
+                     regime_page="lspet_imagenet_regime/README.md", title="1,000 labels, ImageNet start",
+                     network="EfficientNet-Lite0 (deconv 128 x 3) from its ImageNet weights, 192x192",
+                     start="supervised from ImageNet (1,000 labels, 4,000 steps)",
+                     schedule="2 epochs x 250 steps of 16 labeled + 16 unlabeled, Adam 1e-4, deterministic ops",
+                     alone=None, fingerprint=None, probe_images="im01001..im01500", findings=None, floors={}),
 }
 
 
@@ -174,27 +195,34 @@ def wall_text(recs: list) -> str:
   return f"{stats(whole)[0] / 60:.1f} min" + (f" ({left_out} resumed run left out)" if left_out else "")
 
 
-def report(records: dict, start: dict, floors: dict) -> str:
-  lines = ["# Semi-supervised benchmark on real photos: LSP Extended, 200 labels", "",
-           f"Measured by `python benchmarks/ssl_lspet.py` (last assembled {datetime.date.today()}; "
-           f"{platform.machine()}, {os.cpu_count()} cores, CPU only; the machine whose single-step fingerprint is "
-           "15.2 images/s, see the regime page). The regime (fixed before any semi-supervised run, from supervised "
-           "runs alone): [lspet_regime/README.md](lspet_regime/README.md). Every row starts from the same "
-           "supervised burn-in on the 200 labels and trains 8 epochs x 250 steps of 16 labeled + 16 unlabeled "
-           "(`gin_configs/lspet/<row>.gin`). PCK@0.2 / PCK@0.1: torso (left shoulder to right hip) PCK on the "
-           "737 test people with a torso, after the last epoch (no best-epoch picking), no flip test. Spread: "
-           "sample standard deviation over the paired seeds. Wall per run: as measured while the table was built, often "
-           "beside other work on the same two cores (test suites, other experiments), so it overstates a run alone "
-           "(supervised rows alone: about 9.5 min); a run stopped to time something else has the stop taken off.",
-           "",
-           "**What the table shows and why** (the teacher monitor, Algorithm 1's counts against the teacher's "
-           "correctness, the ground-truth-target diagnostics): [ssl_lspet_findings.md](ssl_lspet_findings.md).", ""]
+def report(records: dict, start: dict, regime: dict) -> str:
+  """The results page of one regime (its texts from ``REGIMES``)."""
+  n = regime["budget"][1]
+  key = next(k for k, v in REGIMES.items() if v is regime)
+  machine = f"{platform.machine()}, {os.cpu_count()} cores, CPU only"
+  if regime["fingerprint"]:
+    machine += f"; the machine whose single-step fingerprint is {regime['fingerprint']}, see the regime page"
+  lines = [f"# Semi-supervised benchmark on real photos: LSP Extended, {regime['title']}", "",
+           f"Measured by `python benchmarks/ssl_lspet.py --regime {key}`"
+           f" (last assembled {datetime.date.today()}; {machine}). Network: {regime['network']}. The regime (fixed "
+           f"before any semi-supervised run, from supervised runs alone): [{regime['regime_page']}]"
+           f"({regime['regime_page']}). Every row starts from the same {regime['start']} and trains "
+           f"{regime['schedule']} (`gin_configs/{regime['gin_dir']}/<row>.gin`). PCK@0.2 / PCK@0.1: torso (left "
+           "shoulder to right hip) PCK on the 737 test people with a torso, after the last epoch (no best-epoch "
+           "picking), no flip test. Spread: sample standard deviation over the paired seeds. Wall per run: as "
+           "measured while the table was built, often beside other work on the same two cores (test suites, other "
+           "experiments), so it overstates a run alone"
+           + (f" ({regime['alone']})" if regime["alone"] else "")
+           + "; a run stopped to time something else has the stop taken off.", ""]
+  if regime["findings"]:
+    lines += ["**What the table shows and why** (the teacher monitor, Algorithm 1's counts against the teacher's "
+              f"correctness, the ground-truth-target diagnostics): [{regime['findings']}]({regime['findings']}).", ""]
   sup = stats([last(r, "val_PCK@0.2") for r in records.get("supervised", []) if r])[0]
   upper = stats([last(r, "val_PCK@0.2") for r in records.get("upper_bound", []) if r])[0]
   if sup == sup and upper == upper:
     gap = upper - sup
     lines += [f"**Regime check**: the upper bound is **{gap:.1f}** PCK@0.2 points above the supervised row (mean "
-              "over seeds); issue 11 asks for at least 15, so condition (b) is "
+              f"over seeds); issue {regime['issue']} asks for at least 15, so condition (b) is "
               f"**{'met' if gap >= 15 else 'not met'}** here"
               + ("" if gap >= 15 else ": the gap is limited by this machine's compute (see the regime page), and "
                  "the semi-supervised rows are judged in a regime where labels are worth at most that much") + ".",
@@ -202,10 +230,10 @@ def report(records: dict, start: dict, floors: dict) -> str:
   lines += [
            "| Row | PCK@0.2 per seed | PCK@0.2 mean | spread | PCK@0.1 mean | paired gain over supervised | "
            "wall per run |", "|---|---|---|---|---|---|---|"]
-  for name, value in floors.items():
+  for name, value in regime["floors"].items():
     lines.append(f"| {name} | - | {fmt(value)} | - | - | - | - |")
   if start:
-    lines.append(f"| Starting point: supervised burn-in (200 labels, 4,000 steps) | - | "
+    lines.append(f"| Starting point: {regime['start']} | - | "
                  f"{fmt(last(start, 'val_PCK@0.2'))} | - | {fmt(last(start, 'val_PCK@0.1'))} | - | "
                  f"{start['wall_s'] / 60:.1f} min (once) |")
   base = {r["seed"]: last(r, "val_PCK@0.2") for r in records.get("supervised", []) if r}
@@ -220,7 +248,7 @@ def report(records: dict, start: dict, floors: dict) -> str:
     gain_text = "-" if m == "supervised" or not gains else (
         f"{gain:+.1f}" + (f" ± {fmt(gain_sd)}" if len(gains) > 1 else "") + f" ({len(gains)} seed{'s' * (len(gains) > 1)})")
     sd = sd if len(recs) > 1 else float("nan")  # No spread from one seed.
-    lines.append(f"| {LABELS[m]} | {', '.join(fmt(a) for a in final)} (seeds "
+    lines.append(f"| {label(m, n)} | {', '.join(fmt(a) for a in final)} (seeds "
                  f"{', '.join(str(r['seed']) for r in recs)}) | **{fmt(mean)}** | {fmt(sd)} | "
                  f"{fmt(stats([last(r, 'val_PCK@0.1') for r in recs])[0])} | {gain_text} | "
                  f"{wall_text(recs)} |")
@@ -241,7 +269,7 @@ def report(records: dict, start: dict, floors: dict) -> str:
       lines.append(f"| {m} | " + " | ".join(fmt(stats([r["epochs"][e].get("val_PCK@0.2") for r in recs])[0])
                                             for e in range(n)) + " |")
   lines += ["", "## Teacher monitor", "",
-            "On 500 unlabeled training people whose labels were held back (images im00201..im00700, never in the "
+            f"On 500 unlabeled training people whose labels were held back (images {regime['probe_images']}, never in the "
             "labeled budget), after each epoch, mean over seeds: the teacher's pseudo-label PCK@0.2 / PCK@0.1 (the "
             "network in inference mode on the un-augmented crop), and the mean adaptive mask count Algorithm 1 "
             f"gives ({_algorithm_1()}), split by how many of the person's 14 joints the "
@@ -345,8 +373,7 @@ def main() -> int:
       found = [run(m, s, args_report) for s in range(10)]
       if any(found):
         records[m] = [r for r in found if r]
-  floors = {"Mean pose of the training labels (no network)": 2.8}
-  table = report(records, start, floors)
+  table = report(records, start, regime)
   write_page(table, args.out)
   if args.pictures:
     pictures(args, args.pictures)

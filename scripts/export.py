@@ -51,29 +51,9 @@ def main(argv=None) -> int:
 
   from semipose_tf import deploy
 
-  if args.format not in deploy.FORMATS:
-    print(f"error: unknown --format {args.format!r}; choose from {', '.join(deploy.FORMATS)}", file=sys.stderr)
-    return 2
-  allowed = deploy.LITERT_VARIANTS if args.format == "litert" else ("float32",)
-  if args.variant not in allowed:
-    print(f"error: --format {args.format} has no --variant {args.variant!r}; choose from {', '.join(allowed)}",
-          file=sys.stderr)
-    return 2
-  if args.variant == "int8" and not args.representative:
-    print("error: --variant int8 needs --representative <an evaluation TFRecord set> to calibrate on",
-          file=sys.stderr)
-    return 2
-  import os
-
-  if os.path.exists(args.output) and not args.overwrite:
-    print(f"error: {args.output} exists: choose another output or pass --overwrite (the old one stays until the "
-          "new one is complete)", file=sys.stderr)
-    return 2
-  try:
-    if args.format == "onnx":  # A missing extra is said before the network is even loaded.
-      deploy.require("tf2onnx", "ONNX export")
-      deploy.require("onnx", "ONNX export")
-  except deploy.MissingExtra as e:
+  try:  # The request's rules (deploy.check_request), before the network is even loaded.
+    deploy.check_request(args.output, args.format, args.variant, args.overwrite, args.representative, cli=True)
+  except (ValueError, FileExistsError, deploy.MissingExtra) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   try:

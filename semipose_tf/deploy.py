@@ -104,12 +104,48 @@ def _write_litert(net: keras.Model, folder: str, variant: str,
   if variant == "float16":
     options = {"optimizations": [tf.lite.Optimize.DEFAULT], "target_spec": {"supported_types": [tf.float16]}}
   elif variant == "int8":
-    if representative is None:
-      raise ValueError("LiteRT int8 needs a representative set: pass --representative <an evaluation set>")
+    if representative is None:  # check_request says it first, for callers that skip it.
+      raise ValueError("LiteRT int8 needs representative crops to calibrate on")
     options = {"optimizations": [tf.lite.Optimize.DEFAULT],
                "representative_dataset": lambda: ([np.asarray(c, np.float32)] for c in representative())}
   model.export(os.path.join(folder, MODEL_FILES["litert"]), format="litert", verbose=False,
                input_signature=[_signature(net)], **options)
+
+
+def check_request(path: str, fmt: str, variant: str = "float32", overwrite: bool = False,
+                  representative: object = None, cli: bool = False) -> None:
+  """Checks an export request before any work is done: the one place its rules live.
+
+  Both ``scripts/export.py`` (before it loads the network) and :func:`export_artifact` call it.
+
+  Args:
+    path: The output folder.
+    fmt: One of ``FORMATS``.
+    variant: "float32"; for LiteRT also "float16" or "int8".
+    overwrite: Whether an existing output may be replaced.
+    representative: What int8 calibrates on (a set's path or a function); only whether it is given is checked.
+    cli: Name the command line's flags (``--format``) in the messages instead of the arguments (``format``).
+
+  Raises:
+    ValueError: An unknown format, a variant the format has not, int8 without calibration crops.
+    FileExistsError: ``path`` exists and ``overwrite`` is off.
+    MissingExtra: The format's converter is not installed.
+  """
+  dash = "--" if cli else ""
+  if fmt not in FORMATS:
+    raise ValueError(f"unknown {dash}format {fmt!r}; choose from {', '.join(FORMATS)}")
+  allowed = LITERT_VARIANTS if fmt == "litert" else ("float32",)
+  if variant not in allowed:
+    raise ValueError(f"{dash}format {fmt} has no {dash}variant {variant!r}; choose from {', '.join(allowed)}")
+  if variant == "int8" and not representative:
+    raise ValueError(f"{dash}variant int8 needs {dash}representative "
+                     + ("<an evaluation TFRecord set> to calibrate on" if cli else "crops to calibrate on"))
+  if os.path.exists(path) and not overwrite:
+    raise FileExistsError(f"{path} exists: choose another output or pass {'--overwrite' if cli else 'overwrite=True'}"
+                          " (the old one stays until the new one is complete)")
+  if fmt == "onnx":  # A missing extra is said before any work.
+    require("tf2onnx", "ONNX export")
+    require("onnx", "ONNX export")
 
 
 def export_artifact(net: keras.Model, path: str, fmt: str, variant: str = "float32",
@@ -126,16 +162,9 @@ def export_artifact(net: keras.Model, path: str, fmt: str, variant: str = "float
     representative: For int8: a function returning an iterable of normalized crop batches [n, H, W, 3].
     overwrite: Replace an existing artifact.
   """
-  if fmt not in MODEL_FILES:
-    raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
-  allowed = LITERT_VARIANTS if fmt == "litert" else ("float32",)
-  if variant not in allowed:
-    raise ValueError(f"{fmt} has no variant {variant!r}; choose from {', '.join(allowed)}")
-  if os.path.exists(path) and not overwrite:
-    raise FileExistsError(f"{path} exists: choose another output or pass --overwrite (the old one stays until the "
-                          "new one is complete)")
-  if fmt == "onnx":  # Before any work: a missing extra is reported at once.
-    require("tf2onnx", "ONNX export")
+  if fmt == "saved_model":
+    raise ValueError("format 'saved_model' is written by semipose_tf.export.export_saved_model")
+  check_request(path, fmt, variant, overwrite, representative)
   codec.Geometry.of_network(net)  # A fixed input size, a whole stride.
 
   def write(folder: str) -> str:

@@ -149,3 +149,30 @@ def test_bad_export_requests_are_one_line_and_leave_an_earlier_artifact_whole(ne
   r = subprocess.run(export + [out, "--format", "litert", "--overwrite"], capture_output=True, text=True)
   assert r.returncode == 0 and "litert (float32) written to" in r.stdout, r.stderr[-2000:]
   assert sorted(os.listdir(out)) == ["deploy.json", "keypoint_spec.json", "model.tflite"]
+
+
+def test_an_export_request_is_checked_in_one_place_before_any_work(tmp_path):
+  """deploy.check_request: the rules scripts/export.py applies before loading the network and export_artifact
+  applies for library callers, with the flags' names on the command line and the arguments' names otherwise."""
+  from semipose_tf import deploy
+
+  new, old = str(tmp_path / "new"), str(tmp_path / "old")
+  os.makedirs(old)
+  for args, kwargs, error, message in [
+      ((new, "tflite"), {}, ValueError, "unknown format 'tflite'; choose from saved_model, onnx, litert"),
+      ((new, "tflite"), {"cli": True}, ValueError, "unknown --format 'tflite'"),
+      ((new, "onnx", "int8"), {}, ValueError, "format onnx has no variant 'int8'; choose from float32"),
+      ((new, "saved_model", "float16"), {"cli": True}, ValueError, "--format saved_model has no --variant 'float16'"),
+      ((new, "litert", "int8"), {}, ValueError, "variant int8 needs representative crops to calibrate on"),
+      ((new, "litert", "int8"), {"cli": True}, ValueError, "--variant int8 needs --representative <an evaluation"),
+      ((old, "onnx"), {}, FileExistsError, f"{old} exists: choose another output or pass overwrite=True"),
+      ((old, "litert"), {"cli": True}, FileExistsError, "or pass --overwrite (the old one stays"),
+  ]:
+    with pytest.raises(error) as e:
+      deploy.check_request(*args, **kwargs)
+    assert message in str(e.value), (args, kwargs, str(e.value))
+  deploy.check_request(old, "litert", "int8", overwrite=True, representative=lambda: iter(()))  # A sound request.
+  deploy.check_request(new, "saved_model")
+  with pytest.raises(ValueError, match="export_saved_model"):
+    deploy.export_artifact(None, new, "saved_model")
+  assert not os.path.exists(new)  # Nothing was written for a refused request.

@@ -36,6 +36,21 @@ def _cmd(data_root, work_dir, *params, epochs=3, steps=6, backup_every=2):
                                                   f"train.backup_every_steps = {backup_every}", *params]]]
 
 
+@pytest.fixture(scope="module")
+def two_epochs(data_root, tmp_path_factory):
+  """One finished 2-epoch run (6 steps per epoch, a backup every 2 steps), made once; tests take copies of it."""
+  work = str(tmp_path_factory.mktemp("two_epochs") / "run")
+  r = subprocess.run(_cmd(data_root, work, epochs=2), capture_output=True, text=True)
+  assert r.returncode == 0, r.stderr[-3000:]
+  return work
+
+
+def _copy_of(run: str, tmp_path) -> str:
+  import shutil
+
+  return shutil.copytree(run, str(tmp_path / "run"))
+
+
 def _finite_file(path):
   import semipose_tf.models  # noqa: F401
 
@@ -44,10 +59,9 @@ def _finite_file(path):
 
 
 @pytest.mark.slow
-def test_a_diverged_run_saves_nothing_non_finite_and_resumes_from_the_last_finite_state(data_root, tmp_path):
-  work = str(tmp_path / "run")
-  r = subprocess.run(_cmd(data_root, work, epochs=2), capture_output=True, text=True)
-  assert r.returncode == 0, r.stderr[-3000:]
+def test_a_diverged_run_saves_nothing_non_finite_and_resumes_from_the_last_finite_state(data_root, two_epochs,
+                                                                                          tmp_path):
+  work = _copy_of(two_epochs, tmp_path)  # A finished 2-epoch run.
   # The same work dir, 2 more epochs at an absurd rate: diverges, stops, names the last good checkpoint.
   r = subprocess.run(_cmd(data_root, work, "train.learning_rate = 1e30", epochs=4), capture_output=True, text=True)
   assert r.returncode == 1 and "training diverged" in r.stderr, r.stderr[-3000:]
@@ -127,10 +141,8 @@ def test_kill_at_random_instants_and_resume_every_time(data_root, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_damaged_backup_falls_back_or_names_the_file(data_root, tmp_path):
-  work = str(tmp_path / "run")
-  r = subprocess.run(_cmd(data_root, work, epochs=2), capture_output=True, text=True)
-  assert r.returncode == 0, r.stderr[-3000:]
+def test_a_damaged_backup_falls_back_or_names_the_file(data_root, two_epochs, tmp_path):
+  work = _copy_of(two_epochs, tmp_path)  # A finished 2-epoch run.
   current = os.path.join(work, "backup", "current", "latest.weights.h5")
   with open(current, "r+b") as f:
     f.truncate(os.path.getsize(current) // 3)
@@ -168,7 +180,7 @@ def test_one_run_per_work_directory(data_root, tmp_path):
   assert not os.path.exists(os.path.join(work, ".lock"))
 
 
-@pytest.mark.parametrize("param,message", [
+BAD_SETTINGS = [
     ("train.no_such_setting = 3", "unknown parameter train.no_such_setting"),
     ("train.input_size = (70, 64)", "multiples of 32"),
     ('train.spec = "nope"', "unknown keypoint spec 'nope'"),
@@ -177,12 +189,39 @@ def test_one_run_per_work_directory(data_root, tmp_path):
     ("train.epochs = -1", "train.epochs must be a whole number >= 1, got -1"),
     ("train.learning_rate = -0.1", "train.learning_rate must be a positive number, got -0.1"),
     ("train.init_checkpoint = '/tmp'", "train.init_checkpoint not found: /tmp"),
-])
+]
+
+
+@pytest.fixture(scope="module")
+def train_script():
+  """scripts/train.py as a module: its main() in this process, where a bad setting costs no TensorFlow start."""
+  import importlib.util
+
+  spec = importlib.util.spec_from_file_location("train_script", os.path.join(ROOT, "scripts", "train.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+@pytest.mark.parametrize("param,message", BAD_SETTINGS)
+def test_bad_settings_are_one_line_errors(data_root, tmp_path, param, message, train_script, capsys):
+  import gin
+
+  try:
+    code = train_script.main(_cmd(data_root, str(tmp_path / "run"), param, epochs=1)[2:])
+  finally:
+    gin.clear_config()
+  err = capsys.readouterr().err
+  assert code == 2 and message in err, err[-2000:]
+  assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err[-2000:]
+
+
 @pytest.mark.slow
-def test_bad_settings_are_one_line_errors(data_root, tmp_path, param, message):
+def test_a_bad_setting_is_one_line_from_the_command_line(data_root, tmp_path):
+  """The same, as a user sees it: a new process, whose stderr holds nothing else (no TensorFlow start-up lines)."""
+  param, message = BAD_SETTINGS[5]
   r = subprocess.run(_cmd(data_root, str(tmp_path / "run"), param, epochs=1), capture_output=True, text=True)
-  assert r.returncode == 2 and message in r.stderr, r.stderr[-2000:]
-  assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr[-2000:]
+  assert r.returncode == 2 and r.stderr.strip() == f"error: {message}", r.stderr[-2000:]
 
 
 @pytest.mark.slow

@@ -32,6 +32,9 @@ SYNTHETIC = ["prepare_synthetic_data.train_images = 520", "prepare_synthetic_dat
 DEMO_SMALL = ["prepare_synthetic_data.num_labeled = (300,)", "train.labeled_dir = 'labeled_300/labeled'"]
 TINY = ["INPUT_SIZE = (64, 64)", "train.input_size = (64, 64)", "train.labeled_batch_size = 2",
         "train.unlabeled_batch_size = 2", "build_pose_model.pretrained = None"]
+# The files whose stream is run for one batch: one per data family (COCO, MPII + AIC, LSPET, synthetic).
+PULL_A_BATCH = {"coco_1k.gin", "coco_1k_dual.gin", "mpii_aic.gin", "lspet/plus.gin", "lspet/oracle_plus.gin",
+                "lspet_imagenet/plus.gin", "synthetic/plus.gin", "demo.gin"}
 NO_EVAL = ["train.extra_callbacks = []", 'train.checkpoint_monitor = "val_heatmap_loss"', 'train.checkpoint_mode = "min"']
 
 
@@ -64,6 +67,7 @@ def test_there_are_experiments():
           "mpii_aic.gin", "demo.gin", "synthetic/plus.gin", "synthetic/upper_bound.gin", "lspet/plus.gin",
           "lspet/oracle_plus.gin", "lspet_imagenet/regime.gin", "lspet_imagenet/burn_in.gin",
           "lspet_imagenet/plus.gin", "lspet_imagenet/oracle_plus.gin"} <= set(GIN_FILES)
+  assert PULL_A_BATCH <= set(GIN_FILES)
   # Each base file is built through an experiment that includes it (directly or through another base file).
   texts = {f: open(os.path.join(GIN_DIR, f)).read() for f in ALL_GIN}
   included = {f for t in texts.values() for f in ALL_GIN if f"include '{f}'" in t}
@@ -90,7 +94,9 @@ def test_every_gin_file_builds_model_and_datasets(gin_file, data_root, lspet_roo
     exp = configurable.train(work_dir=str(tmp_path), dry_run=True)
   finally:
     gin.clear_config()
-  batch = next(iter(exp.train_data))
+  # The stream's shapes from its element spec (the pipeline is traced, which is where a bad binding fails); one file
+  # per data family also runs it for a real batch (running it is what costs, and the families share their ops).
+  batch = next(iter(exp.train_data)) if gin_file in PULL_A_BATCH else exp.train_data.element_spec
   k = exp.spec.num_keypoints
   assert batch["labeled"]["heatmaps"].shape == (2, 16, 16, k)
   assert exp.model.net.output_shape == (None, 16, 16, k)
