@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow  # Each export converts a whole network (10-20 s).
 WITHIN = {"float32": (0.05, 0.99), "float16": (0.05, 0.95), "int8": (4.0, 0.8)}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def network_and_crops(coco_mini_sets):
   import keras
 

@@ -85,7 +85,7 @@ def _state_dict():
   return torch, {k: v for k, v in torch.load(path, map_location="cpu", weights_only=True).items()}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def imagenet_net():
   torch, sd = _state_dict()
   net = build_pose_model("efficientnet_lite0", (224, 224), 14)

@@ -17,7 +17,7 @@ from semipose_tf.keypoints import COCO17
 from semipose_tf.models import build_pose_model
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def exported(tmp_path_factory):
   import keras
 

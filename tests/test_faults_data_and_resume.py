@@ -18,7 +18,7 @@ TINY = ["INPUT_SIZE = (64, 64)", "train.input_size = (64, 64)", "train.labeled_b
         'train.checkpoint_monitor = "val_heatmap_loss"', 'train.checkpoint_mode = "min"', "train.verbose = 2"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def pristine(tmp_path_factory):
   return make_layout(str(tmp_path_factory.mktemp("data")))
 

@@ -61,7 +61,7 @@ def test_gin_bindings_reach_the_step_and_the_work_directory(tmp_path):
   assert exp.model.mask_count_bins.shape == (13,) and exp.model.get_config()["config"] == config.get_config()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def lspet_root(tmp_path_factory):
   return make_lspet_layout(str(tmp_path_factory.mktemp("lspet")))
 

@@ -10,7 +10,7 @@ from semipose_tf.keypoints import COCO17, MPII16
 SMALL = pipeline.PipelineConfig(input_size=(64, 48), record_shuffle=16, instance_shuffle=16)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def synthetic_sets(synthetic_coco, tmp_path_factory):
   ann, images = synthetic_coco
   out = str(tmp_path_factory.mktemp("sets"))

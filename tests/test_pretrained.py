@@ -20,7 +20,7 @@ def _randomize_bn_stats(model, seed=0):
                          rng.uniform(0.5, 1.5, c)])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def hub_preset(tmp_path_factory):
   """A keras-hub ResNet-18 (random weights: no download) saved as a local preset directory."""
   keras_hub = pytest.importorskip("keras_hub")

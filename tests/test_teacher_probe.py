@@ -23,7 +23,7 @@ def test_difficulty_groups():
   assert difficulty(annotated).tolist() == [0, 1, 2, 2]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def probe_set(tmp_path_factory):
   tmp = tmp_path_factory.mktemp("probe")
   joints_file, images, joints = _subset(tmp, 24)

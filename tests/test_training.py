@@ -38,22 +38,24 @@ PULL_A_BATCH = {"coco_1k.gin", "coco_1k_dual.gin", "mpii_aic.gin", "lspet/plus.g
 NO_EVAL = ["train.extra_callbacks = []", 'train.checkpoint_monitor = "val_heatmap_loss"', 'train.checkpoint_mode = "min"']
 
 
-@pytest.fixture(scope="module")
+# Session-scoped: under pytest-xdist a worker may run other modules' tests between this module's, and a module
+# fixture would be made again (the synthetic data rendered twice).
+@pytest.fixture(scope="session")
 def data_root(tmp_path_factory):
   return make_layout(str(tmp_path_factory.mktemp("data")))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def lspet_root(tmp_path_factory):
   return make_lspet_layout(str(tmp_path_factory.mktemp("lspet")))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory):
   return str(tmp_path_factory.mktemp("synthetic"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def supervised_checkpoint(tmp_path_factory):
   from semipose_tf.models import build_pose_model
 
