@@ -85,7 +85,9 @@ def page(records: dict) -> str:
            "deconv 128 x 3, 192x192 crops, 16 epochs x 250 steps of 16 labeled crops, Adam 1e-3, x0.1 at epochs 12 "
            "and 15; PCK@0.2 (torso) on the 737 scored test people after every epoch; the teacher monitor's "
            "pseudo-label PCK@0.2 on 500 training people outside the label budget. 2-core machine, CPU only, beside "
-           "other work. The results of the table they fixed: [../ssl_lspet_imagenet.md](../ssl_lspet_imagenet.md).",
+           "other work. The results of the table they fixed: [../ssl_lspet_imagenet.md](../ssl_lspet_imagenet.md). "
+           "This regime's step beside the random-weight regime's, and the input pipeline at 192x192: "
+           "[step_and_pipeline.md](step_and_pipeline.md).",
            "", "Conditions of issue 20: (a) the supervised baseline has plateaued (last evaluations within about 1 "
            "point), (b) all 9,000 labels give at least 15 PCK@0.2 points more, (c) the network every row starts "
            "from has pseudo-labels right on at least 40% of joints.", "", DECISION]
