@@ -78,7 +78,7 @@ REGIMES = {
                      name="ssl_lspet_imagenet", pictures="lspet_imagenet_supervised_vs_plus.png", issue=20,
                      regime_page="lspet_imagenet_regime/README.md", title="1,000 labels, ImageNet start",
                      network="EfficientNet-Lite0 (deconv 128 x 3) from its ImageNet weights, 192x192",
-                     start="supervised from ImageNet (1,000 labels, 4,000 steps)",
+                     start="supervised network from ImageNet (1,000 labels, 4,000 steps)",
                      schedule="2 epochs x 250 steps of 16 labeled + 16 unlabeled, Adam 1e-4, deterministic ops",
                      alone=None, fingerprint=None, probe_images="im01001..im01500", findings=None, floors={}),
 }
