@@ -195,10 +195,10 @@ def wall_text(recs: list) -> str:
   return f"{stats(whole)[0] / 60:.1f} min" + (f" ({left_out} resumed run left out)" if left_out else "")
 
 
-def report(records: dict, start: dict, regime: dict) -> str:
-  """The results page of one regime (its texts from ``REGIMES``)."""
+def report(records: dict, start: dict, key: str) -> str:
+  """The results page of the regime ``key`` (its texts from ``REGIMES``)."""
+  regime = REGIMES[key]
   n = regime["budget"][1]
-  key = next(k for k, v in REGIMES.items() if v is regime)
   machine = f"{platform.machine()}, {os.cpu_count()} cores, CPU only"
   if regime["fingerprint"]:
     machine += f"; the machine whose single-step fingerprint is {regime['fingerprint']}, see the regime page"
@@ -373,7 +373,7 @@ def main() -> int:
       found = [run(m, s, args_report) for s in range(10)]
       if any(found):
         records[m] = [r for r in found if r]
-  table = report(records, start, regime)
+  table = report(records, start, args.regime)
   write_page(table, args.out)
   if args.pictures:
     pictures(args, args.pictures)

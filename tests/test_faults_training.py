@@ -18,9 +18,9 @@ from training_data import make_layout
 
 # The supervised method: these tests are about recovery, which every method shares, and a supervised step traces in
 # a fraction of a teacher-student one's time (tests/test_training.py resumes a killed "plus" run).
-TINY = ["train.method = 'supervised'", "INPUT_SIZE = (64, 64)", "train.input_size = (64, 64)", "train.labeled_batch_size = 2",
-        "train.unlabeled_batch_size = 2", "build_pose_model.pretrained = None", "build_pose_model.width = 8",
-        "build_pose_model.deconv_filters = (16, 16, 16)", "train.extra_callbacks = []",
+TINY = ["train.method = 'supervised'", "INPUT_SIZE = (64, 64)", "train.input_size = (64, 64)",
+        "train.labeled_batch_size = 2", "train.unlabeled_batch_size = 2", "build_pose_model.pretrained = None",
+        "build_pose_model.width = 8", "build_pose_model.deconv_filters = (16, 16, 16)", "train.extra_callbacks = []",
         'train.checkpoint_monitor = "val_heatmap_loss"', 'train.checkpoint_mode = "min"', "train.verbose = 2",
         "train.log_every_steps = 2"]
 
@@ -39,21 +39,19 @@ def _cmd(data_root, work_dir, *params, epochs=3, steps=6, backup_every=2):
 
 
 @pytest.fixture(scope="session")  # Session: pytest-xdist may run other modules' tests between this module's.
-def two_epochs(tmp_path_factory):
+def two_epochs(data_root, tmp_path_factory):
   """One finished 2-epoch run (6 steps per epoch, a backup every 2 steps), made once; tests take copies of it."""
-  data_root = make_layout(str(tmp_path_factory.mktemp("two_epochs_data")))
   work = str(tmp_path_factory.mktemp("two_epochs") / "run")
   r = subprocess.run(_cmd(data_root, work, epochs=2), capture_output=True, text=True)
   assert r.returncode == 0, r.stderr[-3000:]
-  return work, data_root
+  return work
 
 
-def _copy_of(made: tuple[str, str], tmp_path) -> tuple[str, str]:
-  """A private copy of the shared run's work directory, and the data it ran on."""
+def _copy_of(run: str, tmp_path) -> str:
+  """A private copy of the shared run's work directory."""
   import shutil
 
-  run, data_root = made
-  return shutil.copytree(run, str(tmp_path / "run")), data_root
+  return shutil.copytree(run, str(tmp_path / "run"))
 
 
 def _finite_file(path):
@@ -64,8 +62,9 @@ def _finite_file(path):
 
 
 @pytest.mark.slow
-def test_a_diverged_run_saves_nothing_non_finite_and_resumes_from_the_last_finite_state(two_epochs, tmp_path):
-  work, data_root = _copy_of(two_epochs, tmp_path)  # A finished 2-epoch run.
+def test_a_diverged_run_saves_nothing_non_finite_and_resumes_from_the_last_finite_state(data_root, two_epochs,
+                                                                                          tmp_path):
+  work = _copy_of(two_epochs, tmp_path)  # A finished 2-epoch run.
   # The same work dir, 2 more epochs at an absurd rate: diverges, stops, names the last good checkpoint.
   r = subprocess.run(_cmd(data_root, work, "train.learning_rate = 1e30", epochs=4), capture_output=True, text=True)
   assert r.returncode == 1 and "training diverged" in r.stderr, r.stderr[-3000:]
@@ -145,8 +144,8 @@ def test_kill_at_random_instants_and_resume_every_time(data_root, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_damaged_backup_falls_back_or_names_the_file(two_epochs, tmp_path):
-  work, data_root = _copy_of(two_epochs, tmp_path)  # A finished 2-epoch run.
+def test_a_damaged_backup_falls_back_or_names_the_file(data_root, two_epochs, tmp_path):
+  work = _copy_of(two_epochs, tmp_path)  # A finished 2-epoch run.
   current = os.path.join(work, "backup", "current", "latest.weights.h5")
   with open(current, "r+b") as f:
     f.truncate(os.path.getsize(current) // 3)
