@@ -1,6 +1,7 @@
 """Shared fixtures: the real data in ../shared/data (skipped with a reason when absent) and small synthetic sets."""
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -49,3 +50,54 @@ def pytest_collection_modifyitems(config, items):
   ones fill in around them; collected alphabetically, the longest ones came last and one process finished minutes
   before the other."""
   items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+_SCRIPTS: dict = {}
+
+
+def run_script(script: str, *args: str, cwd: str | None = None) -> "subprocess.CompletedProcess":
+  """``python <script> <args>`` (a path under the repository) in this process, as ``subprocess.run`` reports it.
+
+  A new process costs a TensorFlow start (several seconds on two cores) before the script does anything; the
+  tests of what a script says and writes call its ``main(argv)`` here instead. Its exit code, stdout and stderr
+  come back as a ``CompletedProcess``: ``SystemExit("text")`` is code 1 with the text on stderr, an uncaught
+  exception code 1 with its traceback, as Python would print them. Gin's bindings are cleared after each call. The
+  tests that a process starts quietly (tests/test_console.py) keep their subprocesses.
+  """
+  import contextlib
+  import importlib.util
+  import io
+  import subprocess
+  import traceback
+
+  import gin
+
+  path = os.path.join(ROOT, script)
+  module = _SCRIPTS.get(path)
+  if module is None:
+    spec = importlib.util.spec_from_file_location(f"_script_{len(_SCRIPTS)}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    _SCRIPTS[path] = module
+  out, err = io.StringIO(), io.StringIO()
+  before, argv = os.getcwd(), sys.argv
+  sys.argv = [path, *args]  # What the script records as its command (manifests, logs).
+  try:
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+      if cwd:
+        os.chdir(cwd)
+      try:
+        code = module.main(list(args))
+      except SystemExit as e:
+        code = e.code
+        if isinstance(code, str):
+          print(code, file=sys.stderr)
+          code = 1
+      except Exception:  # noqa: BLE001  (what the interpreter would do with it)
+        traceback.print_exc()
+        code = 1
+  finally:
+    os.chdir(before)
+    sys.argv = argv
+    gin.clear_config()
+  return subprocess.CompletedProcess([script, *args], code or 0, out.getvalue(), err.getvalue())

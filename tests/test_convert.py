@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import ROOT, shared_path
+from conftest import ROOT, run_script, shared_path
 from semipose_tf.conversion import convert, sources
 from semipose_tf.data import records
 from semipose_tf.keypoints import COCO17
@@ -31,8 +31,7 @@ def _count_coco(ann_file):
 
 
 def _run_script(*args, check=True):
-  r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make_tfrecords.py"), *args],
-                     capture_output=True, text=True, cwd=ROOT)
+  r = run_script("scripts/make_tfrecords.py", *args, cwd=ROOT)  # In this process (conftest.run_script).
   if check and r.returncode != 0:
     raise AssertionError(r.stdout + r.stderr)
   return r
@@ -138,7 +137,6 @@ def _first_ann(data):
   return a, im
 
 
-@pytest.mark.slow
 def test_missing_image(bad_copy):
   data, img_dir, ann_file, out = bad_copy
   a, im = _first_ann(data)

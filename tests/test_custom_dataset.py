@@ -10,13 +10,12 @@ import csv
 import json
 import os
 import subprocess
-import sys
 
 import numpy as np
 import tensorflow as tf
 import pytest
 
-from conftest import ROOT
+from conftest import run_script
 
 NAMES = ["head", "left_hand", "right_hand", "left_foot", "right_foot"]
 
@@ -48,8 +47,7 @@ def _write_dataset(root: str, num_images: int, seed: int) -> str:
 
 
 def _run(script: str, *args: str) -> subprocess.CompletedProcess:
-  r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", script), *args], capture_output=True,
-                     text=True)
+  r = run_script(os.path.join("scripts", script), *args)  # In this process (conftest.run_script).
   assert r.returncode == 0, f"{script} failed:\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
   return r
 

@@ -4,13 +4,12 @@ an earlier artifact whole. Skipped, with the reason, only where the deploy extra
 
 import hashlib
 import os
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import run_script
 
 EXTRA = "the deploy extra is not installed (pip install -e '.[deploy]')"
 for _module in ("onnxruntime", "tf2onnx", "onnx", "ai_edge_litert"):
@@ -105,8 +104,7 @@ def test_evaluate_scores_an_artifact_like_the_network(network_and_crops, coco_mi
   eval_dir = os.path.join(coco_mini_sets, "labeled")
   outputs = []
   for model in (ckpt, path):
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "evaluate.py"), "coco", "--artifact", model,
-                        "--eval_dir", eval_dir], capture_output=True, text=True)
+    r = run_script("scripts/evaluate.py", "coco", "--artifact", model, "--eval_dir", eval_dir)
     assert r.returncode == 0, r.stderr[-2000:]
     outputs.append(r.stdout.strip().splitlines()[-1])
   assert outputs[0] == outputs[1]  # The same AP / AR table to four decimals.
@@ -120,33 +118,33 @@ def _digest(folder):
   return h.hexdigest()
 
 
-def test_bad_export_requests_are_one_line_and_leave_an_earlier_artifact_whole(network_and_crops, tmp_path):
+def test_bad_export_requests_are_one_line_and_leave_an_earlier_artifact_whole(network_and_crops, tmp_path,
+                                                                             monkeypatch):
   net, _ = network_and_crops
   ckpt = str(tmp_path / "net.keras")
   net.save(ckpt)
-  export = [sys.executable, os.path.join(ROOT, "scripts", "export.py"), ckpt]
+  export = ["scripts/export.py", ckpt]  # Run in this process (conftest.run_script).
   out = str(tmp_path / "pose_onnx")
-  assert subprocess.run(export + [out, "--format", "onnx"], capture_output=True, text=True).returncode == 0
+  assert run_script(*export, out, "--format", "onnx").returncode == 0
   before = _digest(out)
-  blocked = tmp_path / "no_extra"  # An environment without tf2onnx: its import fails, as where it is absent.
-  blocked.mkdir()
-  (blocked / "tf2onnx.py").write_text("raise ImportError('No module named tf2onnx')\n")
   cases = [
-      (export + [out, "--format", "onnx"], None, f"{out} exists: choose another output or pass --overwrite"),
-      (export + [str(tmp_path / "x"), "--format", "tflite"], None, "unknown --format 'tflite'; choose from"),
-      (export + [str(tmp_path / "x"), "--format", "onnx", "--variant", "int8"], None, "has no --variant 'int8'"),
-      (export + [str(tmp_path / "x"), "--format", "litert", "--variant", "int8"], None,
+      (export + [out, "--format", "onnx"], False, f"{out} exists: choose another output or pass --overwrite"),
+      (export + [str(tmp_path / "x"), "--format", "tflite"], False, "unknown --format 'tflite'; choose from"),
+      (export + [str(tmp_path / "x"), "--format", "onnx", "--variant", "int8"], False, "has no --variant 'int8'"),
+      (export + [str(tmp_path / "x"), "--format", "litert", "--variant", "int8"], False,
        "--variant int8 needs --representative"),
-      (export + [str(tmp_path / "x"), "--format", "onnx"], str(blocked),
+      (export + [str(tmp_path / "x"), "--format", "onnx"], True,
        "ONNX export needs the package 'tf2onnx': install the deploy extra (pip install -e '.[deploy]')"),
   ]
-  for cmd, path, message in cases:
-    env = {**os.environ, "PYTHONPATH": path} if path else None
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+  for cmd, blocked, message in cases:
+    with monkeypatch.context() as m:
+      if blocked:  # An environment without tf2onnx: its import fails, as where it is absent.
+        m.setitem(sys.modules, "tf2onnx", None)
+      r = run_script(*cmd)
     assert r.returncode == 2 and message in r.stderr, (cmd, r.stderr[-2000:])
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
   assert not os.path.exists(tmp_path / "x") and _digest(out) == before
-  r = subprocess.run(export + [out, "--format", "litert", "--overwrite"], capture_output=True, text=True)
+  r = run_script(*export, out, "--format", "litert", "--overwrite")
   assert r.returncode == 0 and "litert (float32) written to" in r.stdout, r.stderr[-2000:]
   assert sorted(os.listdir(out)) == ["deploy.json", "keypoint_spec.json", "model.tflite"]
 

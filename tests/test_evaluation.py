@@ -212,13 +212,9 @@ def test_evaluation_at_start_only_before_the_first_step():
 
 
 def _run_evaluate(*args):
-  import subprocess
-  import sys
+  from conftest import run_script
 
-  from conftest import ROOT
-
-  return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "evaluate.py"), *args], capture_output=True,
-                        text=True)
+  return run_script("scripts/evaluate.py", *args)  # In this process.
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import ROOT, shared_path
+from conftest import run_script, shared_path
 from semipose_tf import codec, export
 from semipose_tf.conversion import convert, sources
 from semipose_tf.data import pipeline
@@ -223,22 +223,19 @@ def test_predict_script_writes_json_and_a_drawn_png(exported, tmp_path):
   net.save(ckpt)
   for model in (ckpt, path):  # A checkpoint and the exported SavedModel.
     out = str(tmp_path / os.path.basename(model))
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "predict.py"), "--model", model, "--image",
-                        image, "--detections", det, "--image_id", "785", "--out", out, "--threshold", "0"],
-                       capture_output=True, text=True)
+    r = run_script("scripts/predict.py", "--model", model, "--image", image, "--detections", det, "--image_id",
+                   "785", "--out", out, "--threshold", "0")  # In this process (conftest.run_script).
     assert r.returncode == 0, r.stderr[-2000:]
     result = json.load(open(out + ".json"))
     assert result["people"] and len(result["people"][0]["keypoints"]) == 17
     drawn = tf.io.decode_png(tf.io.read_file(out + ".png")).numpy()
     original = tf.io.decode_jpeg(tf.io.read_file(image)).numpy()
     assert drawn.shape == original.shape and np.abs(drawn.astype(int) - original).sum() > 0  # Something drawn.
-  r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "predict.py"), "--model", ckpt, "--image",
-                      image, "--boxes", "1,2,0,5"], capture_output=True, text=True)
+  r = run_script("scripts/predict.py", "--model", ckpt, "--image", image, "--boxes", "1,2,0,5")
   assert r.returncode == 2 and "w, h > 0" in r.stderr
   # A wrong --spec is refused before anything is written, naming both sides.
   out = str(tmp_path / "wrong")
-  r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "predict.py"), "--model", path, "--image",
-                      image, "--spec", "aic14", "--out", out], capture_output=True, text=True)
+  r = run_script("scripts/predict.py", "--model", path, "--image", image, "--spec", "aic14", "--out", out)
   assert r.returncode == 2 and "'aic14' (14 keypoints)" in r.stderr and "'coco17' (17 keypoints)" in r.stderr
   assert not os.path.exists(out + ".json") and not os.path.exists(out + ".png")
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, shared_path
+from conftest import ROOT, run_script, shared_path
 from training_data import make_layout
 
 TINY = ["INPUT_SIZE = (64, 64)", "train.input_size = (64, 64)", "train.labeled_batch_size = 2",
@@ -31,12 +31,15 @@ def data_root(pristine, tmp_path):
   return root
 
 
-def _train(data_root, work_dir, *params, flags=(), epochs=1, steps=2):
-  cmd = [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--gin_file=coco_1k.gin", *flags,
-         f"--data_root={data_root}", f"--work_dir={work_dir}",
-         *[f"--gin_param={p}" for p in TINY + [f"train.epochs = {epochs}", f"train.steps_per_epoch = {steps}",
-                                                 *params]]]
-  return subprocess.run(cmd, capture_output=True, text=True)
+def _train(data_root, work_dir, *params, flags=(), epochs=1, steps=2, process=False):
+  """scripts/train.py in this process (conftest.run_script), or in a new one with ``process=True``."""
+  args = ["--gin_file=coco_1k.gin", *flags, f"--data_root={data_root}", f"--work_dir={work_dir}",
+          *[f"--gin_param={p}" for p in TINY + [f"train.epochs = {epochs}", f"train.steps_per_epoch = {steps}",
+                                                  *params]]]
+  if not process:
+    return run_script("scripts/train.py", *args)
+  return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "train.py"), *args], capture_output=True,
+                        text=True)
 
 
 def _flip_a_byte_in_the_middle(shard):
@@ -74,8 +77,7 @@ def test_a_corrupt_eval_shard_is_named_by_evaluate(data_root, tmp_path):
   eval_dir = os.path.join(data_root, "lspet", "eval")
   shard = _only_shard(eval_dir)
   _flip_a_byte_in_the_middle(shard)
-  r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "evaluate.py"), "lsp", "--checkpoint", ckpt,
-                      "--eval_dir", eval_dir], capture_output=True, text=True)
+  r = run_script("scripts/evaluate.py", "lsp", "--checkpoint", ckpt, "--eval_dir", eval_dir)
   assert r.returncode == 2 and r.stderr.strip().splitlines() == [r.stderr.strip()], r.stderr[-2000:]
   assert r.stderr.startswith(f"error: corrupt TFRecord shard {shard}"), r.stderr[-2000:]
 
@@ -181,7 +183,8 @@ def small_disk(tmp_path):
 @pytest.mark.slow
 def test_a_full_disk_is_one_line_for_training_export_and_the_converter(data_root, small_disk, tmp_path):
   work = os.path.join(small_disk, "run")
-  r = _train(data_root, work, "train.method = 'supervised'", "train.backup_every_steps = 1")
+  # In its own process: h5py used to crash (exit 139) on a full disk, which would take the test process down.
+  r = _train(data_root, work, "train.method = 'supervised'", "train.backup_every_steps = 1", process=True)
   assert r.returncode == 2, (r.returncode, r.stderr[-2000:])  # Not 139: h5py crashed on a full disk before.
   lines = r.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith(f"error: cannot write the backup into {work}/backup"), lines
@@ -200,17 +203,15 @@ def test_a_full_disk_is_one_line_for_training_export_and_the_converter(data_root
 
   fill("filler1")
   out = os.path.join(small_disk, "sm", "1")
-  r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "export.py"),
-                      os.path.join(work, "checkpoints", "final.keras"), out], capture_output=True, text=True)
+  r = run_script("scripts/export.py", os.path.join(work, "checkpoints", "final.keras"), out)
   assert r.returncode == 2 and r.stderr.strip().splitlines() == [r.stderr.strip()], r.stderr[-2000:]
   assert r.stderr.startswith(f"error: cannot write the SavedModel {out}") and "{{" not in r.stderr
   assert not os.path.exists(out)
   lspet = shared_path("lspet")
   fill("filler2")  # The failed export cleaned up after itself.
   out = os.path.join(small_disk, "lsp")
-  r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make_tfrecords.py"), "lsp", "--joints",
-                      os.path.join(lspet, "joints.mat"), "--images", os.path.join(lspet, "images"), "--out", out,
-                      "--sets", "eval", "--num_test", "50"], capture_output=True, text=True)
+  r = run_script("scripts/make_tfrecords.py", "lsp", "--joints", os.path.join(lspet, "joints.mat"), "--images",
+                 os.path.join(lspet, "images"), "--out", out, "--sets", "eval", "--num_test", "50")
   assert r.returncode == 2 and r.stderr.strip().splitlines() == [r.stderr.strip()], r.stderr[-2000:]
   assert r.stderr.startswith(f"error: cannot write the records under {out}") and "No space left" in r.stderr
   assert not any(n == "manifest.json" for _, _, fs in os.walk(out) for n in fs)

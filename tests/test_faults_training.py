@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, run_script
 from training_data import make_layout
 
 # The supervised method: these tests are about recovery, which every method shares, and a supervised step traces in
@@ -30,6 +30,11 @@ def data_root(tmp_path_factory):
   return make_layout(str(tmp_path_factory.mktemp("data")))
 
 
+def _train(data_root, work_dir, *params, **kwargs):
+  """scripts/train.py with _cmd's arguments in this process (conftest.run_script): the tests that do not kill it."""
+  return run_script("scripts/train.py", *_cmd(data_root, work_dir, *params, **kwargs)[2:])
+
+
 def _cmd(data_root, work_dir, *params, epochs=3, steps=6, backup_every=2):
   # --allow_config_change: these tests resume on purpose with more epochs or another learning rate.
   return [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--gin_file=coco_1k.gin", "--allow_config_change",
@@ -42,7 +47,7 @@ def _cmd(data_root, work_dir, *params, epochs=3, steps=6, backup_every=2):
 def two_epochs(data_root, tmp_path_factory):
   """One finished 2-epoch run (6 steps per epoch, a backup every 2 steps), made once; tests take copies of it."""
   work = str(tmp_path_factory.mktemp("two_epochs") / "run")
-  r = subprocess.run(_cmd(data_root, work, epochs=2), capture_output=True, text=True)
+  r = _train(data_root, work, epochs=2)
   assert r.returncode == 0, r.stderr[-3000:]
   return work
 
@@ -66,7 +71,7 @@ def test_a_diverged_run_saves_nothing_non_finite_and_resumes_from_the_last_finit
                                                                                           tmp_path):
   work = _copy_of(two_epochs, tmp_path)  # A finished 2-epoch run.
   # The same work dir, 2 more epochs at an absurd rate: diverges, stops, names the last good checkpoint.
-  r = subprocess.run(_cmd(data_root, work, "train.learning_rate = 1e30", epochs=4), capture_output=True, text=True)
+  r = _train(data_root, work, "train.learning_rate = 1e30", epochs=4)
   assert r.returncode == 1 and "training diverged" in r.stderr, r.stderr[-3000:]
   assert "last good checkpoint is" in r.stderr and "last.keras" in r.stderr
   assert "The backup holds the last finite state" in r.stderr
@@ -76,7 +81,7 @@ def test_a_diverged_run_saves_nothing_non_finite_and_resumes_from_the_last_finit
     if name.endswith(".keras"):
       assert _finite_file(os.path.join(ckpts, name)), name
   # Rerun at a sane rate: resumes from the last finite backup and ends with a finite final network.
-  r = subprocess.run(_cmd(data_root, work, epochs=4), capture_output=True, text=True)
+  r = _train(data_root, work, epochs=4)
   assert r.returncode == 0, r.stderr[-3000:]
   assert _finite_file(os.path.join(ckpts, "final.keras"))
 
@@ -110,11 +115,11 @@ def test_kill_at_random_instants_and_resume_every_time(data_root, tmp_path):
   each cycle kills after a random number of new backups, plus a random fraction of a step, so kills land before,
   during and after backup writes."""
   work = str(tmp_path / "run")
-  cmd = _cmd(data_root, work, epochs=5, steps=6, backup_every=1)
+  cmd = _cmd(data_root, work, epochs=4, steps=6, backup_every=1)
   meta = os.path.join(work, "backup", "current", "training_metadata.json")
   rng = random.Random(0)
   kills, progress = 0, []
-  for cycle in range(5):
+  for cycle in range(4):
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wanted, seen = rng.randint(2, 9), 0  # Resume redoes the interrupted epoch (6 steps): leave room to finish one.
     last = os.path.getmtime(meta) if os.path.exists(meta) else None
@@ -149,14 +154,14 @@ def test_a_damaged_backup_falls_back_or_names_the_file(data_root, two_epochs, tm
   current = os.path.join(work, "backup", "current", "latest.weights.h5")
   with open(current, "r+b") as f:
     f.truncate(os.path.getsize(current) // 3)
-  r = subprocess.run(_cmd(data_root, work, epochs=3), capture_output=True, text=True)
+  r = _train(data_root, work, epochs=3)
   assert r.returncode == 0, r.stderr[-3000:]
   assert "newest backup could not be read" in r.stdout and "resumed from" in r.stdout
   # Both generations damaged (a truncated metadata json and truncated weights): an error that says what to do.
   for gen in ("current", "previous"):
     with open(os.path.join(work, "backup", gen, "training_metadata.json"), "w") as f:
       f.write('{"epo')
-  r = subprocess.run(_cmd(data_root, work, epochs=4), capture_output=True, text=True)
+  r = _train(data_root, work, epochs=4)
   assert r.returncode == 2, r.stderr[-3000:]
   err = r.stderr.strip().splitlines()[-1]
   assert err.startswith("error: no backup generation of this run can be read")
@@ -178,7 +183,7 @@ def test_one_run_per_work_directory(data_root, tmp_path):
     import socket
 
     json.dump({"pid": dead.pid, "host": socket.gethostname(), "started": "earlier"}, f)
-  r = subprocess.run(_cmd(data_root, work, epochs=1), capture_output=True, text=True)
+  r = _train(data_root, work, epochs=1)
   assert r.returncode == 0 and "stale lock" in r.stdout, r.stderr[-3000:]
   assert not os.path.exists(os.path.join(work, ".lock"))
 
@@ -195,28 +200,11 @@ BAD_SETTINGS = [
 ]
 
 
-@pytest.fixture(scope="session")
-def train_script():
-  """scripts/train.py as a module: its main() in this process, where a bad setting costs no TensorFlow start."""
-  import importlib.util
-
-  spec = importlib.util.spec_from_file_location("train_script", os.path.join(ROOT, "scripts", "train.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 @pytest.mark.parametrize("param,message", BAD_SETTINGS)
-def test_bad_settings_are_one_line_errors(data_root, tmp_path, param, message, train_script, capsys):
-  import gin
-
-  try:
-    code = train_script.main(_cmd(data_root, str(tmp_path / "run"), param, epochs=1)[2:])
-  finally:
-    gin.clear_config()
-  err = capsys.readouterr().err
-  assert code == 2 and message in err, err[-2000:]
-  assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err[-2000:]
+def test_bad_settings_are_one_line_errors(data_root, tmp_path, param, message):
+  r = _train(data_root, str(tmp_path / "run"), param, epochs=1)  # In this process: a bad setting costs no TF start.
+  assert r.returncode == 2 and message in r.stderr, r.stderr[-2000:]
+  assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr[-2000:]
 
 
 @pytest.mark.slow
@@ -244,6 +232,6 @@ def test_a_truncated_network_file_is_named_as_such(tmp_path):
   for script, args in (("evaluate.py", ["coco", "--checkpoint", path, "--eval_dir", str(tmp_path)]),
                        ("export.py", [path, str(tmp_path / "out" / "1")]),
                        ("predict.py", ["--model", path, "--image", image, "--boxes", "0,0,20,30"])):
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", script), *args], capture_output=True, text=True)
+    r = run_script(os.path.join("scripts", script), *args)
     assert r.returncode == 2 and "Traceback" not in r.stderr, (script, r.stderr[-2000:])
     assert f"{path} is not a complete .keras file (4000 bytes" in r.stderr, (script, r.stderr)

@@ -3,15 +3,13 @@ evaluate.py lsp, and the PCK callback's evaluator on a network."""
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from scipy.io import loadmat, savemat
 
-from conftest import ROOT, shared_path
+from conftest import run_script, shared_path
 from semipose_tf.conversion import lsp
 from semipose_tf.data import pipeline, records
 from semipose_tf.evaluation import pck
@@ -33,8 +31,7 @@ def _subset(tmp_path, count: int, extra_missing: int = 0, nan_at: int | None = N
 
 
 def _convert(*args):
-  return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make_tfrecords.py"), "lsp", *args],
-                        capture_output=True, text=True)
+  return run_script("scripts/make_tfrecords.py", "lsp", *args)  # In this process (conftest.run_script).
 
 
 def _read(set_dir):
@@ -138,8 +135,7 @@ def test_evaluate_script_scores_lsp_predictions_made_elsewhere(tmp_path):
   test = joints[:, :, -1000:].copy()
   test[:, :2] += np.random.default_rng(1).normal(0, 5.0, test[:, :2].shape)
   savemat(tmp_path / "preds.mat", {"preds": test})  # joints.mat's layout, the test split only.
-  r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "evaluate.py"), "lsp", "--predictions",
-                      str(tmp_path / "preds.mat"), "--joints", joints_file], capture_output=True, text=True)
+  r = run_script("scripts/evaluate.py", "lsp", "--predictions", str(tmp_path / "preds.mat"), "--joints", joints_file)
   assert r.returncode == 0, r.stderr[-2000:]
   xy, labeled, _ = lsp.load_joints(joints_file)
   expected = pck.pck(test[:, :2].transpose(2, 0, 1) - 1, xy[-1000:], labeled[-1000:], LSP14)
@@ -172,7 +168,6 @@ def test_pck_evaluator_and_script_on_a_network(tmp_path):
   assert preds.shape == (8, 14, 2) and logs["val_PCK"] == pytest.approx(pck.pck(preds, gt, vis, LSP14)["PCK"])
   ckpt = str(tmp_path / "net.keras")
   net.save(ckpt)
-  r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "evaluate.py"), "lsp", "--checkpoint", ckpt,
-                      "--eval_dir", os.path.join(out, "eval")], capture_output=True, text=True)
+  r = run_script("scripts/evaluate.py", "lsp", "--checkpoint", ckpt, "--eval_dir", os.path.join(out, "eval"))
   assert r.returncode == 0, r.stderr[-2000:]
   assert f"{logs['val_PCK']:.2f}" in r.stdout.splitlines()[-1]

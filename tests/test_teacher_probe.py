@@ -115,12 +115,9 @@ def test_probe_numbers_are_pck_and_algorithm_1_of_the_networks_heatmaps(probe_se
 
 @pytest.mark.slow
 def test_evaluate_script_runs_the_probe_on_a_checkpoint(probe_set, tmp_path):
-  import subprocess
-  import sys
-
   import keras
 
-  from conftest import ROOT
+  from conftest import run_script
   from semipose_tf.models import build_pose_model
 
   keras.utils.set_random_seed(0)
@@ -128,8 +125,8 @@ def test_evaluate_script_runs_the_probe_on_a_checkpoint(probe_set, tmp_path):
   net.keypoint_spec = LSP14
   ckpt = str(tmp_path / "net.keras")
   net.save(ckpt)
-  r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "evaluate.py"), "probe", "--checkpoint", ckpt,
-                      "--eval_dir", probe_set[0], "--first_id", "6", "--num", "10"], capture_output=True, text=True)
+  r = run_script("scripts/evaluate.py", "probe", "--checkpoint", ckpt, "--eval_dir", probe_set[0], "--first_id", "6",
+                 "--num", "10")
   assert r.returncode == 0, r.stderr[-2000:]
   rows = dict(line.strip("| ").split(" | ") for line in r.stdout.splitlines()[2:])
   probe = TeacherProbe(probe_set[0], LSP14, (64, 64), Masking(), first_id=6, num=10)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import ROOT
+from conftest import ROOT, run_script
 from training_data import make_layout, make_lspet_layout
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
@@ -29,7 +29,10 @@ LSPET = ("lspet/", "lspet_imagenet/")
 # The synthetic experiments (demo.gin, synthetic/*.gin) make their data on first use: a small version of it.
 SYNTHETIC = ["prepare_synthetic_data.train_images = 520", "prepare_synthetic_data.val_images = 4",
              "prepare_synthetic_data.workers = 2", "BURN_IN = None"]
-DEMO_SMALL = ["prepare_synthetic_data.num_labeled = (300,)", "train.labeled_dir = 'labeled_300/labeled'"]
+# The demo's own (easier) people, few of them: rendering is most of what a demo test costs.
+DEMO_SMALL = ["prepare_synthetic_data.train_images = 60", "prepare_synthetic_data.val_images = 4",
+              "prepare_synthetic_data.workers = 2", "BURN_IN = None", "prepare_synthetic_data.num_labeled = (30,)",
+              "train.labeled_dir = 'labeled_30/labeled'"]
 TINY = ["INPUT_SIZE = (64, 64)", "train.input_size = (64, 64)", "train.labeled_batch_size = 2",
         "train.unlabeled_batch_size = 2", "build_pose_model.pretrained = None"]
 # The files whose stream is run for one batch: one per data family (COCO, MPII + AIC, LSPET, synthetic).
@@ -87,7 +90,7 @@ def test_every_gin_file_builds_model_and_datasets(gin_file, data_root, lspet_roo
   synthetic = "prepare_synthetic_data" in text or "base/synthetic.gin" in text
   root = synthetic_root if synthetic else lspet_root if gin_file.startswith(LSPET) else data_root
   extra = ["BURN_IN = None"] if gin_file.startswith(LSPET) else []
-  if gin_file == "demo.gin":  # Its own (easier) people: another data root; a budget the 520 tiny images allow.
+  if gin_file == "demo.gin":  # Its own (easier) people: another data root, 60 images.
     root, extra = str(tmp_path / "demo_data"), DEMO_SMALL
   gin.clear_config()
   try:
@@ -150,7 +153,7 @@ def test_killed_run_resumes_and_finishes(data_root, tmp_path):
   out1 = proc.communicate()[0]
   assert proc.returncode == -signal.SIGKILL, f"not killed mid-run (state {state}):\n{out1[-3000:]}"
   assert not os.path.exists(os.path.join(work_dir, "checkpoints", "final.keras"))
-  r = subprocess.run(cmd, capture_output=True, text=True)
+  r = run_script(*cmd[1:])  # The resume in this process (conftest.run_script): the kill needed its own.
   assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
   assert "Epoch 2/3" in r.stdout and "Epoch 1/3" not in r.stdout  # Resumed in the interrupted epoch.
   import semipose_tf.models  # noqa: F401  (registers the model classes for loading)
@@ -172,7 +175,7 @@ def test_killed_run_resumes_and_finishes(data_root, tmp_path):
               "weak | masked strong | mixed"):
     assert any(tag in t for t in tags), (tag, sorted(tags))
   # Started again after it finished: nothing to do, and it says so.
-  r = subprocess.run(cmd, capture_output=True, text=True)
+  r = run_script(*cmd[1:])
   assert r.returncode == 0 and "Epoch" not in r.stdout
 
 
@@ -209,14 +212,14 @@ def test_demo_runs_end_to_end_from_an_empty_data_folder(tmp_path):
   """demo.gin on tiny settings: renders, converts, trains plus, evaluates before and after each epoch, exports a
   SavedModel that answers requests, draws its predictions and says where everything is."""
   data, work = str(tmp_path / "data"), str(tmp_path / "work")
-  params = SYNTHETIC + DEMO_SMALL + ["train.epochs = 2", "train.steps_per_epoch = 3", "train.labeled_batch_size = 4",
+  params = DEMO_SMALL + ["train.epochs = 2", "train.steps_per_epoch = 3", "train.labeled_batch_size = 4",
                                      "train.unlabeled_batch_size = 4", "train.warmup_epochs = 1"]
   r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--gin_file=demo.gin",
                       f"--data_root={data}", f"--work_dir={work}", *[f"--gin_param={p}" for p in params]],
                      capture_output=True, text=True)
   assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
   out = r.stdout
-  assert "Rendering 520 synthetic train images" in out and "Writing the labeled set" in out
+  assert "Rendering 60 synthetic train images" in out and "Writing the labeled set" in out
   # The untrained network, the supervised warm-up, then the method.
   assert out.index("Supervised warm-up: 1 epochs") < out.index("Before training: val_AP") < out.index("Warm-up done")
   assert out.index("Warm-up done") < out.index("Epoch 1/2") < out.index("Epoch 2/2")
