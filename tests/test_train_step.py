@@ -377,8 +377,10 @@ def test_the_tensorboard_pictures_leave_the_model_as_they_found_it(tmp_path):
   before = [v.numpy().copy() for v in model.non_trainable_variables]
   assert any("moving_variance" in v.path for v in model.net.non_trainable_variables)
   probe = {"image": np.random.default_rng(1).normal(2.0, 3.0, (4, 64, 64, 3)).astype(np.float32)}
-  summaries = SemiSupervisedSummaries(str(tmp_path), probe, COCO17)
+  made = []  # The batch is made on first use, as a run passes it (building its stream costs a trace).
+  summaries = SemiSupervisedSummaries(str(tmp_path), lambda: made.append(1) or probe, COCO17)
   summaries.set_model(model)
+  assert made == []
   # The teacher pass alone does move them (what the guard is for) ...
   model.targets(0, {"image": tf.constant(probe["image"])})
   assert any(not np.array_equal(a, v.numpy()) for a, v in zip(before, model.non_trainable_variables))
@@ -387,5 +389,6 @@ def test_the_tensorboard_pictures_leave_the_model_as_they_found_it(tmp_path):
   # ... the pictures do not, and they are drawn.
   sheet = summaries.pictures()
   assert sheet.shape == (4, 64, 3 * 64, 3) and sheet.dtype == np.uint8
+  assert summaries.pictures().shape == sheet.shape and made == [1]  # Made once.
   for a, v in zip(before, model.non_trainable_variables):
     np.testing.assert_array_equal(a, v.numpy(), err_msg=v.path)

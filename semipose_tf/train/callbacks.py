@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from typing import Callable
 
 import keras
 import numpy as np
@@ -134,13 +135,22 @@ class SemiSupervisedSummaries(keras.callbacks.Callback):
   fixed unlabeled batch (weak view with the teacher's keypoints | masked strong view with its targets' keypoints |
   mixed view). Keras's TensorBoard callback adds the per-epoch scalars."""
 
-  def __init__(self, log_dir: str, probe: dict | None, spec: KeypointSpec, num_images: int = 4,
+  def __init__(self, log_dir: str, probe: dict | Callable[[], dict] | None, spec: KeypointSpec, num_images: int = 4,
                every_steps: int = 100):
+    """Args: probe: the pictures' batch (``"image"`` [N, H, W, 3], and the ground truth for the "labels" teacher),
+    or a function that makes it, called at the first epoch end that draws pictures; None draws none."""
     super().__init__()
     self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "ssl"))
-    self.probe = None if probe is None else {k: v[:num_images] for k, v in probe.items()}
+    self._probe, self.num_images = probe, num_images
     self.spec = spec
     self.every_steps = max(1, int(every_steps))
+
+  @property
+  def probe(self) -> dict | None:
+    """The first ``num_images`` of the probe batch (made on first use when a function was given)."""
+    if callable(self._probe):
+      self._probe = self._probe()
+    return None if self._probe is None else {k: v[:self.num_images] for k, v in self._probe.items()}
 
   def on_train_batch_end(self, batch, logs=None):
     step = int(self.model.optimizer.iterations.numpy())
@@ -158,8 +168,8 @@ class SemiSupervisedSummaries(keras.callbacks.Callback):
         counts = np.repeat(np.arange(len(bins)), np.asarray(bins, np.int64))
         tf.summary.histogram("mask_count", counts, buckets=len(bins))
         tf.summary.scalar("mask_count_mean", float(counts.mean()))
-      if self.probe is not None and model.method.unlabeled:
-        tf.summary.image("weak | masked strong | mixed", self.pictures(), max_outputs=len(self.probe["image"]))
+      if self._probe is not None and model.method.unlabeled:
+        tf.summary.image("weak | masked strong | mixed", self.pictures(), max_outputs=self.num_images)
     self.writer.flush()
 
   def pictures(self) -> np.ndarray:

@@ -149,7 +149,7 @@ class Experiment:
   train_data: tf.data.Dataset
   val_data: tf.data.Dataset | None
   val_steps: int | None
-  probe: dict | None
+  probe: Callable[[], dict] | None  # The pictures' batch, made on first use (a run without pictures never pays).
   steps_per_epoch: int
   spec: KeypointSpec
   work_dir: str
@@ -194,7 +194,8 @@ class PoseTask:
       _check_set(data.val_dir, "validation", hint)
 
   def build_inputs(self, replicas: int, strategy: tf.distribute.Strategy) -> dict:
-    """The training stream, the validation set, a fixed probe batch for the pictures, the steps per epoch."""
+    """The training stream, the validation set, the pictures' probe batch (a function that makes it on first call:
+    building its stream traces the augmentation once more), the steps per epoch."""
     data, seed = self.config.data, self.config.runtime.seed
     config = pipeline.PipelineConfig(input_size=data.input_size, augment=data.augment,
                                      subpixel_targets=data.subpixel_targets)
@@ -209,9 +210,10 @@ class PoseTask:
       stream = pipeline.semi_supervised_dataset(data.labeled_dir, data.unlabeled_dir, spec, gl, gu, config,
                                                 seed=seed, repeat=True, unlabeled_targets=oracle)
       # The pictures' batch: what the step's teacher reads (with the ground truth for the "labels" teacher).
-      probe_set = (pipeline.labeled_dataset(data.unlabeled_dir, spec, 4, config, seed=seed + 99) if oracle else
-                   pipeline.unlabeled_dataset(data.unlabeled_dir, None, 4, config, seed=seed + 99))
-      probe = next(iter(probe_set))
+      def probe():
+        probe_set = (pipeline.labeled_dataset(data.unlabeled_dir, spec, 4, config, seed=seed + 99) if oracle else
+                     pipeline.unlabeled_dataset(data.unlabeled_dir, None, 4, config, seed=seed + 99))
+        return next(iter(probe_set))
     else:
       stream = pipeline.labeled_dataset(data.labeled_dir, spec, gl, config, seed=seed).map(
           lambda ex: {"labeled": ex})
