@@ -235,7 +235,7 @@ def report(records: dict, start: dict, key: str) -> str:
   if start:
     lines.append(f"| Starting point: {regime['start']} | - | "
                  f"{fmt(last(start, 'val_PCK@0.2'))} | - | {fmt(last(start, 'val_PCK@0.1'))} | - | "
-                 f"{start['wall_s'] / 60:.1f} min (once) |")
+                 f"{start['wall_s'] / 60:.1f} min (once{'; resumed: its last sitting only' if start.get('resumed') else ''}) |")
   base = {r["seed"]: last(r, "val_PCK@0.2") for r in records.get("supervised", []) if r}
   for m in METHODS + DIAGNOSTICS:
     recs = [r for r in records.get(m, []) if r]
