@@ -1,0 +1,39 @@
+"""The benchmark pages built from kept records: the LSPET tables side by side pair the seeds and say what is missing."""
+
+import json
+import os
+
+from conftest import ROOT, run_script
+
+
+def _record(folder, method, seed, pck, probe=None, epochs=2):
+  os.makedirs(folder, exist_ok=True)
+  epoch = {"val_PCK@0.2": pck, **({"probe_PCK@0.2": probe} if probe is not None else {})}
+  name = method if method == "burn_in" else f"{method}_seed_{seed}"
+  with open(os.path.join(folder, name + ".json"), "w") as f:
+    json.dump({"method": method, "seed": seed, "epochs": [{"val_PCK@0.2": 0.0}] * (epochs - 1) + [epoch]}, f)
+
+
+def test_side_by_side_pairs_seeds_and_names_missing_rows(tmp_path, monkeypatch):
+  monkeypatch.syspath_prepend(os.path.join(ROOT, "benchmarks"))  # results_io, as when the script runs itself.
+  random, imagenet = str(tmp_path / "ssl_lspet"), str(tmp_path / "ssl_lspet_imagenet")
+  for seed, (sup, plus) in enumerate([(10.0, 11.0), (12.0, 12.5)]):
+    _record(random, "supervised", seed, sup, probe=11.0)
+    _record(random, "plus", seed, plus, probe=13.0)
+  _record(imagenet, "burn_in", 0, 27.0, probe=28.3)
+  _record(imagenet, "supervised", 1, 27.0)
+  _record(imagenet, "plus", 0, 28.0)  # Its seed has no supervised run: no gain to pair.
+  _record(imagenet, "plus", 1, 27.5)
+  out = str(tmp_path / "page.md")
+  r = run_script("benchmarks/ssl_lspet_compare.py", "--records", str(tmp_path), "--out", out)
+  assert r.returncode == 0, r.stderr
+  rows = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in open(out) if line.startswith("| ")}
+  # Random: 10.5 ± 1.41 over seeds 0 and 1; the plus gains per seed +1.0 and +0.5; the teacher's probe PCK.
+  assert rows["supervised"][:3] == ["11.0 ± 1.4 (2 seeds)", "-", "11%"]
+  assert rows["plus"][:3] == ["11.8 ± 1.1 (2 seeds)", "+1.0 / +0.5", "13%"]
+  assert rows["plus"][3:5] == ["27.8 ± 0.4 (2 seeds)", "+0.5"]  # ImageNet: only seed 1 is paired.
+  assert rows["the shared start"][3] == "27.0" and rows["the shared start"][5].startswith("28%")
+  assert rows["single"][0] == "not run yet" and rows["single"][3] == "not run yet"
+
+  r = run_script("benchmarks/ssl_lspet_compare.py", "--records", str(tmp_path / "none"), "--out", out)
+  assert r.returncode == 2 and "no records under" in r.stderr
