@@ -142,7 +142,9 @@ def main() -> int:
     ms = " | ".join(f"{100 * r[c] if c == 'AP' else r[c]:.2f}" for c in metric_cols)
     lines.append(f"| {r['title']} | {r['size_mb']:.2f} | {ms} | {kp} | {r['lat1_ms']:.1f} | {r['lat32_ms']:.0f} | "
                  f"{r['export_s']:.0f} |")
-  lines += ["", "AP in percent. The keypoint columns compare each format's own in-graph decoding (crop pixels) with "
+  metrics = ("AP and PCK@0.2 in percent" if args.dataset == "coco" else
+             "PCK@0.2 (torso) in percent, on the people of the set with a torso")
+  lines += ["", f"{metrics}. The keypoint columns compare each format's own in-graph decoding (crop pixels) with "
             "the Keras network's heatmaps decoded by `codec.decode_heatmaps` on the same crops; a joint whose "
             "heatmap maximum moves to another pixel differs by at least one heatmap pixel (4 crop px)."]
   write_page("\n".join(lines) + "\n", args.out)
