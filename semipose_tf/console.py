@@ -42,6 +42,24 @@ def _stderr_to_devnull():
     os.close(saved)
 
 
+_QUIET = False  # Set by a quiet start: native libraries' own log lines are hidden as well (quiet_native).
+
+
+@contextlib.contextmanager
+def quiet_native():
+  """Hides what native code writes to stderr inside the block (LiteRT's converter prints its quantization
+  settings, its interpreter the XNNPACK delegate it made), after a quiet start only.
+
+  A no-op without one (library use, ``--verbose``). Python exceptions still reach the caller and are printed after
+  the block, with stderr back.
+  """
+  if not _QUIET:
+    yield
+    return
+  with _stderr_to_devnull():
+    yield
+
+
 def quiet_start(argv: list[str] | None = None) -> bool:
   """Silences TensorFlow's start-up and C++ log lines and library warnings unless ``--verbose`` is in ``argv``.
 
@@ -55,6 +73,8 @@ def quiet_start(argv: list[str] | None = None) -> bool:
   if verbose:
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
     return True
+  global _QUIET
+  _QUIET = True
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")   # C++ INFO / WARNING / ERROR lines after the import.
   os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
   warnings.filterwarnings("ignore", module=_NOISY)
@@ -78,7 +98,7 @@ def quiet_start(argv: list[str] | None = None) -> bool:
   return False
 
 
-__all__ = ["VERBOSE_FLAG", "VERBOSE_HELP", "quiet_start"]
+__all__ = ["VERBOSE_FLAG", "VERBOSE_HELP", "quiet_native", "quiet_start"]
 
 
 def error_text(e: BaseException) -> str:

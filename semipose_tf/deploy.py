@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from semipose_tf import atomic, codec
+from semipose_tf.console import quiet_native
 from semipose_tf.keypoints import KeypointSpec, get_spec
 
 FORMATS = ("saved_model", "onnx", "litert")
@@ -106,8 +107,9 @@ def _write_litert(net: keras.Model, folder: str, variant: str,
   elif variant == "int8":
     options = {"optimizations": [tf.lite.Optimize.DEFAULT],
                "representative_dataset": lambda: ([np.asarray(c, np.float32)] for c in representative())}
-  model.export(os.path.join(folder, MODEL_FILES["litert"]), format="litert", verbose=False,
-               input_signature=[_signature(net)], **options)
+  with quiet_native():  # The int8 calibration prints its settings from C++.
+    model.export(os.path.join(folder, MODEL_FILES["litert"]), format="litert", verbose=False,
+                 input_signature=[_signature(net)], **options)
 
 
 def check_request(path: str, fmt: str, variant: str = "float32", overwrite: bool = False,
@@ -203,7 +205,8 @@ class Artifact:
       self._names = [o.name for o in self._session.get_outputs()]
     else:
       interpreter = require("ai_edge_litert.interpreter", "running a LiteRT artifact")
-      self._interpreter = interpreter.Interpreter(model_path=model, num_threads=os.cpu_count())
+      with quiet_native():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
+        self._interpreter = interpreter.Interpreter(model_path=model, num_threads=os.cpu_count())
       self._batch = None
 
   def __call__(self, crops) -> dict[str, np.ndarray]:
@@ -214,7 +217,8 @@ class Artifact:
     it = self._interpreter
     if self._batch != len(crops):  # LiteRT resizes the batch dimension and re-plans its buffers.
       it.resize_tensor_input(it.get_input_details()[0]["index"], list(crops.shape))
-      it.allocate_tensors()
+      with quiet_native():
+        it.allocate_tensors()
       self._batch = len(crops)
     it.set_tensor(it.get_input_details()[0]["index"], crops)
     it.invoke()

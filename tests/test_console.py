@@ -46,3 +46,20 @@ def test_a_bad_argument_is_one_plain_line():
            "--joints", "/no/such/joints.mat")
   assert r.returncode != 0
   assert r.stderr.strip().count("\n") == 0 and "/no/such/file.npy" in r.stderr, r.stderr[:500]
+
+
+def test_native_log_lines_are_hidden_only_after_a_quiet_start(capfd, monkeypatch):
+  """What native code writes to file descriptor 2 (LiteRT's converter and interpreter) inside quiet_native."""
+  from semipose_tf import console
+
+  monkeypatch.setattr(console, "_QUIET", True)
+  with console.quiet_native():
+    os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+  with pytest.raises(ValueError, match="still raised"):
+    with console.quiet_native():
+      raise ValueError("still raised")
+  monkeypatch.setattr(console, "_QUIET", False)  # Library use or --verbose: everything shows.
+  with console.quiet_native():
+    os.write(2, b"shown\n")
+  os.write(2, b"after\n")  # Descriptor 2 is back after each block.
+  assert capfd.readouterr().err == "shown\nafter\n"

@@ -64,9 +64,10 @@ def _keras_keypoints(net, crops):
 @pytest.mark.parametrize("fmt,variant", [("onnx", "float32"), ("litert", "float32"), ("litert", "float16"),
                                          ("litert", "int8")])
 def test_an_artifact_in_its_own_runtime_gives_the_keras_networks_keypoints(network_and_crops, tmp_path, fmt,
-                                                                           variant):
-  from semipose_tf import codec, deploy
+                                                                           variant, monkeypatch, capfd):
+  from semipose_tf import codec, console, deploy
 
+  monkeypatch.setattr(console, "_QUIET", True)  # As after a script's quiet start: native log lines hidden.
   net, crops = network_and_crops
   path = str(tmp_path / f"{fmt}_{variant}")
   representative = (lambda: (crops[i:i + 8] for i in range(0, 32, 8))) if variant == "int8" else None
@@ -91,6 +92,9 @@ def test_an_artifact_in_its_own_runtime_gives_the_keras_networks_keypoints(netwo
   assert within >= share, within
   one = artifact(crops[:1])  # A batch of another size: the runtime resizes its input.
   np.testing.assert_allclose(one["heatmaps"], out["heatmaps"][:1], rtol=1e-4, atol=1e-6 * scale)
+  # LiteRT's converter prints its int8 settings and its interpreter the delegate it made, from C++ (fd 2).
+  native = capfd.readouterr().err
+  assert "fully_quantize" not in native and "XNNPACK" not in native, native[-500:]
 
 
 def test_evaluate_scores_an_artifact_like_the_network(network_and_crops, coco_mini_sets, tmp_path):
