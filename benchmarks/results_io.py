@@ -36,6 +36,11 @@ def read_history(work_dir: str) -> list[dict[str, float]]:
     return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
 
 
+def last(record: dict, key: str) -> float | None:
+  """A benchmark record's ``key`` after its last epoch (None when it has no epochs or no such key)."""
+  return record["epochs"][-1].get(key) if record.get("epochs") else None
+
+
 def stats(values) -> tuple[float, float]:
   """Mean and sample standard deviation of the finite values (NaN, NaN when there are none; sd 0 for one)."""
   v = np.asarray([x for x in values if x is not None and np.isfinite(x)], np.float64)

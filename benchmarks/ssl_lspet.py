@@ -44,7 +44,7 @@ from semipose_tf.console import VERBOSE_FLAG, VERBOSE_HELP, quiet_start  # noqa:
 
 quiet_start()  # The report's pictures load TensorFlow in this process; its start-up lines stay hidden.
 
-from results_io import (checkout_env, methods_and_seeds, read_history, require_checkout, stats,  # noqa: E402
+from results_io import (checkout_env, last, methods_and_seeds, read_history, require_checkout, stats,  # noqa: E402
                         write_page)
 
 METHODS = ("supervised", "affine", "single", "adaptive", "plus", "upper_bound")
@@ -176,10 +176,6 @@ def write_record(method: str, seed: int, work_dir: str, wall_s: float) -> dict:
   with open(os.path.join(work_dir, "benchmark.json"), "w") as f:
     json.dump(record, f, indent=1)
   return record
-
-
-def last(record: dict, key: str) -> float | None:
-  return record["epochs"][-1].get(key) if record.get("epochs") else None
 
 
 def fmt(x: float, digits: int = 1) -> str:

@@ -17,7 +17,7 @@ import json
 import os
 import sys
 
-from results_io import stats, write_page
+from results_io import last, stats, write_page
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
@@ -39,23 +39,19 @@ def load(name: str, records: str = RESULTS) -> dict[str, dict[int, dict]]:
   return out
 
 
-def _last(record: dict, key: str) -> float | None:
-  return record["epochs"][-1].get(key) if record.get("epochs") else None
-
-
 def cells(table: dict, method: str) -> tuple[str, str, str]:
   """PCK@0.2 (mean ± spread, seeds), the paired gain per seed, the teacher's probe PCK@0.2: one regime's cells."""
   runs = table.get(method, {})
   if not runs:
     return "not run yet", "", ""
   seeds = sorted(runs)
-  mean, sd = stats([_last(runs[s], "val_PCK@0.2") for s in seeds])
+  mean, sd = stats([last(runs[s], "val_PCK@0.2") for s in seeds])
   pck = f"{mean:.1f}" + (f" ± {sd:.1f}" if len(seeds) > 1 else "") + f" ({len(seeds)} seed{'s' * (len(seeds) > 1)})"
   base = table.get("supervised", {})
   paired = [s for s in seeds if s in base]
   gain = "-" if method == "supervised" or not paired else " / ".join(
-      f"{_last(runs[s], 'val_PCK@0.2') - _last(base[s], 'val_PCK@0.2'):+.1f}" for s in paired)
-  teacher = stats([_last(runs[s], "probe_PCK@0.2") for s in seeds])[0]
+      f"{last(runs[s], 'val_PCK@0.2') - last(base[s], 'val_PCK@0.2'):+.1f}" for s in paired)
+  teacher = stats([last(runs[s], "probe_PCK@0.2") for s in seeds])[0]
   return pck, gain, "-" if teacher != teacher else f"{teacher:.0f}%"
 
 
@@ -64,11 +60,11 @@ def side_by_side(tables: dict[str, dict]) -> str:
   head = ["Row"] + [f"{title}: {c}" for _, title in REGIMES for c in ("PCK@0.2", "gain per seed", "teacher")]
   lines = ["# LSPET: random weights against the ImageNet start, side by side", "",
            "Built by `python benchmarks/ssl_lspet_compare.py` from the records of `benchmarks/ssl_lspet.py` "
-           "(`--regime random` and `--regime imagenet`). **random**: SimpleBaseline-R18 at width 16 from random weights, "
-           "200 labels, 256x256, 8 epochs x 250 steps per row. **ImageNet**: EfficientNet-Lite0 from its ImageNet "
-           "weights, 1,000 labels, 192x192, 2 epochs x 250 steps per row. Both: 16 labeled + 16 unlabeled per step, "
-           "the 9,000 training images unlabeled, every row from its regime's shared supervised start. PCK@0.2: torso PCK on the 737 test people with a torso "
-           "after the last epoch, mean ± sample spread over paired seeds. Gain per seed: the row minus the "
+           "(`--regime random` and `--regime imagenet`). **random**: SimpleBaseline-R18 at width 16 from random "
+           "weights, 200 labels, 256x256, 8 epochs x 250 steps per row. **ImageNet**: EfficientNet-Lite0 from its "
+           "ImageNet weights, 1,000 labels, 192x192, 2 epochs x 250 steps per row. Both: 16 labeled + 16 unlabeled "
+           "per step, the 9,000 training images unlabeled, every row from its regime's shared supervised start. "
+           "PCK@0.2: torso PCK on the 737 test people with a torso after the last epoch, mean ± sample spread over paired seeds. Gain per seed: the row minus the "
            "supervised row of the same seed (seeds 0 / 1 / 2). Teacher: the network's pseudo-label PCK@0.2 on the "
            "500 held-back probe people after the last epoch, what the consistency losses copy. Each regime's own "
            "page has the schedule, spreads, joint groups and the monitor per epoch: "
@@ -77,8 +73,8 @@ def side_by_side(tables: dict[str, dict]) -> str:
   start = []
   for name, _ in REGIMES:
     r = tables[name].get("burn_in", {}).get(0)
-    start += [f"{_last(r, 'val_PCK@0.2'):.1f}" if r else "not run yet", "-",
-              f"{_last(r, 'probe_PCK@0.2'):.0f}%" if r and _last(r, "probe_PCK@0.2") else "-"]
+    start += [f"{last(r, 'val_PCK@0.2'):.1f}" if r else "not run yet", "-",
+              f"{last(r, 'probe_PCK@0.2'):.0f}%" if r and last(r, "probe_PCK@0.2") else "-"]
   lines.append("| the shared start | " + " | ".join(start) + " |")
   for method, title in ROWS:
     lines.append(f"| {title} | " + " | ".join(c for name, _ in REGIMES for c in cells(tables[name], method)) + " |")
