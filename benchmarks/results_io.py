@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import os
+import platform
+import subprocess
 import sys
 
 import numpy as np
@@ -66,3 +68,30 @@ def methods_and_seeds(parser, methods: str, seeds: str, known) -> tuple[list[str
     if m not in known:
       parser.error(f"unknown method {m!r}; choose from {tuple(known)}")
   return chosen, [int(s) for s in seeds.split(",") if s]
+
+
+def provenance(root: str) -> dict[str, str]:
+  """Where a record was measured: the checkout's commit, the CPU and the numeric libraries' versions.
+
+  Training is deterministic on one machine, not across CPUs or library versions (oneDNN and Eigen pick their kernels
+  by the instructions a CPU has), so a table built over several machines says which row ran on which."""
+  from importlib import metadata
+
+  commit = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+  cpu = platform.processor() or platform.machine()
+  try:
+    with open("/proc/cpuinfo") as f:
+      info = f.read()
+    cpu = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), cpu)
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    cpu += " (" + ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile")
+                              if f in flags) + ")"
+  except OSError:
+    pass
+  versions = []
+  for package in ("tensorflow", "keras", "numpy"):
+    try:
+      versions.append(f"{package} {metadata.version(package)}")
+    except metadata.PackageNotFoundError:
+      versions.append(f"{package} -")
+  return {"commit": commit or "unknown", "cpu": f"{cpu}, {os.cpu_count()} cores", "versions": ", ".join(versions)}

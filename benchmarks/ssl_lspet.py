@@ -44,8 +44,9 @@ from semipose_tf.console import VERBOSE_FLAG, VERBOSE_HELP, quiet_start  # noqa:
 
 quiet_start()  # The report's pictures load TensorFlow in this process; its start-up lines stay hidden.
 
-from results_io import (checkout_env, last, methods_and_seeds, read_history, require_checkout, stats,  # noqa: E402
-                        write_page)
+from kept_start import START, keep_start, restore_start  # noqa: E402
+from results_io import (checkout_env, last, methods_and_seeds, provenance, read_history,  # noqa: E402
+                        require_checkout, stats, write_page)
 
 METHODS = ("supervised", "affine", "single", "adaptive", "plus", "upper_bound")
 DIAGNOSTICS = ("oracle_affine", "oracle_single", "oracle_plus")
@@ -170,7 +171,7 @@ def resumed(work_dir: str) -> bool:
 def write_record(method: str, seed: int, work_dir: str, wall_s: float) -> dict:
   """The run's result file (``benchmark.json``): per-epoch metrics from its history and the wall time."""
   record = {"method": method, "seed": seed, "wall_s": wall_s, "work_dir": os.path.relpath(work_dir, ROOT),
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores", **provenance(ROOT),
             "epochs": [{k: v for k, v in h.items() if k.startswith(("val_", "probe_")) or k == "mask_count"}
                        for h in read_history(work_dir)]}
   with open(os.path.join(work_dir, "benchmark.json"), "w") as f:
@@ -189,6 +190,20 @@ def wall_text(recs: list) -> str:
     return "- (resumed)"
   left_out = len(recs) - len(whole)
   return f"{stats(whole)[0] / 60:.1f} min" + (f" ({left_out} resumed run left out)" if left_out else "")
+
+
+def provenance_line(recs: list[dict]) -> str:
+  """Which commit, CPU and library versions the runs were measured with, and how many runs each."""
+  counts: dict[str, int] = {}
+  for r in recs:
+    if r:
+      where = (f"commit {r['commit'][:7]}, {r['cpu']}, {r['versions']}" if "commit" in r
+               else f"{r.get('machine', 'machine not recorded')}; commit, CPU model and versions not recorded")
+      counts[where] = counts.get(where, 0) + 1
+  if not counts:
+    return "No run has finished yet."
+  return ("Where the runs ran (training is deterministic on one machine, not across CPUs or library versions): "
+          + "; ".join(f"{where} ({n} run{'s' * (n != 1)})" for where, n in counts.items()) + ".")
 
 
 def report(records: dict, start: dict, key: str) -> str:
@@ -210,6 +225,7 @@ def report(records: dict, start: dict, key: str) -> str:
            "experiments), so it overstates a run alone"
            + (f" ({regime['alone']})" if regime["alone"] else "")
            + "; a run stopped to time something else has the stop taken off.", ""]
+  lines += [provenance_line([start, *[r for rs in records.values() for r in rs]]), ""]
   if regime["findings"]:
     lines += ["**What the table shows and why** (the teacher monitor, Algorithm 1's counts against the teacher's "
               f"correctness, the ground-truth-target diagnostics): [{regime['findings']}]({regime['findings']}).", ""]
@@ -354,8 +370,12 @@ def main() -> int:
   methods, seeds = methods_and_seeds(p, args.methods, args.seeds, METHODS + DIAGNOSTICS)
   if not args.report_only:
     prepare(args)
+    if restore_start(os.path.join(args.work_root, "burn_in"), args.records):
+      print(f"The shared start: {os.path.join(args.records, START)} (kept with the records)", flush=True)
   start = run("burn_in", 0, args)
   burn_in = os.path.join(args.work_root, "burn_in", "checkpoints", "final.keras")
+  if not args.report_only:
+    keep_start(burn_in, args.records)
   order = [(m, s) for s in seeds for m in methods] if args.seed_major else [(m, s) for m in methods for s in seeds]
   records: dict[str, list[dict]] = {}
   for m, s in order:

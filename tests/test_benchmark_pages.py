@@ -37,3 +37,35 @@ def test_side_by_side_pairs_seeds_and_names_missing_rows(tmp_path, monkeypatch):
 
   r = run_script("benchmarks/ssl_lspet_compare.py", "--records", str(tmp_path / "none"), "--out", out)
   assert r.returncode == 2 and "no records under" in r.stderr
+
+
+def test_the_shared_start_is_kept_without_its_optimizer_and_restored_elsewhere(tmp_path, monkeypatch):
+  """A table finished on another machine starts its rows from the kept weights, not from a retrained start."""
+  import keras
+  import numpy as np
+
+  from semipose_tf.models.factory import build_pose_model
+
+  monkeypatch.syspath_prepend(os.path.join(ROOT, "benchmarks"))
+  from kept_start import keep_start, restore_start
+
+  net = build_pose_model(backbone="resnet18", width=8, deconv_filters=(8,), num_keypoints=14, input_size=(64, 64))
+  net.compile(optimizer=keras.optimizers.Adam(), loss="mse")
+  net.optimizer.build(net.trainable_variables)  # Adam's slots, which a trained start's file carries.
+  trained = tmp_path / "here" / "burn_in"
+  os.makedirs(trained / "checkpoints")
+  net.save(trained / "checkpoints" / "final.keras")
+  records = str(tmp_path / "records")
+  _record(records, "burn_in", 0, 27.0, probe=28.3)
+  kept = keep_start(str(trained / "checkpoints" / "final.keras"), records)
+  assert os.path.getsize(kept) < os.path.getsize(trained / "checkpoints" / "final.keras")  # No Adam slots.
+  assert not os.path.exists(kept + ".partial.keras")
+  elsewhere = str(tmp_path / "elsewhere" / "burn_in")
+  assert restore_start(elsewhere, records)
+  restored = keras.models.load_model(os.path.join(elsewhere, "checkpoints", "final.keras"))
+  for a, b in zip(restored.get_weights(), net.get_weights()):
+    np.testing.assert_array_equal(a, b)
+  with open(os.path.join(elsewhere, "benchmark.json")) as f:
+    assert json.load(f)["epochs"][-1]["val_PCK@0.2"] == 27.0
+  assert not restore_start(elsewhere, records)  # A work folder with a trained start keeps it.
+  assert keep_start(str(trained / "checkpoints" / "final.keras"), records) == kept
