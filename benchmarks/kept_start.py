@@ -13,13 +13,16 @@ from __future__ import annotations
 import os
 import shutil
 
+from semipose_tf import atomic
+
 START = "burn_in.keras"
 
 
 def keep_start(final: str, records: str) -> str:
   """Writes the weights of the trained start ``final`` (a ``.keras`` network) to ``<records>/burn_in.keras``.
 
-  Written aside and moved into place, so a killed copy never leaves half a network. Returns the kept path; an
+  Written aside and moved into place (``semipose_tf.atomic``), so a killed copy never leaves half a network.
+  Returns the kept path; an
   existing kept start is left as it is (it is the table's start, whatever the work folder holds now).
   """
   import keras
@@ -31,9 +34,7 @@ def keep_start(final: str, records: str) -> str:
     return kept
   os.makedirs(records, exist_ok=True)
   net = keras.models.load_model(final, compile=False)  # Uncompiled: saved without the optimizer's slots.
-  aside = kept + ".partial.keras"
-  net.save(aside)
-  os.replace(aside, kept)
+  atomic.write_with(kept, net.save, suffix=".keras")  # Keras picks the format from the suffix.
   return kept
 
 
@@ -47,8 +48,6 @@ def restore_start(work_dir: str, records: str) -> bool:
   final = os.path.join(work_dir, "checkpoints", "final.keras")
   if os.path.exists(final) or not (os.path.exists(kept) and os.path.exists(record)):
     return False
-  os.makedirs(os.path.dirname(final), exist_ok=True)
-  shutil.copyfile(kept, final + ".partial")
-  os.replace(final + ".partial", final)
-  shutil.copyfile(record, os.path.join(work_dir, "benchmark.json"))
+  atomic.write_with(final, lambda tmp: shutil.copyfile(kept, tmp))
+  atomic.write_with(os.path.join(work_dir, "benchmark.json"), lambda tmp: shutil.copyfile(record, tmp))
   return True

@@ -59,9 +59,11 @@ def test_the_shared_start_is_kept_without_its_optimizer_and_restored_elsewhere(t
   _record(records, "burn_in", 0, 27.0, probe=28.3)
   kept = keep_start(str(trained / "checkpoints" / "final.keras"), records)
   assert os.path.getsize(kept) < os.path.getsize(trained / "checkpoints" / "final.keras")  # No Adam slots.
-  assert not os.path.exists(kept + ".partial.keras")
+  assert sorted(os.listdir(records)) == ["burn_in.json", "burn_in.keras"]  # No temporary file left beside it.
   elsewhere = str(tmp_path / "elsewhere" / "burn_in")
   assert restore_start(elsewhere, records)
+  assert sorted(os.listdir(elsewhere)) == ["benchmark.json", "checkpoints"]
+  assert os.listdir(os.path.join(elsewhere, "checkpoints")) == ["final.keras"]
   restored = keras.models.load_model(os.path.join(elsewhere, "checkpoints", "final.keras"))
   for a, b in zip(restored.get_weights(), net.get_weights()):
     np.testing.assert_array_equal(a, b)
