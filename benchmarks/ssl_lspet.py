@@ -24,7 +24,9 @@ pictures.
 
 Data (once, about 4 minutes): ``make_tfrecords.py lsp`` into ``data/lspet_bench`` (``--prepare`` does it from
 ``../shared/data/lspet``). A finished run (``benchmark.json`` beside its ``final.keras``) is reused, an interrupted
-one resumes from its backup, so the table can be built over several sittings and in the background.
+one resumes from its backup, so the table can be built over several sittings and in the background. The shared
+start's weights are kept with the records (``<records>/burn_in.keras``, ``benchmarks/kept_start.py``) and restored on
+a machine that has not trained it, so rows measured on different machines start from the same network.
 """
 
 from __future__ import annotations
