@@ -22,8 +22,8 @@ def keep_start(final: str, records: str) -> str:
   """Writes the weights of the trained start ``final`` (a ``.keras`` network) to ``<records>/burn_in.keras``.
 
   Written aside and moved into place (``semipose_tf.atomic``), so a killed copy never leaves half a network.
-  Returns the kept path; an
-  existing kept start is left as it is (it is the table's start, whatever the work folder holds now).
+  Returns the kept path; an existing kept start is left as it is (it is the table's start, whatever the work folder
+  holds now).
   """
   import keras
 
