@@ -11,6 +11,9 @@ seeds are paired across methods. Writes ``benchmarks/results/<regime's name>.md`
             256x256, 8 epochs x 250 steps of 16 labeled + 16 unlabeled, Adam 1e-3, x0.1 from epoch 6.
   imagenet  (``gin_configs/base/lspet_imagenet_bench.gin``, issue 20) 1,000 labels, EfficientNet-Lite0 from its
             ImageNet weights, 192x192, 2 epochs x 250 steps of 16 + 16 from the shared start, Adam 1e-4.
+  box       (``gin_configs/base/lspet_box_bench.gin``, issue 34) the imagenet regime's network and input with each
+            person cropped by the box around its annotated joints (``make_tfrecords.py lsp --box joints`` into
+            ``data/lspet_box``); schedule fixed by ``lspet_imagenet_regime.py --regime box``.
 
   python benchmarks/ssl_lspet.py                                 # the table: 6 rows x 3 seeds (resumable)
   python benchmarks/ssl_lspet.py --methods supervised,upper_bound   # the regime's baselines first
@@ -84,6 +87,14 @@ REGIMES = {
                      start="supervised network from ImageNet (1,000 labels, 4,000 steps)",
                      schedule="2 epochs x 250 steps of 16 labeled + 16 unlabeled, Adam 1e-4, deterministic ops",
                      alone=None, fingerprint=None, probe_images="im01001..im01500", findings=None, floors={}),
+    "box": dict(gin_dir="lspet_box", budget=("labeled_1000", 1000), input_size=(192, 192), box="joints",
+                data_root="data/lspet_box", name="ssl_lspet_box", pictures="lspet_box_supervised_vs_plus.png",
+                issue=34, regime_page="lspet_box_regime/README.md", title="1,000 labels, person boxes, ImageNet start",
+                network="EfficientNet-Lite0 (deconv 128 x 3) from its ImageNet weights, 192x192, each person "
+                        "cropped by the box around its annotated joints",
+                start="supervised network from ImageNet on person boxes (1,000 labels, 4,000 steps)",
+                schedule="the regime's rows (gin_configs/base/lspet_box_bench.gin), Adam 1e-4, deterministic ops",
+                alone=None, fingerprint=None, probe_images="im01001..im01500", findings=None, floors={}),
 }
 
 
@@ -99,7 +110,7 @@ def prepare(args) -> None:
   """Converts ../shared/data/lspet into the benchmark's sets unless they are there."""
   lsp = os.path.join(args.lspet, "joints.mat")
   convert = [sys.executable, os.path.join(ROOT, "scripts", "make_tfrecords.py"), "lsp", "--joints", lsp,
-             "--images", os.path.join(args.lspet, "images")]
+             "--images", os.path.join(args.lspet, "images"), "--box", REGIMES[args.regime].get("box", "image")]
   budget, count = REGIMES[args.regime]["budget"]
   wanted = [("unlabeled", [args.data_root, "--sets", "unlabeled,eval"]),
             (f"{budget}/labeled", [os.path.join(args.data_root, budget), "--sets", "labeled",
@@ -346,11 +357,12 @@ def pictures(args, out: str, rows: int = 6) -> None:
 def main() -> int:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--regime", choices=sorted(REGIMES), default="random",
-                 help="random: the random-weight table; imagenet: from EfficientNet-Lite0's ImageNet weights")
+                 help="random: the random-weight table; imagenet: from EfficientNet-Lite0's ImageNet weights; box: "
+                      "the same start with each person cropped by its box (issue 34)")
   p.add_argument("--methods", default=",".join(METHODS))
   p.add_argument("--seeds", default="0,1,2")
   p.add_argument("--lspet", default=os.path.join(os.path.dirname(ROOT), "shared", "data", "lspet"))
-  p.add_argument("--data_root", default=os.path.join(ROOT, "data", "lspet_bench"))
+  p.add_argument("--data_root", help="the converted sets (default: data/lspet_bench, data/lspet_box for box)")
   p.add_argument("--work_root", help="default: work_dirs/<regime's name>")
   p.add_argument("--out", help="the results page (default: benchmarks/results/<regime's name>.md)")
   p.add_argument("--records", help="where each finished run's record is kept, committed with the table "
@@ -366,6 +378,7 @@ def main() -> int:
   require_checkout(ROOT)  # A worktree benchmark measures its own commit.
   regime = REGIMES[args.regime]
   args.work_root = args.work_root or os.path.join(ROOT, "work_dirs", regime["name"])
+  args.data_root = args.data_root or os.path.join(ROOT, regime.get("data_root", "data/lspet_bench"))
   args.out = args.out or os.path.join(ROOT, "benchmarks", "results", regime["name"] + ".md")
   args.records = args.records or os.path.join(ROOT, "benchmarks", "results", regime["name"])
   args.pictures = os.path.join(ROOT, "docs", regime["pictures"]) if args.pictures is None else args.pictures

@@ -16,9 +16,10 @@ Examples:
   python scripts/make_tfrecords.py aic --annotations aic/keypoint_train_annotations_coco.json \\
       --images aic/images --out data/aic --sets unlabeled
   # LSP Extended (or LSP): the fixed split: test = the last 1,000 images, labeled = the first N training images,
-  # unlabeled = every training image with its labels removed from the records; the whole image is the box:
-  python scripts/make_tfrecords.py lsp --joints lspet/joints.mat --images lspet/images --out data/lspet_200 \\
-      --num_labeled 200
+  # unlabeled = every training image with its labels removed from the records; each person's box is the one
+  # around its annotated joints (--box joints, the top-down default; --box image: the whole image):
+  python scripts/make_tfrecords.py lsp --joints lspet/joints.mat --images lspet/images --out data/lspet \\
+      --num_labeled 1000
   # Extra unlabeled persons from detection boxes:
   python scripts/make_tfrecords.py detections --detections dets.json --images coco/unlabeled2017 \\
       --image_info coco/annotations/image_info_unlabeled2017.json --score_threshold 0.5 \\
@@ -58,6 +59,10 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--annotations", help="keypoint json (coco, aic, mpii)")
   p.add_argument("--joints", help="lsp: joints.mat of LSP ([3, 14, N]) or LSP Extended ([14, 3, N])")
   p.add_argument("--num_test", type=int, default=1000, help="lsp: the last this many images are the test set")
+  p.add_argument("--box", choices=("joints", "image"), default="joints",
+                 help="lsp: each person's box, the same for every set: 'joints' (default; the top-down setting: "
+                      "the annotated joints' extent x 1.2 + 8 px, unlabeled records keep the box, never the "
+                      "keypoints) or 'image' (the whole image, as the earlier LSPET tables)")
   p.add_argument("--detections", help="detection json in the COCO results format (detections)")
   p.add_argument("--image_info", help="json with a COCO 'images' list naming the files of --detections")
   p.add_argument("--images", required=True, help="image folder")
@@ -160,7 +165,7 @@ def _convert_lsp(args, spec, sets, num_labeled) -> int:
   try:
     if not args.joints:
       raise SystemExit("lsp: --joints is required (joints.mat)")
-    train, test = lsp.split(args.joints, args.images, args.num_test, spec, skip_bad=args.skip_bad)
+    train, test = lsp.split(args.joints, args.images, args.num_test, spec, skip_bad=args.skip_bad, box=args.box)
     print(f"lsp ({train.stats['layout']}): train images {train.stats}, test images {test.stats}")
     for p in train.problems + test.problems:
       print(f"  skipped {p}")

@@ -47,7 +47,8 @@ def _read(set_dir):
 def test_converter_split_on_real_images(tmp_path):
   joints_file, images, joints = _subset(tmp_path, 30)
   out = str(tmp_path / "out")
-  r = _convert("--joints", joints_file, "--images", images, "--out", out, "--num_labeled", "5", "--num_test", "10")
+  r = _convert("--joints", joints_file, "--images", images, "--out", out, "--num_labeled", "5", "--num_test", "10",
+               "--box", "image")
   assert r.returncode == 0, r.stderr[-2000:]
   labeled, m_l = _read(os.path.join(out, "labeled"))
   unlabeled, m_u = _read(os.path.join(out, "unlabeled"))
@@ -85,6 +86,48 @@ def test_converter_bad_input_is_named_and_nothing_is_half_written(tmp_path):
   savemat(tmp_path / "wrong.mat", {"joints": np.zeros((16, 3, 5))})
   r = _convert("--joints", str(tmp_path / "wrong.mat"), "--images", images, "--out", str(tmp_path / "o3"))
   assert r.returncode == 2 and "wrong.mat" in r.stderr and "[14, 3, N]" in r.stderr
+
+
+def test_person_boxes_around_the_annotated_joints_for_every_set(tmp_path):
+  """The default box (--box joints): the annotated joints' extent x 1.2 + 8 px about its centre, sanitized as every
+  converter's box, the same for the labeled, unlabeled and test sets; unlabeled records keep it, never the
+  keypoints; the manifest records the rule; a person with no annotated joint gets the whole image and is counted."""
+  joints_file, images, joints = _subset(tmp_path, 30)
+  joints[:, 2, 3] = 0  # Image 4: no annotated joint.
+  savemat(joints_file, {"joints": joints})
+  out = str(tmp_path / "out")
+  r = _convert("--joints", joints_file, "--images", images, "--out", out, "--num_labeled", "5", "--num_test", "10")
+  assert r.returncode == 0, r.stderr[-2000:]
+  labeled, m_l = _read(os.path.join(out, "labeled"))
+  unlabeled, m_u = _read(os.path.join(out, "unlabeled"))
+  test, m_e = _read(os.path.join(out, "eval"))
+  stats = m_u["source"]["stats"]
+  assert stats["box"] == "joints" and "extent x 1.2 + 8 px" in stats["box_rule"] and stats["whole_image_boxes"] == 1
+  assert m_e["source"]["stats"]["whole_image_boxes"] == 0
+  assert [x[0] for x in labeled] == [1, 2, 3, 5, 6]  # Image 4 has no label: not in the budget ...
+  boxes = {}
+  for number, box, kps, w, h in labeled + test + unlabeled:
+    flags = joints[:, 2, number - 1] > 0
+    if not flags.any():
+      np.testing.assert_array_equal(box, [0, 0, w - 1, h - 1])  # ... but unlabeled, with the whole image.
+      continue
+    xy = joints[flags, :2, number - 1] - 1  # Independently: 0-based annotated joints.
+    lo, hi = xy.min(0), xy.max(0)
+    size = (hi - lo) * 1.2 + 8
+    x1, y1 = max(0.0, (lo[0] + hi[0] - size[0]) / 2), max(0.0, (lo[1] + hi[1] - size[1]) / 2)
+    x2, y2 = min(w - 1.0, x1 + size[0] - 1), min(h - 1.0, y1 + size[1] - 1)
+    np.testing.assert_allclose(box, [x1, y1, x2 - x1, y2 - y1], atol=1e-3)
+    assert box[2] < w - 1 or box[3] < h - 1  # A person box, not the image.
+    assert boxes.setdefault(number, tuple(box)) == tuple(box)  # The same box in every set the person is in.
+  assert all(not kps.any() for _, _, kps, _, _ in unlabeled)  # Boxes kept, keypoints never.
+  # Serving sends the unsanitized box (lsp.joint_box), as COCO users send the annotation's bbox.
+  from semipose_tf.codec import sanitize_box
+  number, box, _, w, h = test[0]
+  raw = lsp.joint_box(joints[:, :2, number - 1] - 1, joints[:, 2, number - 1] > 0)
+  np.testing.assert_allclose(sanitize_box(*raw, w, h), box, atol=1e-3)
+  assert lsp.joint_box(np.zeros((14, 2)), np.zeros(14, bool)) is None
+  with pytest.raises(ValueError, match="box must be one of joints, image"):
+    lsp.load_lsp(joints_file, images, box="person")
 
 
 def _independent_pck(pred, gt, vis, threshold):

@@ -18,11 +18,21 @@ Coordinates are MATLAB-era 1-based pixels: 1 is subtracted, as for MPII. Images 
   COCO setting, **with its keypoints removed from the records** (all zero), so no label can reach the unlabeled
   stream.
 
-**The person box** is the whole image ``[0, 0, width, height]`` for every set, stored as every converter stores a
-box (the reference's sanitation, :func:`semipose_tf.codec.sanitize_box`: ``[0, 0, width - 1, height - 1]``), so that
-a SavedModel sent the whole-image box crops what evaluation scored. The images are person-centred
-(scaled so that the person is about 150 px tall), so labeled, unlabeled and test crops come from one distribution
-and no label decides an unlabeled crop. The pipeline pads it like any box (x1.25, input aspect ratio).
+**The person box** (``box``), the same rule for the labeled, unlabeled and test sets, stored as every converter
+stores a box (the reference's sanitation, :func:`semipose_tf.codec.sanitize_box`), and padded by the pipeline like any
+box (x1.25, input aspect ratio):
+
+* ``"joints"`` (the default): the box around the person's annotated joints, their extent x ``JOINT_BOX_SCALE``
+  (1.2) + ``JOINT_BOX_MARGIN`` (8 px) in each direction, about the extent's centre (LSP's outermost joints are the
+  head top, wrists and ankles: the margin takes in the hands and feet). This is the top-down setting of COCO, of the
+  paper and of its anchors: every person, labeled or not, is cropped by its ground-truth box and only the keypoints
+  are withheld, so unlabeled records keep this box and never the keypoints. A person with no annotated joint (none
+  in LSPET, which marks at least 4 per person) gets the whole image and is counted in the manifest's
+  ``stats["whole_image_boxes"]``.
+* ``"image"``: the whole image ``[0, 0, width - 1, height - 1]`` for every set (the earlier LSPET tables: the
+  images are person-centred, the person about 150 px tall, so about half of a crop is background).
+
+A SavedModel sent the same box crops what evaluation scored (``joint_box`` computes it from a person's joints).
 """
 
 from __future__ import annotations
@@ -37,6 +47,30 @@ from semipose_tf.conversion.sources import (BadInputError, ImageInfo, Problem, S
 from semipose_tf.keypoints import LSP14, KeypointSpec
 
 DEFAULT_NUM_TEST = 1000
+BOXES = ("joints", "image")
+DEFAULT_BOX = "joints"
+JOINT_BOX_SCALE = 1.2
+JOINT_BOX_MARGIN = 8.0
+
+
+def joint_box(xy: np.ndarray, labeled: np.ndarray) -> list[float] | None:
+  """The box ``[x, y, w, h]`` around a person's annotated joints (before the image's sanitation), or None.
+
+  Args:
+    xy: ``[14, 2]`` joint coordinates, 0-based pixels.
+    labeled: ``[14]`` bool, which joints are annotated.
+
+  Returns:
+    The joints' extent x ``JOINT_BOX_SCALE`` + ``JOINT_BOX_MARGIN`` px in each direction, about its centre; None
+    when no joint is annotated.
+  """
+  points = np.asarray(xy, np.float64)[np.asarray(labeled, bool)]
+  if not len(points):
+    return None
+  low, high = points.min(0), points.max(0)
+  size = (high - low) * JOINT_BOX_SCALE + JOINT_BOX_MARGIN
+  corner = (low + high) / 2 - size / 2
+  return [float(corner[0]), float(corner[1]), float(size[0]), float(size[1])]
 
 
 def load_joints(path: str) -> tuple[np.ndarray, np.ndarray, str]:
@@ -70,8 +104,8 @@ def image_pattern(image_dir: str) -> str:
 
 def load_lsp(joints_file: str, image_dir: str, spec: KeypointSpec = LSP14, skip_bad: bool = False,
              indices: range | None = None,
-             joints: tuple[np.ndarray, np.ndarray, str] | None = None) -> Source:
-  """The people of ``joints.mat`` (one per image, whole-image box) as a :class:`Source`.
+             joints: tuple[np.ndarray, np.ndarray, str] | None = None, box: str = DEFAULT_BOX) -> Source:
+  """The people of ``joints.mat`` (one per image) as a :class:`Source`.
 
   Args:
     joints_file: LSP's or LSPET's ``joints.mat``.
@@ -80,15 +114,21 @@ def load_lsp(joints_file: str, image_dir: str, spec: KeypointSpec = LSP14, skip_
     skip_bad: Skip (and list) images that are missing or whose joints are not finite, instead of stopping.
     indices: 0-based image indices to read (default: all).
     joints: What :func:`load_joints` returned for ``joints_file``, when the caller has read it already.
+    box: ``"joints"`` (the box around the annotated joints) or ``"image"`` (the whole image); module docstring.
 
   Raises:
     BadInputError: a bad image or joint (unless ``skip_bad``), naming the image number and file.
   """
   if spec.num_keypoints != 14:
     raise ValueError(f"LSP has 14 joints; spec {spec.name!r} has {spec.num_keypoints}")
+  if box not in BOXES:
+    raise ValueError(f"box must be one of {', '.join(BOXES)}, got {box!r}")
   xy, labeled, layout = joints or load_joints(joints_file)
   indices = range(len(xy)) if indices is None else indices
-  stats = dict(annotations=len(indices), zero_keypoints=0, bad=0, layout=layout)
+  rule = (f"the annotated joints' extent x {JOINT_BOX_SCALE:g} + {JOINT_BOX_MARGIN:g} px" if box == "joints"
+          else "the whole image")
+  stats = dict(annotations=len(indices), zero_keypoints=0, bad=0, layout=layout, box=box, box_rule=rule,
+               whole_image_boxes=0)
   pattern = image_pattern(image_dir)
   items, problems = [], []
   for i in indices:
@@ -106,10 +146,18 @@ def load_lsp(joints_file: str, image_dir: str, spec: KeypointSpec = LSP14, skip_
     kps[:, 2] = np.where(labeled[i], 2.0, 0.0)
     has_labels = bool(labeled[i].any())
     stats["zero_keypoints"] += int(not has_labels)
-    # The whole image, for every set (module docstring), under the one box rule of every converter and of serving.
-    box = clean_box([0.0, 0.0, width, height], width, height)
-    items.append((ImageInfo(number, path, width, height), Instance(number, box, kps, 1.0, float(width * height)),
-                  has_labels))
+    # The same rule for every set (module docstring), under the one box rule of every converter and of serving.
+    person = joint_box(xy[i], labeled[i]) if box == "joints" else None
+    if person is None:
+      person = [0.0, 0.0, width, height]
+      stats["whole_image_boxes"] += 1
+    clean = clean_box(person, width, height)
+    if clean is None:
+      problems.append(Problem(number, path, f"the box around its annotated joints {[round(v, 1) for v in person]} "
+                                            f"lies outside the {width}x{height} image"))
+      continue
+    items.append((ImageInfo(number, path, width, height),
+                  Instance(number, clean, kps, 1.0, float(clean[2] * clean[3])), has_labels))
   stats["bad"] = len(problems)
   report_problems(problems, skip_bad, joints_file)
   stats["labeled_candidates"] = sum(1 for it in items if it[2])
@@ -118,12 +166,12 @@ def load_lsp(joints_file: str, image_dir: str, spec: KeypointSpec = LSP14, skip_
 
 
 def split(joints_file: str, image_dir: str, num_test: int = DEFAULT_NUM_TEST, spec: KeypointSpec = LSP14,
-          skip_bad: bool = False) -> tuple[Source, Source]:
+          skip_bad: bool = False, box: str = DEFAULT_BOX) -> tuple[Source, Source]:
   """``(train, test)`` sources of the fixed split: test = the last ``num_test`` images, train = the rest."""
   joints = load_joints(joints_file)
   n = len(joints[0])
   if not 0 < num_test < n:
     raise ValueError(f"--num_test must be between 1 and {n - 1} for {joints_file} ({n} images), got {num_test}")
-  train = load_lsp(joints_file, image_dir, spec, skip_bad, range(0, n - num_test), joints)
-  test = load_lsp(joints_file, image_dir, spec, skip_bad, range(n - num_test, n), joints)
+  train = load_lsp(joints_file, image_dir, spec, skip_bad, range(0, n - num_test), joints, box)
+  test = load_lsp(joints_file, image_dir, spec, skip_bad, range(n - num_test, n), joints, box)
   return train, test
