@@ -18,6 +18,11 @@ next one runs):
 4. ``mirrored``: MirroredStrategy over every visible GPU (only when there are two or more).
 5. ``train``: the LSPET supervised recipe (R18, 256x256, 1,000 labels) for a fixed number of steps, then PCK@0.2
    on 500 test images, so that a GPU run also says something about accuracy.
+6. ``box``: issue 34's experiment on the anchors' schedule: EfficientNet-Lite0 from its ImageNet weights, 192x192,
+   each LSPET person cropped by the box around its annotated joints, 1,000 labels + the 9,000 training people
+   unlabeled from step 0 (no shared start), supervised, plus and single, PCK@0.2 on the 1,000 test people per row.
+
+Every LSPET set here is converted with person boxes (``make_tfrecords.py lsp --box joints``, the default).
 """
 
 from __future__ import annotations
@@ -41,11 +46,18 @@ from semipose_tf.codec.geometry import DEFAULT_INPUT_SIZE  # noqa: E402  (the CO
 # name: (cap in seconds on a GPU, cap with --smoke)
 # The smoke run's caps only stop a hang: on an idle 2-core machine its parts take about 30, 10, 20, 15 and 12 s, and
 # a busy machine (a test suite beside a benchmark) may take several times that.
-PARTS = {"step": (200, 240), "pipeline": (60, 120), "fit": (60, 180), "mirrored": (40, 180), "train": (100, 120)}
+PARTS = {"step": (200, 240), "pipeline": (60, 120), "fit": (60, 180), "mirrored": (40, 180), "train": (100, 120),
+         "box": (300, 240)}
 FULL = {"backbones": ("resnet18", "hrnet_w32"), "methods": ("supervised", "single", "plus", "dual"),
         "policies": ("float32", "mixed_float16", "mixed_bfloat16"), "jit": (False, True), "batch": 32,
         "size": DEFAULT_INPUT_SIZE, "width": 64, "steps": 10, "pipe_batches": 40, "lsp_images": 1500,
-        "fit_steps": 30, "train_steps": 600, "train_labels": 1000, "test_images": 500, "lsp_size": (256, 256)}
+        "fit_steps": 30, "train_steps": 600, "train_labels": 1000, "test_images": 500, "lsp_size": (256, 256),
+        # box: the whole LSPET split (9,000 training people, the last 1,000 the test set), the rows in this order
+        # (single last: it runs if the part's time allows), 4 epochs x 400 steps of 16 + 16, Adam 1e-3, x0.1 at
+        # the last epoch.
+        "box_images": 10000, "box_test": 1000, "box_methods": ("supervised", "plus", "single"),
+        "box_size": (192, 192), "box_batch": 16, "box_epochs": 4, "box_steps": 400,
+        "box_pretrained": "efficientnet_lite0_imagenet"}
 # The smoke run walks every branch of the code (an SSL method, a mixed policy, XLA, two replicas) in few rows: the
 # SSL method under the mixed policy in one row, XLA on the supervised step (XLA-compiling the plus step alone takes
 # most of a minute on two cores).
@@ -53,7 +65,11 @@ SMOKE = {"backbones": ("resnet18",), "rows": (("plus", "mixed_bfloat16", False),
          "mirrored_method": "supervised",
          "batch": 2, "size": (64, 64), "width": 8, "steps": 2, "pipe_batches": 3,
          "lsp_images": 60, "fit_steps": 3, "train_steps": 10, "train_labels": 20, "test_images": 20,
-         "lsp_size": (64, 64)}
+         "lsp_size": (64, 64),
+         # The ImageNet weights' loading has its own tests (tests/test_efficientnet_lite.py); the smoke run walks
+         # the part's code with random weights.
+         "box_images": 60, "box_test": 20, "box_methods": ("supervised", "plus"), "box_size": (64, 64),
+         "box_batch": 2, "box_epochs": 2, "box_steps": 2, "box_pretrained": None}
 
 
 def _memory_peak_mib() -> float | None:
@@ -103,14 +119,15 @@ def part_step(s: dict) -> list[dict]:
   return rows
 
 
-def _lspet_sets(tmp: str, s: dict) -> dict[str, str]:
-  """LSPET's first ``lsp_images`` images in the benchmark's split (test = the last ``test_images`` of them, the
-  first ``train_labels`` labeled, every training image unlabeled) converted into ``tmp``; the set folders."""
+def _lspet_sets(tmp: str, s: dict, n: int | None = None, test: int | None = None) -> dict[str, str]:
+  """LSPET's first ``n`` (``lsp_images``) images in the benchmark's split (test = the last ``test``
+  (``test_images``) of them, the first ``train_labels`` labeled, every training image unlabeled), each person
+  boxed by its annotated joints, converted into ``tmp``; the set folders."""
   from semipose_tf.conversion import convert, lsp
 
   data = os.path.join(SHARED, "lspet")
   joints = lsp.load_joints(os.path.join(data, "joints.mat"))
-  n, test = s["lsp_images"], s["test_images"]
+  n, test = n or s["lsp_images"], test or s["test_images"]
   load = lambda r: lsp.load_lsp(os.path.join(data, "joints.mat"), os.path.join(data, "images"),  # noqa: E731
                                 indices=r, joints=joints)
   convert.convert(load(range(n - test)), tmp, ("labeled", "unlabeled"), num_labeled=s["train_labels"],
@@ -230,6 +247,34 @@ def part_train(s: dict) -> list[dict]:
   return [row]
 
 
+def part_box(s: dict) -> list[dict]:
+  """Supervised, plus and single from ImageNet weights on person boxes, labeled and unlabeled from step 0."""
+  from semipose_tf.evaluation.callback import pck_eval_callback
+  from semipose_tf.models.factory import build_pose_model
+  from semipose_tf.train.experiment import train
+
+  rows = []
+  size, b = s["box_size"], s["box_batch"]
+  with tempfile.TemporaryDirectory() as tmp:
+    dirs = _lspet_sets(os.path.join(tmp, "lsp"), s, s["box_images"], s["box_test"])
+    for method in s["box_methods"]:
+      cb = pck_eval_callback(dirs["eval"])
+      start = time.perf_counter()
+      train(os.path.join(tmp, method), dirs["labeled"], unlabeled_dir=dirs["unlabeled"], method=method,
+            epochs=s["box_epochs"], steps_per_epoch=s["box_steps"], spec="lsp14", input_size=size,
+            labeled_batch_size=b, unlabeled_batch_size=b, learning_rate=1e-3, lr_milestones=(s["box_epochs"] - 1,),
+            extra_callbacks=[cb], checkpoint_monitor="val_PCK", checkpoint_mode="max", backup_every_steps=None,
+            verbose=0, model_fn=lambda **kw: build_pose_model("efficientnet_lite0", size, 14,
+                                                              pretrained=s["box_pretrained"],
+                                                              deconv_filters=(128, 128, 128)))
+      row = {"part": "box", "method": method, "steps": s["box_epochs"] * s["box_steps"], "batch": b,
+             "PCK@0.2": cb.last["PCK@0.2"], "PCK@0.1": cb.last["PCK@0.1"],
+             "wall_s": time.perf_counter() - start, "size": f"{size[0]}x{size[1]}"}
+      rows.append(row)
+      _emit(row)
+  return rows
+
+
 def _emit(row: dict) -> None:
   print("ROW " + json.dumps(row), flush=True)
 
@@ -268,6 +313,13 @@ def table(rows: list[dict], failures: dict[str, str], device: str, smoke: bool) 
           "| input | labels | steps | PCK@0.2 | PCK@0.1 | wall s |", "|---|---|---|---|---|---|"]
   out += [f"| {r['size']} | {r['labels']} | {r['steps']} | {_cell(r['PCK@0.2'])} | {_cell(r['PCK@0.1'])} | "
           f"{_cell(r['wall_s'], 0)} |" for r in rows if r["part"] == "train"]
+  out += ["", "## Person boxes, the anchors' schedule (issue 34): Lite0 from ImageNet, labeled + unlabeled from "
+          "step 0", "", f"LSPET with each person boxed by its annotated joints; {s['box_size'][0]}x{s['box_size'][1]}; "
+          f"{s['box_images'] - s['box_test']:,} training people unlabeled, the first "
+          f"{s['train_labels']:,} labeled; PCK@0.2 on the last {s['box_test']:,} images' scored people.", "",
+          "| method | steps | batch | PCK@0.2 | PCK@0.1 | wall s |", "|---|---|---|---|---|---|"]
+  out += [f"| {r['method']} | {r['steps']} | {r['batch']} + {r['batch']} | {_cell(r['PCK@0.2'])} | "
+          f"{_cell(r['PCK@0.1'])} | {_cell(r['wall_s'], 0)} |" for r in rows if r["part"] == "box"]
   if failures:
     out += ["", "## Parts that did not finish", ""] + [f"- {k}: {v}" for k, v in failures.items()]
   return "\n".join(out) + "\n"

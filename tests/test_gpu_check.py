@@ -28,4 +28,7 @@ def test_gpu_check_smoke_runs_every_part(tmp_path):
   assert "supervised, 2 replicas:" in page
   pck_row = [line for line in page.splitlines() if line.startswith("| 64x64 | 20 | 10 |")]
   assert len(pck_row) == 1
+  # The person-box part (issue 34): one PCK row per method, trained on labeled + unlabeled people from step 0.
+  for method in ("supervised", "plus"):
+    assert len([line for line in page.splitlines() if line.startswith(f"| {method} | 4 | 2 + 2 |")]) == 1, page
   assert r.stderr == "", r.stderr[-1000:]   # Quiet console: nothing but the table and the progress lines.
