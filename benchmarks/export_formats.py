@@ -34,9 +34,14 @@ quiet_start()
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-ROWS = (("Keras (.keras)", None, None), ("SavedModel", "saved_model", "float32"), ("ONNX", "onnx", "float32"),
-        ("LiteRT float32", "litert", "float32"), ("LiteRT float16", "litert", "float16"),
-        ("LiteRT int8", "litert", "int8"))
+ROWS = (
+  ("Keras (.keras)", None, None),
+  ("SavedModel", "saved_model", "float32"),
+  ("ONNX", "onnx", "float32"),
+  ("LiteRT float32", "litert", "float32"),
+  ("LiteRT float16", "litert", "float16"),
+  ("LiteRT int8", "litert", "int8"),
+)
 
 
 def _latency(fn, x, repeats: int) -> float:
@@ -67,8 +72,8 @@ def main() -> int:
 
   import numpy as np
   import tensorflow as tf
-
   from results_io import write_page
+
   from semipose_tf import codec, deploy
   from semipose_tf.data import pipeline
   from semipose_tf.evaluation import coco, pck
@@ -81,11 +86,11 @@ def main() -> int:
   spec = evaluation_spec(args.eval_dir, None, getattr(net, "keypoint_spec", None), "--model")
   data = pipeline.eval_dataset(args.eval_dir, spec, 32, pipeline.PipelineConfig(input_size=size))
   crops = np.concatenate([b["image"].numpy() for b in data])
-  calibration = [crops[i:i + 8] for i in range(0, min(len(crops), args.calibration), 8)]
+  calibration = [crops[i : i + 8] for i in range(0, min(len(crops), args.calibration), 8)]
   keras_fn = tf.function(lambda x: net(x, training=False), reduce_retracing=True)
   reference = []
   for i in range(0, len(crops), 32):
-    coords, _ = codec.decode_heatmaps(keras_fn(crops[i:i + 32]))
+    coords, _ = codec.decode_heatmaps(keras_fn(crops[i : i + 32]))
     reference.append(codec.Geometry.of_network(net).to_input(coords).numpy())
   reference = np.concatenate(reference)
 
@@ -115,38 +120,65 @@ def main() -> int:
         keypoints = lambda x, a=artifact: a(x)["keypoints"]  # noqa: E731
       export_s = time.time() - t
       metrics = score(predict)
-      row = {"title": title, "size_mb": size_b / 1e6, "export_s": export_s, **metrics,
-             "lat1_ms": 1e3 * _latency(predict, crops[:1], args.repeats),
-             "lat32_ms": 1e3 * _latency(predict, np.resize(crops, (32,) + crops.shape[1:]), args.repeats)}
+      row = {
+        "title": title,
+        "size_mb": size_b / 1e6,
+        "export_s": export_s,
+        **metrics,
+        "lat1_ms": 1e3 * _latency(predict, crops[:1], args.repeats),
+        "lat32_ms": 1e3 * _latency(predict, np.resize(crops, (32,) + crops.shape[1:]), args.repeats),
+      }
       if keypoints is not None:  # The in-graph decoding against the Keras network's decoded keypoints.
-        ours = np.concatenate([keypoints(crops[i:i + 32]) for i in range(0, len(crops), 32)])
+        ours = np.concatenate([keypoints(crops[i : i + 32]) for i in range(0, len(crops), 32)])
         d = np.abs(ours - reference).max(-1)
         row.update(max_px=float(d.max()), within=float((d <= 0.05).mean() * 100))
       rows.append(row)
       print(f"{title}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "title"), flush=True)
 
-  commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                          text=True).stdout.strip()
+  commit = subprocess.run(
+    ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+  ).stdout.strip()
   metric_cols = ["AP", "PCK@0.2"] if args.dataset == "coco" else ["PCK@0.2"]
-  head = ("| format | file MB | " + " | ".join(metric_cols) + " | keypoints vs Keras: max px | within 0.05 px | "
-          "1 crop ms | 32 crops ms | export s |")
-  lines = [f"# Export formats: accuracy, size and CPU latency ({os.path.basename(args.model)})", "",
-           f"`python benchmarks/export_formats.py --model {args.model} --eval_dir {args.eval_dir} --dataset "
-           f"{args.dataset}` at commit {commit}, {platform.node()} ({os.cpu_count()} cores), TensorFlow "
-           f"{tf.__version__}; {len(crops)} evaluation crops at {size[0]}x{size[1]}; int8 calibrated on the first "
-           f"{sum(len(c) for c in calibration)} of them; latency the median of {args.repeats} calls after warm-up, "
-           "every row in this one process.", "", head, "|" + "---|" * (len(metric_cols) + 7)]
+  head = (
+    "| format | file MB | " + " | ".join(metric_cols) + " | keypoints vs Keras: max px | within 0.05 px | "
+    "1 crop ms | 32 crops ms | export s |"
+  )
+  lines = [
+    f"# Export formats: accuracy, size and CPU latency ({os.path.basename(args.model)})",
+    "",
+    f"`python benchmarks/export_formats.py --model {args.model} --eval_dir {args.eval_dir} --dataset "
+    f"{args.dataset}` at commit {commit}, {platform.node()} ({os.cpu_count()} cores), TensorFlow "
+    f"{tf.__version__}; {len(crops)} evaluation crops at {size[0]}x{size[1]}; int8 calibrated on the first "
+    f"{sum(len(c) for c in calibration)} of them; latency the median of {args.repeats} calls after warm-up, "
+    "every row in this one process.",
+    "",
+    head,
+    "|" + "---|" * (len(metric_cols) + 7),
+  ]
   for r in rows:
-    kp = (f"{r['max_px']:.3g} | {r['within']:.1f}%" if "max_px" in r else "(reference) | -" if r["title"].startswith(
-        "Keras") else "(decodes in TF: same as Keras) | -")
+    kp = (
+      f"{r['max_px']:.3g} | {r['within']:.1f}%"
+      if "max_px" in r
+      else "(reference) | -"
+      if r["title"].startswith("Keras")
+      else "(decodes in TF: same as Keras) | -"
+    )
     ms = " | ".join(f"{100 * r[c] if c == 'AP' else r[c]:.2f}" for c in metric_cols)
-    lines.append(f"| {r['title']} | {r['size_mb']:.2f} | {ms} | {kp} | {r['lat1_ms']:.1f} | {r['lat32_ms']:.0f} | "
-                 f"{r['export_s']:.0f} |")
-  metrics = ("AP and PCK@0.2 in percent" if args.dataset == "coco" else
-             "PCK@0.2 (torso) in percent, on the people of the set with a torso")
-  lines += ["", f"{metrics}. The keypoint columns compare each format's own in-graph decoding (crop pixels) with "
-            "the Keras network's heatmaps decoded by `codec.decode_heatmaps` on the same crops; a joint whose "
-            "heatmap maximum moves to another pixel differs by at least one heatmap pixel (4 crop px)."]
+    lines.append(
+      f"| {r['title']} | {r['size_mb']:.2f} | {ms} | {kp} | {r['lat1_ms']:.1f} | {r['lat32_ms']:.0f} | "
+      f"{r['export_s']:.0f} |"
+    )
+  metrics = (
+    "AP and PCK@0.2 in percent"
+    if args.dataset == "coco"
+    else "PCK@0.2 (torso) in percent, on the people of the set with a torso"
+  )
+  lines += [
+    "",
+    f"{metrics}. The keypoint columns compare each format's own in-graph decoding (crop pixels) with "
+    "the Keras network's heatmaps decoded by `codec.decode_heatmaps` on the same crops; a joint whose "
+    "heatmap maximum moves to another pixel differs by at least one heatmap pixel (4 crop px).",
+  ]
   write_page("\n".join(lines) + "\n", args.out)
   return 0
 

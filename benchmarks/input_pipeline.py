@@ -25,7 +25,7 @@ quiet_start()
 
 import tensorflow as tf  # noqa: E402
 
-from semipose_tf.conversion import convert, lsp, sources
+from semipose_tf.conversion import convert, lsp, sources  # noqa: E402
 from semipose_tf.data import pipeline  # noqa: E402
 from semipose_tf.keypoints import COCO17, LSP14  # noqa: E402
 
@@ -78,16 +78,21 @@ def main() -> int:
   with tempfile.TemporaryDirectory() as tmp:
     spec, what = _prepare(args, tmp)
     h, w = config.heatmap_size
-    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPU cores, input {input_size[0]}x{input_size[1]}, "
-          f"heatmaps {h}x{w}x{spec.num_keypoints}, batch {args.batch}, {what}")
+    print(
+      f"TensorFlow {tf.__version__}, {os.cpu_count()} CPU cores, input {input_size[0]}x{input_size[1]}, "
+      f"heatmaps {h}x{w}x{spec.num_keypoints}, batch {args.batch}, {what}"
+    )
     for name, make in (
-        ("labeled", lambda: pipeline.labeled_dataset(f"{tmp}/labeled", spec, args.batch, config, seed=0)),
-        ("unlabeled", lambda: pipeline.unlabeled_dataset(f"{tmp}/unlabeled", spec, args.batch, config, seed=0,
-                                                         repeat=True)),
+      ("labeled", lambda: pipeline.labeled_dataset(f"{tmp}/labeled", spec, args.batch, config, seed=0)),
+      (
+        "unlabeled",
+        lambda: pipeline.unlabeled_dataset(f"{tmp}/unlabeled", spec, args.batch, config, seed=0, repeat=True),
+      ),
     ):
       rates = [measure(make(), args.batch, args.batches) for _ in range(args.repeats)]
-      print(f"{name:9s}: {max(rates):7.1f} examples/s (best of {args.repeats}; all: "
-            f"{', '.join(f'{r:.1f}' for r in rates)})")
+      print(
+        f"{name:9s}: {max(rates):7.1f} examples/s (best of {args.repeats}; all: {', '.join(f'{r:.1f}' for r in rates)})"
+      )
   return 0
 
 

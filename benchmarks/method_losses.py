@@ -33,8 +33,19 @@ from semipose_tf.synthetic.generate import prepare  # noqa: E402
 from semipose_tf.train.experiment import train  # noqa: E402
 
 # Every preset of semipose_tf.train.methods, written out so that the script runs on commits that move it.
-METHODS = ("supervised", "pseudopose", "affine", "affine_mixup", "single", "adaptive", "plus", "dual",
-           "oracle_affine", "oracle_single", "oracle_plus")
+METHODS = (
+  "supervised",
+  "pseudopose",
+  "affine",
+  "affine_mixup",
+  "single",
+  "adaptive",
+  "plus",
+  "dual",
+  "oracle_affine",
+  "oracle_single",
+  "oracle_plus",
+)
 KEYS = ("total_loss", "loss_s", "loss_u", "loss_m", "mask_count", "mix_lambda", "mix_location")
 
 
@@ -48,13 +59,28 @@ class _StepLog(keras.callbacks.Callback):
 
 
 def record(data_root: str, work_root: str, steps: int) -> dict:
-  sets = prepare(data_root, train_images=40, val_images=4, num_labeled=(12, None), max_people=1, workers=1,
-                 verbose=False)
+  sets = prepare(
+    data_root, train_images=40, val_images=4, num_labeled=(12, None), max_people=1, workers=1, verbose=False
+  )
   net = functools.partial(build_pose_model, backbone="resnet18", width=8, deconv_filters=(16, 16, 16))
-  common = dict(labeled_dir=sets["labeled_12"], unlabeled_dir=sets["unlabeled"], spec="coco17",
-                input_size=(64, 64), labeled_batch_size=4, unlabeled_batch_size=4, steps_per_epoch=steps, epochs=1,
-                learning_rate=1e-3, lr_milestones=(), backup_every_steps=None, checkpoint_monitor=None,
-                deterministic=True, seed=3, model_fn=net, verbose=0)
+  common = dict(
+    labeled_dir=sets["labeled_12"],
+    unlabeled_dir=sets["unlabeled"],
+    spec="coco17",
+    input_size=(64, 64),
+    labeled_batch_size=4,
+    unlabeled_batch_size=4,
+    steps_per_epoch=steps,
+    epochs=1,
+    learning_rate=1e-3,
+    lr_milestones=(),
+    backup_every_steps=None,
+    checkpoint_monitor=None,
+    deterministic=True,
+    seed=3,
+    model_fn=net,
+    verbose=0,
+  )
   out = {}
   order = ["supervised"] + sorted(m for m in METHODS if m != "supervised")  # pseudopose needs supervised's net.
   for method in order:
@@ -102,8 +128,9 @@ def main(argv=None) -> int:
     return compare(*args.compare)
   if not args.out:
     p.error("--out or --compare is required")
-  commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                          cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+  commit = subprocess.run(
+    ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=os.path.dirname(os.path.abspath(__file__))
+  ).stdout.strip()
   with tempfile.TemporaryDirectory() as work_root:
     methods = record(args.data_root, work_root, args.steps)
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

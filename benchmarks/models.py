@@ -21,6 +21,7 @@ quiet_start()
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from semipose_tf.codec.geometry import DEFAULT_INPUT_SIZE  # noqa: E402
 from semipose_tf.models import build_pose_model  # noqa: E402
 from semipose_tf.models.factory import count_params  # noqa: E402
 
@@ -43,8 +44,11 @@ def main() -> int:
   p.add_argument("--policies", default="float32,mixed_bfloat16")
   args = p.parse_args()
   devices = [d.device_type for d in tf.config.list_logical_devices()]
-  print(f"TensorFlow {tf.__version__}, devices {devices}, {os.cpu_count()} CPU cores, input {DEFAULT_INPUT_SIZE[0]}x{DEFAULT_INPUT_SIZE[1]}, "
-        f"batch {args.batch}")
+  print(
+    f"TensorFlow {tf.__version__}, devices {devices}, {os.cpu_count()} CPU cores, "
+    f"input {DEFAULT_INPUT_SIZE[0]}x{DEFAULT_INPUT_SIZE[1]}, "
+    f"batch {args.batch}"
+  )
   print(f"{'backbone':10s} {'policy':15s} {'params':>8s} {'forward img/s':>14s} {'train img/s':>12s}")
   h, w = DEFAULT_INPUT_SIZE
   x = tf.random.normal((args.batch, h, w, 3))

@@ -51,8 +51,9 @@ class BasicBlock(nn.Module):
 class SimpleBaselineR18(nn.Module):
   def __init__(self, k: int = 17):
     super().__init__()
-    self.stem = nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
-                              nn.MaxPool2d(3, 2, 1))
+    self.stem = nn.Sequential(
+      nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)
+    )
     layers, cin = [], 64
     for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
       layers += [BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)]
@@ -83,7 +84,7 @@ def cutout(images, heatmaps, num: int = 5, half: int = 15):
   for i in range(b):
     for j in torch.randint(0, k, (num,)).tolist():
       x, y = int(xs[i, j]), int(ys[i, j])
-      out[i, :, max(0, y - half):y + half, max(0, x - half):x + half] = 0
+      out[i, :, max(0, y - half) : y + half, max(0, x - half) : x + half] = 0
   return out
 
 
@@ -132,8 +133,10 @@ def main() -> int:
   p.add_argument("--methods", default="supervised,single")
   args = p.parse_args()
   torch.set_num_threads(os.cpu_count() or 1)
-  print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads; SimpleBaseline-R18 256x192, batch "
-        f"{args.batch} labeled + {args.batch} unlabeled (supervised: labeled only), float32")
+  print(
+    f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads; SimpleBaseline-R18 256x192, batch "
+    f"{args.batch} labeled + {args.batch} unlabeled (supervised: labeled only), float32"
+  )
   for method in args.methods.split(","):
     print(f"reference {method:10s} {measure(method, args.batch, args.steps):9.2f} images/s", flush=True)
   return 0

@@ -25,8 +25,10 @@ def require_checkout(root: str) -> None:
 
   here = os.path.dirname(os.path.dirname(os.path.abspath(semipose_tf.__file__)))
   if os.path.realpath(here) != os.path.realpath(root):
-    raise SystemExit(f"error: semipose_tf is imported from {here}, not from this checkout {root}; run the benchmark "
-                     f"as PYTHONPATH={root} python {os.path.relpath(sys.argv[0], root)} ...")
+    raise SystemExit(
+      f"error: semipose_tf is imported from {here}, not from this checkout {root}; run the benchmark "
+      f"as PYTHONPATH={root} python {os.path.relpath(sys.argv[0], root)} ..."
+    )
 
 
 def read_history(work_dir: str) -> list[dict[str, float]]:
@@ -84,8 +86,9 @@ def provenance(root: str) -> dict[str, str]:
       info = f.read()
     cpu = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), cpu)
     flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
-    cpu += " (" + ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile")
-                              if f in flags) + ")"
+    cpu += (
+      " (" + ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile") if f in flags) + ")"
+    )
   except OSError:
     pass
   versions = []

@@ -22,9 +22,15 @@ from results_io import last, stats, write_page
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 # The rows of both tables, in the paper's order, then the label upper bound and the ground-truth diagnostic.
-ROWS = (("supervised", "supervised"), ("affine", "affine only"), ("single", "single"),
-        ("adaptive", "adaptive"), ("plus", "plus"), ("upper_bound", "all 9,000 labels"),
-        ("oracle_plus", "plus, ground-truth targets (diagnostic)"))
+ROWS = (
+  ("supervised", "supervised"),
+  ("affine", "affine only"),
+  ("single", "single"),
+  ("adaptive", "adaptive"),
+  ("plus", "plus"),
+  ("upper_bound", "all 9,000 labels"),
+  ("oracle_plus", "plus, ground-truth targets (diagnostic)"),
+)
 REGIMES = (("ssl_lspet", "random"), ("ssl_lspet_imagenet", "ImageNet"))
 
 
@@ -49,8 +55,11 @@ def cells(table: dict, method: str) -> tuple[str, str, str]:
   pck = f"{mean:.1f}" + (f" ± {sd:.1f}" if len(seeds) > 1 else "") + f" ({len(seeds)} seed{'s' * (len(seeds) > 1)})"
   base = table.get("supervised", {})
   paired = [s for s in seeds if s in base]
-  gain = "-" if method == "supervised" or not paired else " / ".join(
-      f"{last(runs[s], 'val_PCK@0.2') - last(base[s], 'val_PCK@0.2'):+.1f}" for s in paired)
+  gain = (
+    "-"
+    if method == "supervised" or not paired
+    else " / ".join(f"{last(runs[s], 'val_PCK@0.2') - last(base[s], 'val_PCK@0.2'):+.1f}" for s in paired)
+  )
   teacher = stats([last(runs[s], "probe_PCK@0.2") for s in seeds])[0]
   return pck, gain, "-" if teacher != teacher else f"{teacher:.0f}%"
 
@@ -58,23 +67,32 @@ def cells(table: dict, method: str) -> tuple[str, str, str]:
 def side_by_side(tables: dict[str, dict]) -> str:
   """The markdown page: one line per row, three cells per regime."""
   head = ["Row"] + [f"{title}: {c}" for _, title in REGIMES for c in ("PCK@0.2", "gain per seed", "teacher")]
-  lines = ["# LSPET: random weights against the ImageNet start, side by side", "",
-           "Built by `python benchmarks/ssl_lspet_compare.py` from the records of `benchmarks/ssl_lspet.py` "
-           "(`--regime random` and `--regime imagenet`). **random**: SimpleBaseline-R18 at width 16 from random "
-           "weights, 200 labels, 256x256, 8 epochs x 250 steps per row. **ImageNet**: EfficientNet-Lite0 from its "
-           "ImageNet weights, 1,000 labels, 192x192, 2 epochs x 250 steps per row. Both: 16 labeled + 16 unlabeled "
-           "per step, the 9,000 training images unlabeled, every row from its regime's shared supervised start. "
-           "PCK@0.2: torso PCK on the 737 test people with a torso after the last epoch, mean ± sample spread over paired seeds. Gain per seed: the row minus the "
-           "supervised row of the same seed (seeds 0 / 1 / 2). Teacher: the network's pseudo-label PCK@0.2 on the "
-           "500 held-back probe people after the last epoch, what the consistency losses copy. Each regime's own "
-           "page has the schedule, spreads, joint groups and the monitor per epoch: "
-           "[ssl_lspet.md](ssl_lspet.md), [ssl_lspet_imagenet.md](ssl_lspet_imagenet.md).", "",
-           "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+  lines = [
+    "# LSPET: random weights against the ImageNet start, side by side",
+    "",
+    "Built by `python benchmarks/ssl_lspet_compare.py` from the records of `benchmarks/ssl_lspet.py` "
+    "(`--regime random` and `--regime imagenet`). **random**: SimpleBaseline-R18 at width 16 from random "
+    "weights, 200 labels, 256x256, 8 epochs x 250 steps per row. **ImageNet**: EfficientNet-Lite0 from its "
+    "ImageNet weights, 1,000 labels, 192x192, 2 epochs x 250 steps per row. Both: 16 labeled + 16 unlabeled "
+    "per step, the 9,000 training images unlabeled, every row from its regime's shared supervised start. "
+    "PCK@0.2: torso PCK on the 737 test people with a torso after the last epoch, mean ± sample spread over "
+    "paired seeds. Gain per seed: the row minus the "
+    "supervised row of the same seed (seeds 0 / 1 / 2). Teacher: the network's pseudo-label PCK@0.2 on the "
+    "500 held-back probe people after the last epoch, what the consistency losses copy. Each regime's own "
+    "page has the schedule, spreads, joint groups and the monitor per epoch: "
+    "[ssl_lspet.md](ssl_lspet.md), [ssl_lspet_imagenet.md](ssl_lspet_imagenet.md).",
+    "",
+    "| " + " | ".join(head) + " |",
+    "|---" * len(head) + "|",
+  ]
   start = []
   for name, _ in REGIMES:
     r = tables[name].get("burn_in", {}).get(0)
-    start += [f"{last(r, 'val_PCK@0.2'):.1f}" if r else "not run yet", "-",
-              f"{last(r, 'probe_PCK@0.2'):.0f}%" if r and last(r, "probe_PCK@0.2") else "-"]
+    start += [
+      f"{last(r, 'val_PCK@0.2'):.1f}" if r else "not run yet",
+      "-",
+      f"{last(r, 'probe_PCK@0.2'):.0f}%" if r and last(r, "probe_PCK@0.2") else "-",
+    ]
   lines.append("| the shared start | " + " | ".join(start) + " |")
   for method, title in ROWS:
     lines.append(f"| {title} | " + " | ".join(c for name, _ in REGIMES for c in cells(tables[name], method)) + " |")

@@ -33,9 +33,14 @@ from semipose_tf.train.teacher_student import SemiSupervisedPose  # noqa: E402
 def batch(b: int, size=DEFAULT_INPUT_SIZE, k: int = 17) -> dict:
   """A random batch of ``b`` labeled and ``b`` unlabeled crops of ``size`` with K heatmaps (stride 4)."""
   h, w = size
-  return {"labeled": {"image": tf.random.normal((b, h, w, 3)), "heatmaps": tf.random.uniform((b, h // 4, w // 4, k)),
-                      "weights": tf.ones((b, k))},
-          "unlabeled": {"image": tf.random.normal((b, h, w, 3))}}
+  return {
+    "labeled": {
+      "image": tf.random.normal((b, h, w, 3)),
+      "heatmaps": tf.random.uniform((b, h // 4, w // 4, k)),
+      "weights": tf.ones((b, k)),
+    },
+    "unlabeled": {"image": tf.random.normal((b, h, w, 3))},
+  }
 
 
 def build(method: str, policy: str, backbone: str = "resnet18", size=DEFAULT_INPUT_SIZE, k: int = 17, **net_kwargs):
@@ -59,12 +64,16 @@ def time_steps(step, data, steps: int, images: int) -> float:
   return images * steps / (time.perf_counter() - start)
 
 
-NETWORKS = {"r18": ("resnet18", {}), "r18w16": ("resnet18", {"width": 16, "deconv_filters": (64, 64, 64)}),
-            "lite0": ("efficientnet_lite0", {"deconv_filters": (128, 128, 128)})}
+NETWORKS = {
+  "r18": ("resnet18", {}),
+  "r18w16": ("resnet18", {"width": 16, "deconv_filters": (64, 64, 64)}),
+  "lite0": ("efficientnet_lite0", {"deconv_filters": (128, 128, 128)}),
+}
 
 
-def measure(method: str, policy: str, b: int, steps: int, jit: bool, network: str = "r18", size=DEFAULT_INPUT_SIZE,
-            k: int = 17) -> float:
+def measure(
+  method: str, policy: str, b: int, steps: int, jit: bool, network: str = "r18", size=DEFAULT_INPUT_SIZE, k: int = 17
+) -> float:
   backbone, net_kwargs = NETWORKS[network]
   model, opt = build(method, policy, backbone, size, k, **net_kwargs)
   model.compile(optimizer=opt)
@@ -80,8 +89,11 @@ def main() -> int:
   p.add_argument("--methods", default="supervised,pseudopose,single,adaptive,plus,dual")
   p.add_argument("--policies", default="float32,mixed_bfloat16")
   p.add_argument("--jit", default="off", help="off, on or both")
-  p.add_argument("--networks", default="r18@256x192",
-                 help=f"comma-separated NAME@HxW (or NAME@S for SxS), NAME one of {sorted(NETWORKS)}")
+  p.add_argument(
+    "--networks",
+    default="r18@256x192",
+    help=f"comma-separated NAME@HxW (or NAME@S for SxS), NAME one of {sorted(NETWORKS)}",
+  )
   p.add_argument("--keypoints", type=int, default=17)
   p.add_argument("--deterministic", action="store_true", help="TensorFlow op determinism on (train.deterministic)")
   args = p.parse_args()
@@ -96,9 +108,11 @@ def main() -> int:
     hw = [int(v) for v in (size or "256x192").split("x")]
     networks.append((name, (hw[0], hw[-1])))
   devices = [d.name for d in tf.config.list_logical_devices() if d.device_type != "CPU"] or ["CPU"]
-  print(f"TensorFlow {tf.__version__}, {devices}, {os.cpu_count()} CPU cores; batch {args.batch} labeled + "
-        f"{args.batch} unlabeled (supervised: labeled only), {args.keypoints} keypoints, op determinism "
-        f"{'on' if args.deterministic else 'off'}")
+  print(
+    f"TensorFlow {tf.__version__}, {devices}, {os.cpu_count()} CPU cores; batch {args.batch} labeled + "
+    f"{args.batch} unlabeled (supervised: labeled only), {args.keypoints} keypoints, op determinism "
+    f"{'on' if args.deterministic else 'off'}"
+  )
   print(f"{'network':18s} {'method':11s} {'policy':15s} {'jit':4s} {'images/s':>9s} {'s/step':>7s}")
   jits = {"off": [False], "on": [True], "both": [False, True]}[args.jit]
   for name, size in networks:

@@ -23,8 +23,7 @@ quiet_start()
 from semipose_tf.models import build_pose_model  # noqa: E402
 from semipose_tf.models.factory import BACKBONES  # noqa: E402
 from semipose_tf.models.lite_weights import NAMED  # noqa: E402
-from semipose_tf.models.pretrained import (PretrainedWeightsError, load_backbone_weights,  # noqa: E402
-                                           save_backbone_weights)
+from semipose_tf.models.pretrained import PretrainedWeightsError, load_backbone_weights, save_backbone_weights  # noqa: E402
 
 
 def main(argv=None) -> int:

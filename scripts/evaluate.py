@@ -83,9 +83,13 @@ def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument(VERBOSE_FLAG, action="store_true", help=VERBOSE_HELP)
   p.add_argument("dataset", choices=("coco", "mpii", "lsp", "probe"))
-  p.add_argument("--checkpoint", "--artifact", dest="checkpoint",
-                 help="a .keras pose network (from scripts/train.py), or an exported SavedModel / ONNX / LiteRT "
-                      "folder (scripts/export.py), run in its own runtime")
+  p.add_argument(
+    "--checkpoint",
+    "--artifact",
+    dest="checkpoint",
+    help="a .keras pose network (from scripts/train.py), or an exported SavedModel / ONNX / LiteRT "
+    "folder (scripts/export.py), run in its own runtime",
+  )
   p.add_argument("--eval_dir", help="evaluation TFRecord set (make_tfrecords.py ... --sets eval)")
   p.add_argument("--annotations", help="COCO keypoint json (default: the one the eval set was converted from)")
   p.add_argument("--results", help="COCO: a keypoint results json to score (no model)")
@@ -103,74 +107,16 @@ def main(argv=None) -> int:
   p.add_argument("--spec", help="keypoint spec (default: the checkpoint's; COCO-17 for --results)")
   p.add_argument("--gin_file", action="append", default=[], help="gin file(s) defining a custom --spec")
   args = p.parse_args(argv)
-  from semipose_tf import configurable
-  from semipose_tf.evaluation import coco, mpii, pck
-  from semipose_tf.evaluation.callback import _annotation_file, evaluation_spec
-  from semipose_tf.evaluation.mpii import MPIIEvaluator
   import tensorflow as tf
 
+  from semipose_tf import configurable
   from semipose_tf.data import records
   from semipose_tf.deploy import MissingExtra
-  from semipose_tf.keypoints import UnknownSpecError, get_spec
+  from semipose_tf.keypoints import UnknownSpecError
 
   try:
     configurable.parse_gin(args.gin_file)
-    if args.dataset == "coco":
-      if args.results:
-        if not args.annotations:
-          p.error("--results needs --annotations")
-        spec = get_spec(args.spec or "coco17")
-        stats = coco.coco_eval(args.annotations, args.results, coco.require_sigmas(spec))
-      else:
-        if not (args.checkpoint and args.eval_dir):
-          p.error("give --checkpoint and --eval_dir, or --results and --annotations")
-        predict, data, spec = _model_and_data(args, args.spec)
-        evaluator = coco.COCOEvaluator(args.annotations or _annotation_file(args.eval_dir), data, spec,
-                                       bool(args.flip_test), args.results_out)
-        stats = evaluator(predict)
-      print("| " + " | ".join(coco.STAT_NAMES) + " |\n|" + "---|" * len(coco.STAT_NAMES))
-      print("| " + " | ".join(f"{stats[n]:.4f}" for n in coco.STAT_NAMES) + " |")
-    elif args.dataset == "lsp":
-      if args.predictions:
-        if not args.joints:
-          p.error("lsp --predictions needs --joints joints.mat")
-        result = pck.load_lsp_predictions(args.predictions, args.joints, args.num_test)
-      else:
-        if not (args.checkpoint and args.eval_dir):
-          p.error("give --checkpoint and --eval_dir, or --predictions and --joints")
-        predict, data, spec = _model_and_data(args, args.spec)
-        result = pck.PCKEvaluator(args.eval_dir, data, spec, bool(args.flip_test))(predict)
-      print(pck.format_table(result))
-    elif args.dataset == "probe":
-      from semipose_tf.evaluation.teacher_probe import TeacherProbe
-
-      if not (args.checkpoint and args.eval_dir):
-        p.error("probe needs --checkpoint and --eval_dir (a labeled set holding the held-back people)")
-      from semipose_tf.method_config import MethodConfig
-      from semipose_tf.train.task import METHOD_CONFIG_FILE, read_method_config
-
-      predict, size, model_spec = _load_predict_fn(args.checkpoint)
-      spec = evaluation_spec(args.eval_dir, args.spec, model_spec, "--spec")
-      # Algorithm 1's settings of the run the checkpoint comes from (its work dir's method_config.json).
-      method = read_method_config(args.checkpoint)
-      if method is None:
-        print(f"note: no {METHOD_CONFIG_FILE} beside {args.checkpoint}: mask counts with the default settings",
-              file=sys.stderr)
-      masking = (method or MethodConfig()).masking
-      result = TeacherProbe(args.eval_dir, spec, size, masking, args.first_id, args.num, args.batch_size)(predict)
-      print("| measurement | value |\n|---|---|")
-      print("\n".join(f"| {k} | {v:.4g} |" for k, v in result.items()))
-    else:
-      if not args.gt:
-        p.error("mpii needs --gt gt_valid.mat")
-      if args.predictions:
-        result = mpii.pckh(mpii.load_predictions(args.predictions), args.gt, one_based=args.one_based)
-      else:
-        if not (args.checkpoint and args.eval_dir):
-          p.error("give --checkpoint and --eval_dir, or --predictions")
-        predict, data, spec = _model_and_data(args, "mpii16")
-        result = MPIIEvaluator(args.gt, data, spec, args.flip_test is not False)(predict)
-      print(mpii.format_table(result))
+    print(_DATASETS[args.dataset](args, p))
   except (FileNotFoundError, ValueError, UnknownSpecError, MissingExtra) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
@@ -179,6 +125,90 @@ def main(argv=None) -> int:
     print(f"error: {error or 'a TFRecord set could not be read (corrupt record)'}", file=sys.stderr)
     return 2
   return 0
+
+
+def _coco(args, p) -> str:
+  """COCO OKS AP of a results file, or of a network on an evaluation set; the table."""
+  from semipose_tf.evaluation import coco
+  from semipose_tf.evaluation.callback import _annotation_file
+  from semipose_tf.keypoints import get_spec
+
+  if args.results:
+    if not args.annotations:
+      p.error("--results needs --annotations")
+    spec = get_spec(args.spec or "coco17")
+    stats = coco.coco_eval(args.annotations, args.results, coco.require_sigmas(spec))
+  else:
+    if not (args.checkpoint and args.eval_dir):
+      p.error("give --checkpoint and --eval_dir, or --results and --annotations")
+    predict, data, spec = _model_and_data(args, args.spec)
+    annotations = args.annotations or _annotation_file(args.eval_dir)
+    stats = coco.COCOEvaluator(annotations, data, spec, bool(args.flip_test), args.results_out)(predict)
+  return (
+    "| "
+    + " | ".join(coco.STAT_NAMES)
+    + " |\n|"
+    + "---|" * len(coco.STAT_NAMES)
+    + "\n"
+    + "| "
+    + " | ".join(f"{stats[n]:.4f}" for n in coco.STAT_NAMES)
+    + " |"
+  )
+
+
+def _lsp(args, p) -> str:
+  """LSP PCK of predictions made elsewhere, or of a network on an evaluation set; the table."""
+  from semipose_tf.evaluation import pck
+
+  if args.predictions:
+    if not args.joints:
+      p.error("lsp --predictions needs --joints joints.mat")
+    return pck.format_table(pck.load_lsp_predictions(args.predictions, args.joints, args.num_test))
+  if not (args.checkpoint and args.eval_dir):
+    p.error("give --checkpoint and --eval_dir, or --predictions and --joints")
+  predict, data, spec = _model_and_data(args, args.spec)
+  return pck.format_table(pck.PCKEvaluator(args.eval_dir, data, spec, bool(args.flip_test))(predict))
+
+
+def _probe(args, p) -> str:
+  """The teacher monitor of a network on held-back people of a labeled set; the table."""
+  from semipose_tf.evaluation.callback import evaluation_spec
+  from semipose_tf.evaluation.teacher_probe import TeacherProbe
+  from semipose_tf.method_config import MethodConfig
+  from semipose_tf.train.task import METHOD_CONFIG_FILE, read_method_config
+
+  if not (args.checkpoint and args.eval_dir):
+    p.error("probe needs --checkpoint and --eval_dir (a labeled set holding the held-back people)")
+  predict, size, model_spec = _load_predict_fn(args.checkpoint)
+  spec = evaluation_spec(args.eval_dir, args.spec, model_spec, "--spec")
+  # Algorithm 1's settings of the run the checkpoint comes from (its work dir's method_config.json).
+  method = read_method_config(args.checkpoint)
+  if method is None:
+    print(
+      f"note: no {METHOD_CONFIG_FILE} beside {args.checkpoint}: mask counts with the default settings", file=sys.stderr
+    )
+  masking = (method or MethodConfig()).masking
+  result = TeacherProbe(args.eval_dir, spec, size, masking, args.first_id, args.num, args.batch_size)(predict)
+  return "| measurement | value |\n|---|---|\n" + "\n".join(f"| {k} | {v:.4g} |" for k, v in result.items())
+
+
+def _mpii(args, p) -> str:
+  """MPII PCKh of predictions made elsewhere, or of a network on the validation set; the table."""
+  from semipose_tf.evaluation import mpii
+
+  if not args.gt:
+    p.error("mpii needs --gt gt_valid.mat")
+  if args.predictions:
+    result = mpii.pckh(mpii.load_predictions(args.predictions), args.gt, one_based=args.one_based)
+  else:
+    if not (args.checkpoint and args.eval_dir):
+      p.error("give --checkpoint and --eval_dir, or --predictions")
+    predict, data, spec = _model_and_data(args, "mpii16")
+    result = mpii.MPIIEvaluator(args.gt, data, spec, args.flip_test is not False)(predict)
+  return mpii.format_table(result)
+
+
+_DATASETS = {"coco": _coco, "lsp": _lsp, "probe": _probe, "mpii": _mpii}
 
 
 if __name__ == "__main__":

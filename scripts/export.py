@@ -37,19 +37,21 @@ def main(argv=None) -> int:
   p.add_argument("--representative", help="int8: an evaluation TFRecord set whose crops calibrate the quantization")
   p.add_argument("--representative_count", type=int, default=128, help="int8: crops drawn from that set")
   p.add_argument("--overwrite", action="store_true", help="replace an existing output (swapped in when complete)")
-  p.add_argument("--max_pixels", type=int, default=40_000_000,
-                 help="largest accepted image, width x height (larger ones are refused before decoding)")
+  p.add_argument(
+    "--max_pixels",
+    type=int,
+    default=40_000_000,
+    help="largest accepted image, width x height (larger ones are refused before decoding)",
+  )
   p.add_argument("--spec", help="keypoint spec for a network saved without one (default: the network's)")
   p.add_argument("--gin_file", action="append", default=[], help="gin file(s) defining a custom --spec")
   args = p.parse_args(argv)
 
   import semipose_tf.models  # noqa: F401
-  from semipose_tf import configurable
+  from semipose_tf import configurable, deploy
   from semipose_tf.export import export_saved_model
-  from semipose_tf.models.factory import load_network
   from semipose_tf.keypoints import UnknownSpecError, check_same, get_spec
-
-  from semipose_tf import deploy
+  from semipose_tf.models.factory import load_network
 
   try:  # The request's rules (deploy.check_request), before the network is even loaded.
     deploy.check_request(args.output, args.format, args.variant, args.overwrite, args.representative, cli=True)
@@ -88,8 +90,10 @@ def main(argv=None) -> int:
     print(f"error: cannot write {what} {args.output}: {error_text(e)}", file=sys.stderr)
     return 2
   size = deploy.file_size(args.output) / 1e6
-  print(f"{args.format} ({args.variant}) written to {args.output} ({size:.1f} MB; input crops "
-        f"{'x'.join(map(str, net.input_shape[1:3]))}, outputs heatmaps / keypoints / scores; {spec_note})")
+  print(
+    f"{args.format} ({args.variant}) written to {args.output} ({size:.1f} MB; input crops "
+    f"{'x'.join(map(str, net.input_shape[1:3]))}, outputs heatmaps / keypoints / scores; {spec_note})"
+  )
   return 0
 
 

@@ -34,8 +34,9 @@ def main(argv=None) -> int:
   args = p.parse_args(argv)
   if args.height < 64 or args.width < 64:
     p.error("--height and --width must be at least 64")
-  config = render.SyntheticConfig(image_size=(args.height, args.width), max_people=args.max_people,
-                                     hard_prob=args.hard_prob)
+  config = render.SyntheticConfig(
+    image_size=(args.height, args.width), max_people=args.max_people, hard_prob=args.hard_prob
+  )
   splits = {k: v for k, v in (("train", args.train), ("val", args.val)) if v > 0}
   generate.generate(args.out, splits, seed=args.seed, config=config, workers=args.workers)
   return 0

@@ -48,8 +48,13 @@ from semipose_tf import configurable, keypoints  # noqa: E402
 from semipose_tf.conversion import convert, sources  # noqa: E402
 
 DEFAULT_SPEC = {"coco": "coco17", "aic": "aic14", "mpii": "mpii16", "detections": "coco17", "lsp": "lsp14"}
-DEFAULT_SETS = {"coco": "labeled,unlabeled", "aic": "unlabeled", "mpii": "labeled", "detections": "unlabeled",
-                "lsp": "labeled,unlabeled,eval"}
+DEFAULT_SETS = {
+  "coco": "labeled,unlabeled",
+  "aic": "unlabeled",
+  "mpii": "labeled",
+  "detections": "unlabeled",
+  "lsp": "labeled,unlabeled,eval",
+}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -59,25 +64,39 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--annotations", help="keypoint json (coco, aic, mpii)")
   p.add_argument("--joints", help="lsp: joints.mat of LSP ([3, 14, N]) or LSP Extended ([14, 3, N])")
   p.add_argument("--num_test", type=int, default=1000, help="lsp: the last this many images are the test set")
-  p.add_argument("--box", choices=("joints", "image"), default="joints",
-                 help="lsp: each person's box, the same for every set: 'joints' (default; the top-down setting: "
-                      "the annotated joints' extent x 1.2 + 8 px, unlabeled records keep the box, never the "
-                      "keypoints) or 'image' (the whole image, as the earlier LSPET tables)")
+  p.add_argument(
+    "--box",
+    choices=("joints", "image"),
+    default="joints",
+    help="lsp: each person's box, the same for every set: 'joints' (default; the top-down setting: "
+    "the annotated joints' extent x 1.2 + 8 px, unlabeled records keep the box, never the "
+    "keypoints) or 'image' (the whole image, as the earlier LSPET tables)",
+  )
   p.add_argument("--detections", help="detection json in the COCO results format (detections)")
   p.add_argument("--image_info", help="json with a COCO 'images' list naming the files of --detections")
   p.add_argument("--images", required=True, help="image folder")
   p.add_argument("--out", required=True, help="output folder; sets go to <out>/<set>/")
   p.add_argument("--sets", help="comma-separated: labeled, unlabeled, eval (default depends on the source)")
   p.add_argument("--num_labeled", default="all", help="label budget: a number or 'all' (default all)")
-  p.add_argument("--split", choices=("first", "random"), default="first",
-                 help="labeled split: first N in annotation order (reference) or a seeded random choice")
+  p.add_argument(
+    "--split",
+    choices=("first", "random"),
+    default="first",
+    help="labeled split: first N in annotation order (reference) or a seeded random choice",
+  )
   p.add_argument("--seed", type=int, default=0, help="seed of --split random")
   p.add_argument("--spec", help="keypoint spec name (default: the source's own)")
   p.add_argument("--score_threshold", type=float, default=0.5, help="minimum detection score (detections)")
-  p.add_argument("--include_unannotated", action="store_true",
-                 help="also put persons with no labeled keypoint in the unlabeled set (the reference does not)")
-  p.add_argument("--skip_bad", action="store_true",
-                 help="skip bad annotations and images (counted, listed in the manifest) instead of stopping")
+  p.add_argument(
+    "--include_unannotated",
+    action="store_true",
+    help="also put persons with no labeled keypoint in the unlabeled set (the reference does not)",
+  )
+  p.add_argument(
+    "--skip_bad",
+    action="store_true",
+    help="skip bad annotations and images (counted, listed in the manifest) instead of stopping",
+  )
   p.add_argument("--num_shards", type=int, help="shards per set (default: about 128 MB each)")
   p.add_argument("--workers", type=int, help="image reading threads (default: cores, at most 8)")
   p.add_argument("--gin_file", action="append", default=[], help="gin file(s), e.g. defining a custom spec")
@@ -116,22 +135,38 @@ def _convert(args, spec, sets, num_labeled) -> int:
     if args.source == "detections":
       if not args.detections:
         raise SystemExit("detections: --detections is required")
-      src = sources.load_detections(args.detections, args.images, spec, args.score_threshold, args.image_info,
-                                    skip_bad=args.skip_bad)
+      src = sources.load_detections(
+        args.detections, args.images, spec, args.score_threshold, args.image_info, skip_bad=args.skip_bad
+      )
     else:
       if not args.annotations:
         raise SystemExit(f"{args.source}: --annotations is required")
       if args.source == "mpii":
         src = sources.load_mpii(args.annotations, args.images, spec, skip_bad=args.skip_bad)
       else:
-        src = sources.load_coco(args.annotations, args.images, spec, skip_bad=args.skip_bad,
-                                include_unannotated=args.include_unannotated, kind=args.source)
+        src = sources.load_coco(
+          args.annotations,
+          args.images,
+          spec,
+          skip_bad=args.skip_bad,
+          include_unannotated=args.include_unannotated,
+          kind=args.source,
+        )
     print(f"{args.source}: {src.stats}")
     for p in src.problems:
       print(f"  skipped {p}")
-    manifests = convert.convert(src, args.out, sets, num_labeled=num_labeled, split=args.split, seed=args.seed,
-                                num_shards=args.num_shards, skip_bad=args.skip_bad, workers=args.workers,
-                                command=_command())
+    manifests = convert.convert(
+      src,
+      args.out,
+      sets,
+      num_labeled=num_labeled,
+      split=args.split,
+      seed=args.seed,
+      num_shards=args.num_shards,
+      skip_bad=args.skip_bad,
+      workers=args.workers,
+      command=_command(),
+    )
   except (sources.BadInputError, OSError, tf.errors.OpError) as e:
     print(f"error: {_describe(e, args.out)}", file=sys.stderr)
     return 2
@@ -170,8 +205,16 @@ def _convert_lsp(args, spec, sets, num_labeled) -> int:
     for p in train.problems + test.problems:
       print(f"  skipped {p}")
     common = dict(num_shards=args.num_shards, skip_bad=args.skip_bad, workers=args.workers, command=_command())
-    manifests = convert.convert(train, args.out, [s for s in sets if s != "eval"], num_labeled=num_labeled,
-                                split=args.split, seed=args.seed, strip_unlabeled=True, **common)
+    manifests = convert.convert(
+      train,
+      args.out,
+      [s for s in sets if s != "eval"],
+      num_labeled=num_labeled,
+      split=args.split,
+      seed=args.seed,
+      strip_unlabeled=True,
+      **common,
+    )
     if "eval" in sets:
       manifests.update(convert.convert(test, args.out, ["eval"], **common))
   except (sources.BadInputError, OSError, ValueError, tf.errors.OpError) as e:

@@ -83,23 +83,26 @@ def main(argv=None) -> int:
   for i in range(len(pick)):
     weak = ops.denormalize(x_w[i]).numpy()
     kps, scores = codec.decode_heatmaps(h_t[i])
-    weak_drawn = visualize.draw_keypoints(weak, model.geometry.to_input(kps).numpy(), COCO17, scores.numpy(),
-                                          threshold=0.1)
+    weak_drawn = visualize.draw_keypoints(
+      weak, model.geometry.to_input(kps).numpy(), COCO17, scores.numpy(), threshold=0.1
+    )
     strong = ops.denormalize(x_s[i]).numpy()
     mixed = ops.denormalize(x_m[i]).numpy()
     gap = np.full((weak.shape[0], 4, 3), 255, np.uint8)
-    rows.append(np.concatenate([weak_drawn, gap, heatmap_panel(weak, h_t[i].numpy(), np), gap, strong, gap, mixed],
-                               1))
+    rows.append(np.concatenate([weak_drawn, gap, heatmap_panel(weak, h_t[i].numpy(), np), gap, strong, gap, mixed], 1))
     best = float(tf.reduce_max(h_t[i]))
-    print(f"row {i + 1}: adaptive mask count {int(num[i])}, teacher's best joint response {best:.3f}, "
-          f"mixed with row {int(perm[i]) + 1} (lambda 0.6)")
+    print(
+      f"row {i + 1}: adaptive mask count {int(num[i])}, teacher's best joint response {best:.3f}, "
+      f"mixed with row {int(perm[i]) + 1} (lambda 0.6)"
+    )
   sep = np.full((4, rows[0].shape[1], 3), 255, np.uint8)
   sheet = np.concatenate(sum(([r, sep] for r in rows), [])[:-1], 0)
   sheet = np.repeat(np.repeat(sheet, args.scale, 0), args.scale, 1)
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   tf.io.write_file(args.out, tf.io.encode_png(sheet))
-  print(f"written {args.out}: columns weak view (teacher keypoints) | teacher heatmaps | masked strong view | "
-        "mixed view")
+  print(
+    f"written {args.out}: columns weak view (teacher keypoints) | teacher heatmaps | masked strong view | mixed view"
+  )
   return 0
 
 

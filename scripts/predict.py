@@ -7,9 +7,10 @@
 
 Boxes (x, y, w, h): from --boxes, from a detection json (COCO results format; --image_id and --score_threshold
 select them), or, with neither, the whole image as one box (said when it happens: a top-down network needs a box
-around each person, and a small person in a large image is predicted badly). Writes <out>.json and <out>.png. The keypoint names and skeleton come
-from the model (a network trained by this project carries its spec, and its SavedModel too); --spec names one for
-a model that carries none (a gin-defined spec needs --gin_file). Small images are drawn enlarged (--min_size).
+around each person, and a small person in a large image is predicted badly). Writes <out>.json and <out>.png.
+The keypoint names and skeleton come from the model (a network trained by this project carries its spec, and its
+SavedModel too); --spec names one for a model that carries none (a gin-defined spec needs --gin_file). Small images
+are drawn enlarged (--min_size).
 """
 
 from __future__ import annotations
@@ -37,8 +38,12 @@ def main(argv=None) -> int:
   p.add_argument("--spec", help="keypoint spec, for a model that carries none (default: the model's)")
   p.add_argument("--gin_file", action="append", default=[], help="gin file(s) defining a custom --spec")
   p.add_argument("--threshold", type=float, default=0.2, help="joints scoring below are not drawn")
-  p.add_argument("--min_size", type=int, default=512,
-                 help="the picture's longer side is at least this many pixels (small images are enlarged)")
+  p.add_argument(
+    "--min_size",
+    type=int,
+    default=512,
+    help="the picture's longer side is at least this many pixels (small images are enlarged)",
+  )
   args = p.parse_args(argv)
   import numpy as np
   import tensorflow as tf
@@ -59,15 +64,22 @@ def main(argv=None) -> int:
       dets = json.load(open(args.detections))
       if args.image_id is None:
         p.error("--detections needs --image_id")
-      boxes = [d["bbox"] for d in dets if d["image_id"] == args.image_id and d.get("category_id", 1) == 1
-               and d.get("score", 1.0) >= args.score_threshold]
+      boxes = [
+        d["bbox"]
+        for d in dets
+        if d["image_id"] == args.image_id
+        and d.get("category_id", 1) == 1
+        and d.get("score", 1.0) >= args.score_threshold
+      ]
       if not boxes:
         raise ValueError(f"no person detection for image {args.image_id} above {args.score_threshold}")
     else:
       boxes = [[0.0, 0.0, float(image.shape[1]), float(image.shape[0])]]
-      print(f"note: no --boxes or --detections, so the whole {image.shape[1]}x{image.shape[0]} image is taken as "
-            "one person's box; top-down pose needs a box around each person (--boxes \"x,y,w,h;...\", or "
-            "--detections FILE --image_id N), and a person much smaller than the image is predicted badly")
+      print(
+        f"note: no --boxes or --detections, so the whole {image.shape[1]}x{image.shape[0]} image is taken as "
+        'one person\'s box; top-down pose needs a box around each person (--boxes "x,y,w,h;...", or '
+        "--detections FILE --image_id N), and a person much smaller than the image is predicted badly"
+      )
     export.check_boxes(boxes)
     configurable.parse_gin(args.gin_file)
     infer, spec = export.load_inference(args.model)
@@ -76,23 +88,30 @@ def main(argv=None) -> int:
         check_same(get_spec(args.spec), spec, f"--spec {args.spec}", args.model, "--spec")
       spec = spec or get_spec(args.spec)
     if spec is None:
-      raise ValueError(f"{args.model} carries no keypoint spec (saved before specs travelled with networks): "
-                       "pass --spec NAME")
+      raise ValueError(
+        f"{args.model} carries no keypoint spec (saved before specs travelled with networks): pass --spec NAME"
+      )
     out = infer(tf.constant([data] * len(boxes)), tf.constant(boxes, tf.float32))
     kps, scores = out["keypoints"].numpy(), out["scores"].numpy()
     if kps.shape[1] != spec.num_keypoints:  # Checked before anything is written.
-      raise ValueError(f"{args.model} predicts {kps.shape[1]} keypoints but spec {spec.name!r} has "
-                       f"{spec.num_keypoints}: pass the spec the model was trained with")
+      raise ValueError(
+        f"{args.model} predicts {kps.shape[1]} keypoints but spec {spec.name!r} has "
+        f"{spec.num_keypoints}: pass the spec the model was trained with"
+      )
   except (OSError, ValueError, UnknownSpecError, tf.errors.InvalidArgumentError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   base = args.out or os.path.splitext(os.path.basename(args.image))[0]
   os.makedirs(os.path.dirname(os.path.abspath(base)), exist_ok=True)
-  people = [{"box": b, "keypoints": k.round(2).tolist(), "scores": s.round(4).tolist()}
-            for b, k, s in zip(boxes, kps, scores)]
+  people = [
+    {"box": b, "keypoints": k.round(2).tolist(), "scores": s.round(4).tolist()} for b, k, s in zip(boxes, kps, scores)
+  ]
   with open(base + ".json", "w") as f:
-    json.dump({"image": args.image, "keypoint_spec": spec.name, "keypoint_names": list(spec.names),
-               "people": people}, f, indent=1)
+    json.dump(
+      {"image": args.image, "keypoint_spec": spec.name, "keypoint_names": list(spec.names), "people": people},
+      f,
+      indent=1,
+    )
   # Enlarged so that a small image's skeleton is readable; keypoints follow (pixel centres stay centres).
   factor = max(1.0, args.min_size / max(image.shape[:2]))
   drawn = image
@@ -101,8 +120,9 @@ def main(argv=None) -> int:
     drawn = tf.cast(tf.round(tf.image.resize(image, size)), tf.uint8).numpy()
   radius = max(2, int(round(max(drawn.shape[:2]) / 200)))
   for k, s in zip(kps, scores):
-    drawn = visualize.draw_keypoints(drawn, (k + 0.5) * factor - 0.5, spec, np.clip(s, 0, 1),
-                                     threshold=args.threshold, radius=radius)
+    drawn = visualize.draw_keypoints(
+      drawn, (k + 0.5) * factor - 0.5, spec, np.clip(s, 0, 1), threshold=args.threshold, radius=radius
+    )
   tf.io.write_file(base + ".png", tf.io.encode_png(drawn))
   print(f"{len(people)} person(s): {base}.json, {base}.png")
   return 0

@@ -28,8 +28,11 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--work_dir", help="output directory (default: work_dirs/<first gin file name>)")
   p.add_argument("--data_root", help="folder the gin file's data paths are relative to (binds DATA_ROOT)")
   p.add_argument("--dry_run", action="store_true", help="build the datasets and model, print a summary, exit")
-  p.add_argument("--allow_config_change", action="store_true",
-                 help="resume a work directory's run under changed settings (its old config.gin is kept aside)")
+  p.add_argument(
+    "--allow_config_change",
+    action="store_true",
+    help="resume a work directory's run under changed settings (its old config.gin is kept aside)",
+  )
   return p.parse_args(argv)
 
 
@@ -82,8 +85,10 @@ def main(argv=None) -> int:
   if args.dry_run:
     exp = result
     exp.model.net.summary()
-    print(f"method {exp.model.method.name}, {exp.steps_per_epoch} steps per epoch, "
-          f"{exp.strategy.num_replicas_in_sync} replica(s); work dir {work_dir}")
+    print(
+      f"method {exp.model.method.name}, {exp.steps_per_epoch} steps per epoch, "
+      f"{exp.strategy.num_replicas_in_sync} replica(s); work dir {work_dir}"
+    )
     return 0
   print(summary(work_dir))
   return 0
@@ -96,13 +101,17 @@ def _message(e: Exception) -> str:
 
 def summary(work_dir: str) -> str:
   """Where everything is, and the evaluation metrics of the last epoch (and the best), from history.csv."""
-  lines = [f"Done. Work dir: {work_dir}",
-           f"  checkpoints: {os.path.join(work_dir, 'checkpoints')} (final.keras, last.keras, best.keras)",
-           f"  TensorBoard: tensorboard --logdir {os.path.join(work_dir, 'logs')}"]
+  lines = [
+    f"Done. Work dir: {work_dir}",
+    f"  checkpoints: {os.path.join(work_dir, 'checkpoints')} (final.keras, last.keras, best.keras)",
+    f"  TensorBoard: tensorboard --logdir {os.path.join(work_dir, 'logs')}",
+  ]
   saved = os.path.join(work_dir, "saved_model")
   if os.path.isdir(saved):
-    lines.append(f"  SavedModel:  {os.path.join(saved, '1')} "
-                 f"(TF Serving: tensorflow_model_server --model_base_path={os.path.abspath(saved)})")
+    lines.append(
+      f"  SavedModel:  {os.path.join(saved, '1')} "
+      f"(TF Serving: tensorflow_model_server --model_base_path={os.path.abspath(saved)})"
+    )
   picture = os.path.join(work_dir, "predictions.png")
   if os.path.exists(picture):
     lines.append(f"  predictions: {picture}")
@@ -122,8 +131,10 @@ def summary(work_dir: str) -> str:
     with open(os.path.join(work_dir, "before_training.json")) as f:
       before = json.load(f)
   if warm:
-    lines.append(f"  warm-up:     {len(warm)} supervised epochs first ({os.path.join(work_dir, 'warmup')}), "
-                 f"then {len(rows)} epochs of the method")
+    lines.append(
+      f"  warm-up:     {len(warm)} supervised epochs first ({os.path.join(work_dir, 'warmup')}), "
+      f"then {len(rows)} epochs of the method"
+    )
   keys = ("val_AP", "val_PCK@0.2", "val_Mean") if any("val_AP" in r for r in rows) else ("val_PCK", "val_Mean")
   for key in keys:
     values = [float(r[key]) for r in rows if r.get(key) not in (None, "")]
@@ -132,8 +143,10 @@ def summary(work_dir: str) -> str:
       start = f"{before[key]:{f}} before training, " if key in before else ""
       after_warm = [float(r[key]) for r in warm if r.get(key) not in (None, "")]
       middle = f"{after_warm[-1]:{f}} after the warm-up, " if after_warm else ""
-      lines.append(f"  {key}: {start}{middle}{values[-1]:{f}} after the last epoch (best {max(values):{f}}; "
-                   f"epoch by epoch: {' '.join(f'{v:{f}}' for v in values)})")
+      lines.append(
+        f"  {key}: {start}{middle}{values[-1]:{f}} after the last epoch (best {max(values):{f}}; "
+        f"epoch by epoch: {' '.join(f'{v:{f}}' for v in values)})"
+      )
   return "\n".join(lines)
 
 

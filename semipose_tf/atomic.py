@@ -14,8 +14,8 @@ import shutil
 import tempfile
 from typing import Any, Callable
 
-TMP_MARK = ".tmp-"    # Temporary names: "<name>.tmp-XXXX"; left over only by a kill, cleared by the next writer.
-OLD_MARK = ".old-"    # A replaced folder, set aside for the instant of the swap.
+TMP_MARK = ".tmp-"  # Temporary names: "<name>.tmp-XXXX"; left over only by a kill, cleared by the next writer.
+OLD_MARK = ".old-"  # A replaced folder, set aside for the instant of the swap.
 
 
 def publish(tmp: str, final: str) -> None:
@@ -49,6 +49,7 @@ def write_with(path: str, write: Callable[[str], None], suffix: str = "") -> Non
 
 def write_bytes(path: str, data: bytes) -> None:
   """Writes bytes atomically, synced to disk before the rename."""
+
   def write(tmp):
     with open(tmp, "wb") as f:
       f.write(data)
@@ -109,5 +110,16 @@ def write_directory(directory: str, write: Callable[[str], Any]) -> Any:
   return result
 
 
-__all__ = ["OLD_MARK", "TMP_MARK", "publish", "staging_directory", "swap_into_place", "temporary_file",
-           "write_bytes", "write_directory", "write_json", "write_text", "write_with"]
+__all__ = [
+  "OLD_MARK",
+  "TMP_MARK",
+  "publish",
+  "staging_directory",
+  "swap_into_place",
+  "temporary_file",
+  "write_bytes",
+  "write_directory",
+  "write_json",
+  "write_text",
+  "write_with",
+]

@@ -11,10 +11,10 @@ from typing import Sequence
 import gin
 
 from semipose_tf import keypoints, method_config
-from semipose_tf.synthetic import generate
 from semipose_tf.evaluation import callback as eval_callback
 from semipose_tf.evaluation import teacher_probe
 from semipose_tf.models import factory
+from semipose_tf.synthetic import generate
 from semipose_tf.train import experiment, teacher_student
 
 GIN_CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin_configs")
@@ -28,8 +28,9 @@ def _bound(binding: str):
 
 
 @gin.configurable("custom_spec")
-def custom_spec(name: str | None = None, names: Sequence[str] | None = None, flip_pairs=(), skeleton=(),
-                sigmas=None, colors=()) -> keypoints.KeypointSpec:
+def custom_spec(
+  name: str | None = None, names: Sequence[str] | None = None, flip_pairs=(), skeleton=(), sigmas=None, colors=()
+) -> keypoints.KeypointSpec:
   """:func:`semipose_tf.keypoints.custom_spec` for gin.
 
   Scoped (``mine/custom_spec.names = [...]``, referenced as ``@mine/custom_spec()`` or by the name ``"mine"``), the
@@ -44,8 +45,9 @@ def custom_spec(name: str | None = None, names: Sequence[str] | None = None, fli
     if _bound(f"{path}/custom_spec.names") is None:
       names = None
   if name is None:
-    raise ValueError("custom_spec needs a name: scope its bindings (mine/custom_spec.names = [...]) or bind "
-                     "custom_spec.name")
+    raise ValueError(
+      "custom_spec needs a name: scope its bindings (mine/custom_spec.names = [...]) or bind custom_spec.name"
+    )
   if names is None:
     raise ValueError(f"keypoint spec {name!r}: bind {name}/custom_spec.names = [...] (one name per keypoint)")
   return keypoints.custom_spec(name, names, flip_pairs, skeleton, sigmas, colors)
@@ -92,7 +94,7 @@ def parse_gin(files: Sequence[str] = (), params: Sequence[str] = ()) -> None:
   except SyntaxError as e:  # gin's message spans lines and says "malformed node"; say which binding and why.
     where = f"{e.filename}:{e.lineno}" if e.filename and e.filename != "<string>" else "a --gin_param"
     text = (e.text or "").strip()
-    hint = " (strings need quotes: train.method = \"plus\")" if "Failed to parse token" in str(e) else ""
+    hint = ' (strings need quotes: train.method = "plus")' if "Failed to parse token" in str(e) else ""
     raise ValueError(f"gin syntax error in {where}: {text or e.msg}{hint}") from None
 
 
@@ -112,4 +114,3 @@ def spec_from_gin(name: str) -> keypoints.KeypointSpec | None:
 
 
 keypoints.add_resolver(spec_from_gin)
-

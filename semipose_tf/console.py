@@ -75,7 +75,7 @@ def quiet_start(argv: list[str] | None = None) -> bool:
     return True
   global _QUIET
   _QUIET = True
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")   # C++ INFO / WARNING / ERROR lines after the import.
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ INFO / WARNING / ERROR lines after the import.
   os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
   warnings.filterwarnings("ignore", module=_NOISY)
   if "tensorflow" not in sys.modules:

@@ -56,8 +56,9 @@ def require(module: str, what: str):
   try:
     return importlib.import_module(module)
   except ImportError:
-    raise MissingExtra(f"{what} needs the package {module.split('.')[0]!r}: install the deploy extra "
-                       f"({EXTRA})") from None
+    raise MissingExtra(
+      f"{what} needs the package {module.split('.')[0]!r}: install the deploy extra ({EXTRA})"
+    ) from None
 
 
 @keras.saving.register_keras_serializable(package="semipose_tf")
@@ -82,10 +83,19 @@ def _signature(net: keras.Model) -> tf.TensorSpec:
 
 def _describe(net: keras.Model, fmt: str, variant: str) -> dict:
   geometry = codec.Geometry.of_network(net)
-  return {"format": fmt, "variant": variant, "input": "crops", "input_size": list(geometry.input_size),
-          "stride": geometry.stride, "padding": geometry.padding, "mean_rgb": list(codec.MEAN_RGB),
-          "std_rgb": list(codec.STD_RGB), "outputs": list(OUTPUTS), "num_keypoints": int(net.output_shape[-1]),
-          "network": net.name}
+  return {
+    "format": fmt,
+    "variant": variant,
+    "input": "crops",
+    "input_size": list(geometry.input_size),
+    "stride": geometry.stride,
+    "padding": geometry.padding,
+    "mean_rgb": list(codec.MEAN_RGB),
+    "std_rgb": list(codec.STD_RGB),
+    "outputs": list(OUTPUTS),
+    "num_keypoints": int(net.output_shape[-1]),
+    "network": net.name,
+  }
 
 
 def _write_onnx(net: keras.Model, folder: str) -> None:
@@ -93,27 +103,42 @@ def _write_onnx(net: keras.Model, folder: str) -> None:
   require("onnx", "ONNX export")
   model = CropKeypoints(net)
   model(tf.zeros((1,) + tuple(_signature(net).shape[1:]), tf.float32))  # Built before export.
-  model.export(os.path.join(folder, MODEL_FILES["onnx"]), format="onnx", verbose=False,
-               input_signature=[_signature(net)])
+  model.export(
+    os.path.join(folder, MODEL_FILES["onnx"]), format="onnx", verbose=False, input_signature=[_signature(net)]
+  )
 
 
-def _write_litert(net: keras.Model, folder: str, variant: str,
-                  representative: Callable[[], Iterable[np.ndarray]] | None) -> None:
+def _write_litert(
+  net: keras.Model, folder: str, variant: str, representative: Callable[[], Iterable[np.ndarray]] | None
+) -> None:
   model = CropKeypoints(net)
   model(tf.zeros((1,) + tuple(_signature(net).shape[1:]), tf.float32))  # Built before export.
   options = {}  # TFLiteConverter attributes, which Keras's export sets on its converter.
   if variant == "float16":
     options = {"optimizations": [tf.lite.Optimize.DEFAULT], "target_spec": {"supported_types": [tf.float16]}}
   elif variant == "int8":
-    options = {"optimizations": [tf.lite.Optimize.DEFAULT],
-               "representative_dataset": lambda: ([np.asarray(c, np.float32)] for c in representative())}
+    options = {
+      "optimizations": [tf.lite.Optimize.DEFAULT],
+      "representative_dataset": lambda: ([np.asarray(c, np.float32)] for c in representative()),
+    }
   with quiet_native():  # The int8 calibration prints its settings from C++.
-    model.export(os.path.join(folder, MODEL_FILES["litert"]), format="litert", verbose=False,
-                 input_signature=[_signature(net)], **options)
+    model.export(
+      os.path.join(folder, MODEL_FILES["litert"]),
+      format="litert",
+      verbose=False,
+      input_signature=[_signature(net)],
+      **options,
+    )
 
 
-def check_request(path: str, fmt: str, variant: str = "float32", overwrite: bool = False,
-                  representative: object = None, cli: bool = False) -> None:
+def check_request(
+  path: str,
+  fmt: str,
+  variant: str = "float32",
+  overwrite: bool = False,
+  representative: object = None,
+  cli: bool = False,
+) -> None:
   """Checks an export request before any work is done: the one place its rules live.
 
   Both ``scripts/export.py`` (before it loads the network) and :func:`export_artifact` call it.
@@ -138,19 +163,28 @@ def check_request(path: str, fmt: str, variant: str = "float32", overwrite: bool
   if variant not in allowed:
     raise ValueError(f"{dash}format {fmt} has no {dash}variant {variant!r}; choose from {', '.join(allowed)}")
   if variant == "int8" and not representative:
-    raise ValueError(f"{dash}variant int8 needs {dash}representative "
-                     + ("<an evaluation TFRecord set> to calibrate on" if cli else "crops to calibrate on"))
+    raise ValueError(
+      f"{dash}variant int8 needs {dash}representative "
+      + ("<an evaluation TFRecord set> to calibrate on" if cli else "crops to calibrate on")
+    )
   if os.path.exists(path) and not overwrite:
-    raise FileExistsError(f"{path} exists: choose another output or pass {'--overwrite' if cli else 'overwrite=True'}"
-                          " (the old one stays until the new one is complete)")
+    raise FileExistsError(
+      f"{path} exists: choose another output or pass {'--overwrite' if cli else 'overwrite=True'}"
+      " (the old one stays until the new one is complete)"
+    )
   if fmt == "onnx":  # A missing extra is said before any work.
     require("tf2onnx", "ONNX export")
     require("onnx", "ONNX export")
 
 
-def export_artifact(net: keras.Model, path: str, fmt: str, variant: str = "float32",
-                    representative: Callable[[], Iterable[np.ndarray]] | None = None,
-                    overwrite: bool = False) -> str:
+def export_artifact(
+  net: keras.Model,
+  path: str,
+  fmt: str,
+  variant: str = "float32",
+  representative: Callable[[], Iterable[np.ndarray]] | None = None,
+  overwrite: bool = False,
+) -> str:
   """Writes an ONNX or LiteRT artifact folder (see the module docstring); returns ``path``.
 
   Args:
@@ -258,5 +292,14 @@ def file_size(path: str) -> int:
   return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
 
 
-__all__ = ["Artifact", "CropKeypoints", "FORMATS", "LITERT_VARIANTS", "MissingExtra", "export_artifact",
-           "file_size", "read_info", "require"]
+__all__ = [
+  "Artifact",
+  "CropKeypoints",
+  "FORMATS",
+  "LITERT_VARIANTS",
+  "MissingExtra",
+  "export_artifact",
+  "file_size",
+  "read_info",
+  "require",
+]

@@ -22,11 +22,11 @@ def orientation(data: bytes) -> int:
     return 1
   i = 2
   while i + 4 <= len(data) and data[i] == 0xFF:
-    marker, length = data[i + 1], struct.unpack(">H", data[i + 2:i + 4])[0]
+    marker, length = data[i + 1], struct.unpack(">H", data[i + 2 : i + 4])[0]
     if marker == 0xDA:  # Start of scan: no more metadata segments.
       return 1
-    if marker == 0xE1 and data[i + 4:i + 10] == b"Exif\x00\x00":
-      return _tiff_orientation(data[i + 10:i + 2 + length])
+    if marker == 0xE1 and data[i + 4 : i + 10] == b"Exif\x00\x00":
+      return _tiff_orientation(data[i + 10 : i + 2 + length])
     i += 2 + length
   return 1
 
@@ -35,9 +35,9 @@ def _tiff_orientation(tiff: bytes) -> int:
   try:
     endian = {b"II": "<", b"MM": ">"}[tiff[:2]]
     offset = struct.unpack(endian + "I", tiff[4:8])[0]
-    (count,) = struct.unpack(endian + "H", tiff[offset:offset + 2])
+    (count,) = struct.unpack(endian + "H", tiff[offset : offset + 2])
     for k in range(count):
-      entry = tiff[offset + 2 + 12 * k:offset + 14 + 12 * k]
+      entry = tiff[offset + 2 + 12 * k : offset + 14 + 12 * k]
       tag, kind = struct.unpack(endian + "HH", entry[:4])
       if tag == ORIENTATION_TAG and kind == 3:  # SHORT, stored in the first two bytes of the value field.
         value = struct.unpack(endian + "H", entry[8:10])[0]

@@ -43,8 +43,8 @@ def _image_size(data: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
 
   def png():  # IHDR: width then height, big-endian uint32, at bytes 16..24.
     raw = tf.cast(tf.io.decode_raw(tf.strings.substr(data, 16, 8), tf.uint8), tf.int64)
-    width = raw[0] * 2 ** 24 + raw[1] * 2 ** 16 + raw[2] * 2 ** 8 + raw[3]
-    height = raw[4] * 2 ** 24 + raw[5] * 2 ** 16 + raw[6] * 2 ** 8 + raw[7]
+    width = raw[0] * 2**24 + raw[1] * 2**16 + raw[2] * 2**8 + raw[3]
+    height = raw[4] * 2**24 + raw[5] * 2**16 + raw[6] * 2**8 + raw[7]
     return height, width
 
   def neither():
@@ -79,22 +79,28 @@ class PoseInference(tf.Module):
       InvalidArgumentError: bytes that are neither JPEG nor PNG, an image over ``max_pixels``, or a box that is not
         finite, has no positive width and height, or lies outside its image; the message gives the box's index.
     """
+
     def one(args):
       data, box, index = args
       supported, h, w = _image_size(data)
       x, y, bw, bh = box[0], box[1], box[2], box[3]
       hf, wf = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
       say = lambda text, *args: [tf.strings.format(text, args)]  # One readable message per check.
-      checks = [tf.debugging.Assert(supported, say("input {} is not a JPEG or PNG image", index)),
-                tf.debugging.Assert(h * w <= self.max_pixels,
-                                    say("image too large: input {} is {} x {} pixels; the limit is {}", index, h, w,
-                                        self.max_pixels)),
-                tf.debugging.Assert(tf.reduce_all(tf.math.is_finite(box)), say("box {} is not finite: {}", index,
-                                                                                box)),
-                tf.debugging.Assert((bw > 0) & (bh > 0),
-                                    say("box {} has no positive width and height (x, y, w, h): {}", index, box)),
-                tf.debugging.Assert((x < wf) & (y < hf) & (x + bw > 0) & (y + bh > 0),
-                                    say("box {} lies outside its {} x {} image: {}", index, w, h, box))]
+      checks = [
+        tf.debugging.Assert(supported, say("input {} is not a JPEG or PNG image", index)),
+        tf.debugging.Assert(
+          h * w <= self.max_pixels,
+          say("image too large: input {} is {} x {} pixels; the limit is {}", index, h, w, self.max_pixels),
+        ),
+        tf.debugging.Assert(tf.reduce_all(tf.math.is_finite(box)), say("box {} is not finite: {}", index, box)),
+        tf.debugging.Assert(
+          (bw > 0) & (bh > 0), say("box {} has no positive width and height (x, y, w, h): {}", index, box)
+        ),
+        tf.debugging.Assert(
+          (x < wf) & (y < hf) & (x + bw > 0) & (y + bh > 0),
+          say("box {} lies outside its {} x {} image: {}", index, w, h, box),
+        ),
+      ]
       # The decoder must wait for the checks: without the dependency the graph may run it first on a bomb.
       with tf.control_dependencies(checks):
         image = tf.io.decode_image(tf.identity(data), channels=3, expand_animations=False)
@@ -103,8 +109,11 @@ class PoseInference(tf.Module):
       crop = self.geometry.eval_crop(image, box)
       return crop["image"], crop["center"], crop["scale"]
 
-    sig = (tf.TensorSpec(self.input_size + (3,), tf.float32), tf.TensorSpec([2], tf.float32),
-           tf.TensorSpec([2], tf.float32))
+    sig = (
+      tf.TensorSpec(self.input_size + (3,), tf.float32),
+      tf.TensorSpec([2], tf.float32),
+      tf.TensorSpec([2], tf.float32),
+    )
     index = tf.range(tf.shape(images, out_type=tf.int64)[0])
     return tf.map_fn(one, (images, tf.cast(boxes, tf.float32), index), fn_output_signature=sig)
 
@@ -142,10 +151,17 @@ def _write_saved_model(net: keras.Model, path: str, max_pixels: int) -> str:
   h, w = module.input_size
   archive = keras.export.ExportArchive()
   archive.track(net)
-  archive.add_endpoint("serving_default", module.keypoints, input_signature=[
-      tf.TensorSpec([None], tf.string, name="images"), tf.TensorSpec([None, 4], tf.float32, name="boxes")])
-  archive.add_endpoint("heatmaps", module.heatmaps,
-                       input_signature=[tf.TensorSpec([None, h, w, 3], tf.float32, name="crops")])
+  archive.add_endpoint(
+    "serving_default",
+    module.keypoints,
+    input_signature=[
+      tf.TensorSpec([None], tf.string, name="images"),
+      tf.TensorSpec([None, 4], tf.float32, name="boxes"),
+    ],
+  )
+  archive.add_endpoint(
+    "heatmaps", module.heatmaps, input_signature=[tf.TensorSpec([None, h, w, 3], tf.float32, name="crops")]
+  )
   archive.write_out(path, verbose=False)
   spec = getattr(net, "keypoint_spec", None)
   if spec is not None:

@@ -107,51 +107,188 @@ class KeypointSpec:
 
 
 COCO17 = KeypointSpec(
-    name="coco17",
-    names=("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-           "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
-           "right_knee", "left_ankle", "right_ankle"),
-    flip_pairs=((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)),
-    # The COCO json's skeleton (1-based there), in its order.
-    skeleton=((15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
-              (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6)),
-    sigmas=tuple(s / 10.0 for s in (.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87,
-                                    .89, .89)),
+  name="coco17",
+  names=(
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+  ),
+  flip_pairs=((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)),
+  # The COCO json's skeleton (1-based there), in its order.
+  skeleton=(
+    (15, 13),
+    (13, 11),
+    (16, 14),
+    (14, 12),
+    (11, 12),
+    (5, 11),
+    (6, 12),
+    (5, 6),
+    (5, 7),
+    (6, 8),
+    (7, 9),
+    (8, 10),
+    (1, 2),
+    (0, 1),
+    (0, 2),
+    (1, 3),
+    (2, 4),
+    (3, 5),
+    (4, 6),
+  ),
+  sigmas=tuple(
+    s / 10.0
+    for s in (0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89)
+  ),
 )
 
 MPII16 = KeypointSpec(
-    name="mpii16",
-    names=("right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle", "pelvis", "thorax",
-           "upper_neck", "head_top", "right_wrist", "right_elbow", "right_shoulder", "left_shoulder",
-           "left_elbow", "left_wrist"),
-    flip_pairs=((5, 0), (4, 1), (3, 2), (15, 10), (14, 11), (13, 12)),
-    skeleton=((0, 1), (1, 2), (2, 6), (6, 3), (3, 4), (4, 5), (6, 7), (7, 8), (8, 9), (10, 11), (11, 12),
-              (12, 7), (7, 13), (13, 14), (14, 15)),
+  name="mpii16",
+  names=(
+    "right_ankle",
+    "right_knee",
+    "right_hip",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "pelvis",
+    "thorax",
+    "upper_neck",
+    "head_top",
+    "right_wrist",
+    "right_elbow",
+    "right_shoulder",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+  ),
+  flip_pairs=((5, 0), (4, 1), (3, 2), (15, 10), (14, 11), (13, 12)),
+  skeleton=(
+    (0, 1),
+    (1, 2),
+    (2, 6),
+    (6, 3),
+    (3, 4),
+    (4, 5),
+    (6, 7),
+    (7, 8),
+    (8, 9),
+    (10, 11),
+    (11, 12),
+    (12, 7),
+    (7, 13),
+    (13, 14),
+    (14, 15),
+  ),
 )
 
 AIC14 = KeypointSpec(
-    name="aic14",
-    names=("right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow", "left_wrist",
-           "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle", "head_top", "neck"),
-    flip_pairs=((3, 0), (4, 1), (5, 2), (9, 6), (10, 7), (11, 8)),
-    skeleton=((2, 1), (1, 0), (0, 13), (13, 3), (3, 4), (4, 5), (8, 7), (7, 6), (6, 9), (9, 10), (10, 11),
-              (12, 13), (0, 6), (3, 9)),
-    # The AI Challenger evaluation's sigmas, as used by mmpose.
-    sigmas=(0.01388152, 0.01515228, 0.01057665, 0.01417709, 0.01497891, 0.01402144, 0.03909642, 0.03686941,
-            0.01981803, 0.03843971, 0.03412318, 0.02415081, 0.01291456, 0.01236173),
+  name="aic14",
+  names=(
+    "right_shoulder",
+    "right_elbow",
+    "right_wrist",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "head_top",
+    "neck",
+  ),
+  flip_pairs=((3, 0), (4, 1), (5, 2), (9, 6), (10, 7), (11, 8)),
+  skeleton=(
+    (2, 1),
+    (1, 0),
+    (0, 13),
+    (13, 3),
+    (3, 4),
+    (4, 5),
+    (8, 7),
+    (7, 6),
+    (6, 9),
+    (9, 10),
+    (10, 11),
+    (12, 13),
+    (0, 6),
+    (3, 9),
+  ),
+  # The AI Challenger evaluation's sigmas, as used by mmpose.
+  sigmas=(
+    0.01388152,
+    0.01515228,
+    0.01057665,
+    0.01417709,
+    0.01497891,
+    0.01402144,
+    0.03909642,
+    0.03686941,
+    0.01981803,
+    0.03843971,
+    0.03412318,
+    0.02415081,
+    0.01291456,
+    0.01236173,
+  ),
 )
 
 LSP14 = KeypointSpec(
-    name="lsp14",
-    # The order of LSP's and LSPET's joints.mat (Johnson & Everingham, BMVC 2010 / CVPR 2011).
-    names=("right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle", "right_wrist",
-           "right_elbow", "right_shoulder", "left_shoulder", "left_elbow", "left_wrist", "neck", "head_top"),
-    flip_pairs=((3, 2), (4, 1), (5, 0), (9, 8), (10, 7), (11, 6)),
-    skeleton=((0, 1), (1, 2), (5, 4), (4, 3), (2, 3), (6, 7), (7, 8), (11, 10), (10, 9), (8, 12), (9, 12),
-              (12, 13), (8, 2), (9, 3)),
-    # LSP defines no OKS sigmas (its metric is PCK): COCO's for the same joints, COCO's shoulder for the neck and
-    # its eye / nose scale for the head top. They serve COCO-style AP only; PCK needs none.
-    sigmas=(0.089, 0.087, 0.107, 0.107, 0.087, 0.089, 0.062, 0.072, 0.079, 0.079, 0.072, 0.062, 0.079, 0.026),
+  name="lsp14",
+  # The order of LSP's and LSPET's joints.mat (Johnson & Everingham, BMVC 2010 / CVPR 2011).
+  names=(
+    "right_ankle",
+    "right_knee",
+    "right_hip",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "right_wrist",
+    "right_elbow",
+    "right_shoulder",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "neck",
+    "head_top",
+  ),
+  flip_pairs=((3, 2), (4, 1), (5, 0), (9, 8), (10, 7), (11, 6)),
+  skeleton=(
+    (0, 1),
+    (1, 2),
+    (5, 4),
+    (4, 3),
+    (2, 3),
+    (6, 7),
+    (7, 8),
+    (11, 10),
+    (10, 9),
+    (8, 12),
+    (9, 12),
+    (12, 13),
+    (8, 2),
+    (9, 3),
+  ),
+  # LSP defines no OKS sigmas (its metric is PCK): COCO's for the same joints, COCO's shoulder for the neck and
+  # its eye / nose scale for the head top. They serve COCO-style AP only; PCK needs none.
+  sigmas=(0.089, 0.087, 0.107, 0.107, 0.087, 0.089, 0.062, 0.072, 0.079, 0.079, 0.072, 0.062, 0.079, 0.026),
 )
 
 _REGISTRY: dict[str, KeypointSpec] = {s.name: s for s in (COCO17, MPII16, AIC14, LSP14)}
@@ -196,9 +333,11 @@ def get_spec(spec: str | KeypointSpec | dict) -> KeypointSpec:
     found = resolver(name)
     if found is not None:
       return found
-  raise UnknownSpecError(f"unknown keypoint spec {spec!r}; known: {sorted(_REGISTRY)} (define a custom one in gin: "
-                 f"{name}/custom_spec.names = [...], {name}/custom_spec.flip_pairs = [...]; or in Python with "
-                 "semipose_tf.keypoints.register_spec)")
+  raise UnknownSpecError(
+    f"unknown keypoint spec {spec!r}; known: {sorted(_REGISTRY)} (define a custom one in gin: "
+    f"{name}/custom_spec.names = [...], {name}/custom_spec.flip_pairs = [...]; or in Python with "
+    "semipose_tf.keypoints.register_spec)"
+  )
 
 
 def describe(spec: KeypointSpec) -> str:
@@ -206,17 +345,25 @@ def describe(spec: KeypointSpec) -> str:
   return f"{spec.name!r} ({spec.num_keypoints} keypoints)"
 
 
-def check_same(data_spec: KeypointSpec, model_spec: KeypointSpec, data_where: str, model_where: str,
-               binding: str = "train.spec") -> None:
+def check_same(
+  data_spec: KeypointSpec, model_spec: KeypointSpec, data_where: str, model_where: str, binding: str = "train.spec"
+) -> None:
   """Raises ValueError naming both when a data set's spec and a network's disagree (names or count)."""
   if data_spec.names != model_spec.names:
-    raise ValueError(f"keypoint spec mismatch: {data_where} holds {describe(data_spec)}, {model_where} predicts "
-                     f"{describe(model_spec)}; convert the data with that spec or change {binding}")
+    raise ValueError(
+      f"keypoint spec mismatch: {data_where} holds {describe(data_spec)}, {model_where} predicts "
+      f"{describe(model_spec)}; convert the data with that spec or change {binding}"
+    )
 
 
-def custom_spec(name: str, names: Sequence[str], flip_pairs: Sequence[Sequence[int]] = (),
-                skeleton: Sequence[Sequence[int]] = (), sigmas: Sequence[float] | None = None,
-                colors: Sequence[Sequence[int]] = ()) -> KeypointSpec:
+def custom_spec(
+  name: str,
+  names: Sequence[str],
+  flip_pairs: Sequence[Sequence[int]] = (),
+  skeleton: Sequence[Sequence[int]] = (),
+  sigmas: Sequence[float] | None = None,
+  colors: Sequence[Sequence[int]] = (),
+) -> KeypointSpec:
   """Builds and registers a custom spec; the gin-facing constructor (``mine/custom_spec.names = [...]``).
 
   Args:
@@ -227,7 +374,14 @@ def custom_spec(name: str, names: Sequence[str], flip_pairs: Sequence[Sequence[i
     sigmas: K OKS sigmas; COCO-style AP needs them (PCK does not).
     colors: Optional RGB colour per limb.
   """
-  return register_spec(KeypointSpec(name=name, names=tuple(names), flip_pairs=tuple(map(tuple, flip_pairs)),
-                                    skeleton=tuple(map(tuple, skeleton)),
-                                    sigmas=None if sigmas is None else tuple(sigmas),
-                                    colors=tuple(map(tuple, colors))), overwrite=True)
+  return register_spec(
+    KeypointSpec(
+      name=name,
+      names=tuple(names),
+      flip_pairs=tuple(map(tuple, flip_pairs)),
+      skeleton=tuple(map(tuple, skeleton)),
+      sigmas=None if sigmas is None else tuple(sigmas),
+      colors=tuple(map(tuple, colors)),
+    ),
+    overwrite=True,
+  )

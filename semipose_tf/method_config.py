@@ -33,11 +33,16 @@ def _fail(owner: str, name: str, want: str, value) -> None:
   raise ValueError(f"{owner}.{name} must be {want}, got {value!r}")
 
 
-def check_number(owner: str, name: str, value, low: float, high: float = float("inf"), integer: bool = False,
-                 open_low: bool = False) -> None:
+def check_number(
+  owner: str, name: str, value, low: float, high: float = float("inf"), integer: bool = False, open_low: bool = False
+) -> None:
   """One-line ``ValueError`` "<owner>.<name> must be a (whole) number >= low [and <= high], got v" unless it is."""
-  ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (value > low if open_low else
-                                                                              value >= low) and value <= high
+  ok = (
+    isinstance(value, (int, float))
+    and not isinstance(value, bool)
+    and (value > low if open_low else value >= low)
+    and value <= high
+  )
   if ok and integer:
     ok = float(value) == int(value)
   if not ok:
@@ -75,11 +80,18 @@ class Masking:
     check_number("Masking", "tau", self.tau, 0.0)
     # The mask-count histogram has bins 0 .. mask_max: a larger fixed count would fall outside it without a word.
     if not (isinstance(self.fixed_count, int) and 1 <= self.fixed_count <= self.mask_max):
-      _fail("Masking", "fixed_count", f"a whole number between 1 and mask_max ({self.mask_max}; raise "
-            "Masking.mask_max for more masks)", self.fixed_count)
+      _fail(
+        "Masking",
+        "fixed_count",
+        f"a whole number between 1 and mask_max ({self.mask_max}; raise Masking.mask_max for more masks)",
+        self.fixed_count,
+      )
     check_number("Masking", "jitter", self.jitter, 0.0)
-    if (len(self.half_size) != 2 or not all(isinstance(v, int) for v in self.half_size)
-        or not 0 < self.half_size[0] <= self.half_size[1]):
+    if (
+      len(self.half_size) != 2
+      or not all(isinstance(v, int) for v in self.half_size)
+      or not 0 < self.half_size[0] <= self.half_size[1]
+    ):
       _fail("Masking", "half_size", "two whole numbers 0 < low <= high", self.half_size)
 
 
@@ -173,21 +185,23 @@ class MethodConfig:
     if self.teacher_bn_mode not in TEACHER_BN_MODES:
       _fail("MethodConfig", "teacher_bn_mode", f"one of {TEACHER_BN_MODES}", self.teacher_bn_mode)
 
-  def check_network(self, num_keypoints: int, split_points: Sequence[str], network: str = "the network",
-                    uses_mixup: bool = True) -> None:
+  def check_network(
+    self, num_keypoints: int, split_points: Sequence[str], network: str = "the network", uses_mixup: bool = True
+  ) -> None:
     """What depends on the network: the fixed count fits its joints, the mix locations are its split points."""
     if self.masking.fixed_count > num_keypoints:
       _fail("Masking", "fixed_count", f"at most the {num_keypoints} joints of {network}", self.masking.fixed_count)
     if uses_mixup:
       for loc in self.mixup.locations:
         if loc not in split_points:
-          raise ValueError(f"Mixup.locations: {loc!r} is not a split point of {network}; valid: "
-                           f"{list(split_points)}")
+          raise ValueError(f"Mixup.locations: {loc!r} is not a split point of {network}; valid: {list(split_points)}")
 
   def get_config(self) -> dict[str, Any]:
     """Plain JSON: ``{"method": ..., "masking": {...}, "strong": {...}, "mixup": {...}, "loss": {...}, ...}``."""
+
     def plain(v):
       return list(v) if isinstance(v, tuple) else v
+
     out = {"method": self.method, "teacher_bn_mode": self.teacher_bn_mode}
     for name in _PARTS:
       out[name] = {k: plain(v) for k, v in dataclasses.asdict(getattr(self, name)).items()}
@@ -197,8 +211,9 @@ class MethodConfig:
   def from_config(cls, config: dict[str, Any]) -> "MethodConfig":
     unknown = sorted(set(config) - {"method", "teacher_bn_mode", *_PARTS})
     if unknown:
-      raise ValueError(f"MethodConfig has no setting {unknown[0]!r}; it has method, teacher_bn_mode, "
-                       f"{', '.join(_PARTS)}")
+      raise ValueError(
+        f"MethodConfig has no setting {unknown[0]!r}; it has method, teacher_bn_mode, {', '.join(_PARTS)}"
+      )
     parts = {}
     for name, part in _PARTS.items():
       values = dict(config.get(name, {}))
@@ -207,8 +222,7 @@ class MethodConfig:
       if bad:
         raise ValueError(f"{part.__name__} has no setting {bad[0]!r}; it has {', '.join(sorted(fields))}")
       parts[name] = part(**values)
-    return cls(method=config.get("method", "plus"), teacher_bn_mode=config.get("teacher_bn_mode", "train"),
-               **parts)
+    return cls(method=config.get("method", "plus"), teacher_bn_mode=config.get("teacher_bn_mode", "train"), **parts)
 
 
 __all__ = ["CUTOUT_REFERENCE_SIZE", "LossWeights", "Masking", "MethodConfig", "Mixup", "StrongView"]

@@ -20,8 +20,15 @@ def _line(canvas: np.ndarray, p, q, color, alpha: float, width: int = 2) -> None
       canvas[y0:y1, x0:x1] = (1 - alpha) * canvas[y0:y1, x0:x1] + alpha * np.asarray(color, np.float32)
 
 
-def draw_keypoints(image: np.ndarray, keypoints: np.ndarray, spec: KeypointSpec, scores: np.ndarray | None = None,
-                   threshold: float = 0.0, radius: int = 2, min_alpha: float = 0.25) -> np.ndarray:
+def draw_keypoints(
+  image: np.ndarray,
+  keypoints: np.ndarray,
+  spec: KeypointSpec,
+  scores: np.ndarray | None = None,
+  threshold: float = 0.0,
+  radius: int = 2,
+  min_alpha: float = 0.25,
+) -> np.ndarray:
   """Draws a skeleton in the spec's limb colours; a joint's score (clipped to [0, 1]) sets its opacity.
 
   Args:

@@ -1,6 +1,7 @@
 """Shared fixtures: the real data in ../shared/data (skipped with a reason when absent) and small synthetic sets."""
 
 import os
+import subprocess
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -25,8 +26,9 @@ def synthetic_coco(tmp_path_factory):
   from semipose_tf.synthetic import generate, render
 
   out = str(tmp_path_factory.mktemp("synthetic"))
-  files = generate.generate(out, {"train": 12}, seed=3, config=render.SyntheticConfig(image_size=(160, 200)),
-                      workers=1, verbose=False)
+  files = generate.generate(
+    out, {"train": 12}, seed=3, config=render.SyntheticConfig(image_size=(160, 200)), workers=1, verbose=False
+  )
   return files["train"], os.path.join(out, "train")
 
 

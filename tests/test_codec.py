@@ -60,8 +60,9 @@ def test_box_to_center_scale(box):
 def test_crop_affine_matches_opencv_reference(rot, flip):
   center, scale = np.array([321.5, 180.25]), np.array([1.7, 2.2667])
   ours = codec.crop_affine(center, scale, rot, (256, 192), flip).numpy()
-  ref = _ref_flipped_affine(center, scale, rot, (192, 256), 640) if flip else _ref_affine(center, scale, rot,
-                                                                                           (192, 256))
+  ref = (
+    _ref_flipped_affine(center, scale, rot, (192, 256), 640) if flip else _ref_affine(center, scale, rot, (192, 256))
+  )
   np.testing.assert_allclose(ours, ref, atol=2e-3)
 
 
@@ -129,12 +130,12 @@ def test_encode_matches_reference_generate_target():
       continue
     x = np.arange(0, 2 * tmp + 1, 1, np.float32)
     y = x[:, None]
-    g = np.exp(-((x - tmp) ** 2 + (y - tmp) ** 2) / (2 * sigma ** 2))
+    g = np.exp(-((x - tmp) ** 2 + (y - tmp) ** 2) / (2 * sigma**2))
     g_x = max(0, -ul[0]), min(br[0], 48) - ul[0]
     g_y = max(0, -ul[1]), min(br[1], 64) - ul[1]
     img_x, img_y = (max(0, ul[0]), min(br[0], 48)), (max(0, ul[1]), min(br[1], 64))
     if weight[j] > 0.5:
-      target[j][img_y[0]:img_y[1], img_x[0]:img_x[1]] = g[g_y[0]:g_y[1], g_x[0]:g_x[1]]
+      target[j][img_y[0] : img_y[1], img_x[0] : img_x[1]] = g[g_y[0] : g_y[1], g_x[0] : g_x[1]]
   maps, w = codec.encode_heatmaps(joints, vis, (256, 192), (64, 48))
   np.testing.assert_array_equal(w.numpy(), weight)
   np.testing.assert_allclose(np.transpose(maps.numpy(), (2, 0, 1)), target, atol=1e-6)
@@ -170,7 +171,8 @@ def test_codec_in_tf_function_and_dataset():
   np.testing.assert_allclose(c1.numpy(), c2.numpy())
   assert c1.shape == (2, 3, 5, 2) and s1.shape == (2, 3, 5)
   ds = tf.data.Dataset.from_tensor_slices(np.ones((4, 17, 2), np.float32) * 40).map(
-      lambda p: codec.encode_heatmaps(p, tf.ones([17]), (256, 192), (64, 48)))
+    lambda p: codec.encode_heatmaps(p, tf.ones([17]), (256, 192), (64, 48))
+  )
   for maps, w in ds:
     assert maps.shape == (64, 48, 17)
 
@@ -178,8 +180,9 @@ def test_codec_in_tf_function_and_dataset():
 def test_resample_affine_matches_warp_op_and_compiles_under_xla():
   rng = np.random.default_rng(5)
   images = rng.uniform(-2, 2, (3, 40, 30, 4)).astype(np.float32)
-  m = codec.crop_affine(rng.uniform(10, 30, (3, 2)), rng.uniform(0.1, 0.2, (3, 2)), rng.uniform(-60, 60, 3),
-                        (32, 24), rng.random(3) < 0.5)
+  m = codec.crop_affine(
+    rng.uniform(10, 30, (3, 2)), rng.uniform(0.1, 0.2, (3, 2)), rng.uniform(-60, 60, 3), (32, 24), rng.random(3) < 0.5
+  )
   ref = codec.warp_image(images, m, (32, 24)).numpy()
   ours = codec.resample_affine(images, m, (32, 24)).numpy()
   np.testing.assert_allclose(ours, ref, atol=1e-4)

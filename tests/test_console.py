@@ -7,13 +7,14 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 SCRIPTS = sorted(glob.glob(os.path.join(ROOT, "scripts", "*.py")))
 # The benchmarks a user runs (not results_io, a module, nor reference_step, which needs PyTorch).
-SCRIPTS += [os.path.join(ROOT, "benchmarks", f"{name}.py")
-            for name in ("gpu_check", "input_pipeline", "models", "ssl_lspet", "ssl_synthetic", "train_step")]
+SCRIPTS += [
+  os.path.join(ROOT, "benchmarks", f"{name}.py")
+  for name in ("gpu_check", "input_pipeline", "models", "ssl_lspet", "ssl_synthetic", "train_step")
+]
 TF_LINE = re.compile(r"^[IWEF]\d{4} |absl::InitializeLog|oneDNN|cuda|Warning", re.M)
 
 
@@ -42,8 +43,14 @@ def test_verbose_brings_back_what_tensorflow_prints():
 
 
 def test_a_bad_argument_is_one_plain_line():
-  r = _run(os.path.join(ROOT, "scripts", "evaluate.py"), "lsp", "--predictions", "/no/such/file.npy",
-           "--joints", "/no/such/joints.mat")
+  r = _run(
+    os.path.join(ROOT, "scripts", "evaluate.py"),
+    "lsp",
+    "--predictions",
+    "/no/such/file.npy",
+    "--joints",
+    "/no/such/joints.mat",
+  )
   assert r.returncode != 0
   assert r.stderr.strip().count("\n") == 0 and "/no/such/file.npy" in r.stderr, r.stderr[:500]
 

@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import ROOT, run_script, shared_path
+
 from semipose_tf.conversion import convert, sources
 from semipose_tf.data import records
 from semipose_tf.keypoints import COCO17
@@ -24,8 +24,13 @@ def _count_coco(ann_file):
     w, h = size[a["image_id"]]
     x, y, bw, bh = a["bbox"]
     x2, y2 = min(w - 1, max(0, x) + max(0, bw - 1)), min(h - 1, max(0, y) + max(0, bh - 1))
-    if not a.get("iscrowd", 0) and max(a["keypoints"]) > 0 and a.get("area", bw * bh) > 0 and x2 >= max(0, x) \
-        and y2 >= max(0, y):
+    if (
+      not a.get("iscrowd", 0)
+      and max(a["keypoints"]) > 0
+      and a.get("area", bw * bh) > 0
+      and x2 >= max(0, x)
+      and y2 >= max(0, y)
+    ):
       n += 1
   return n
 
@@ -41,8 +46,19 @@ def _run_script(*args, check=True):
 def test_coco_mini_counts_and_storage(tmp_path, split):
   ann = shared_path("coco_mini", "annotations", f"person_keypoints_{split}.json")
   images = shared_path("coco_mini", split)
-  _run_script("coco", "--annotations", ann, "--images", images, "--out", str(tmp_path),
-              "--sets", "labeled,unlabeled,eval", "--num_labeled", "20")
+  _run_script(
+    "coco",
+    "--annotations",
+    ann,
+    "--images",
+    images,
+    "--out",
+    str(tmp_path),
+    "--sets",
+    "labeled,unlabeled,eval",
+    "--num_labeled",
+    "20",
+  )
   expected = _count_coco(ann)
   for set_name, n in (("labeled", 20), ("unlabeled", expected), ("eval", expected)):
     d = str(tmp_path / set_name)
@@ -55,7 +71,8 @@ def test_coco_mini_counts_and_storage(tmp_path, split):
   d = json.load(open(ann))
   assert m["source"]["stats"]["crowd"] == sum(a["iscrowd"] for a in d["annotations"])
   assert m["source"]["stats"]["zero_keypoints"] == sum(
-      1 for a in d["annotations"] if not a["iscrowd"] and max(a["keypoints"]) == 0)
+    1 for a in d["annotations"] if not a["iscrowd"] and max(a["keypoints"]) == 0
+  )
   lab = records.read_manifest(str(tmp_path / "labeled"))
   assert lab["split"] == {"mode": "first", "num_labeled": 20, "seed": None}
 
@@ -82,6 +99,7 @@ def test_mpii_sample(tmp_path):
   rec = next(iter(tf.data.TFRecordDataset(records.shard_paths(str(tmp_path / "labeled")))))
   ex = records.parse(rec, 16)
   from semipose_tf import codec
+
   c, s = codec.box_to_center_scale(ex["instance/bbox"], 1.0)
   name = ex["image/filename"].numpy().decode()
   a = [a for a in data if a["image"] == name][0]
@@ -95,8 +113,17 @@ def test_mpii_sample(tmp_path):
 
 def test_aic_sample(tmp_path):
   ann = shared_path("samples", "aic", "test_aic.json")
-  _run_script("aic", "--annotations", ann, "--images", shared_path("samples", "aic"), "--out", str(tmp_path),
-              "--sets", "labeled,unlabeled")
+  _run_script(
+    "aic",
+    "--annotations",
+    ann,
+    "--images",
+    shared_path("samples", "aic"),
+    "--out",
+    str(tmp_path),
+    "--sets",
+    "labeled,unlabeled",
+  )
   m = records.read_manifest(str(tmp_path / "unlabeled"))
   assert m["num_instances"] == _count_coco(ann) and m["keypoint_spec"]["name"] == "aic14"
 
@@ -104,12 +131,14 @@ def test_aic_sample(tmp_path):
 def test_detections_sample(tmp_path):
   det = shared_path("samples", "coco", "test_coco_det_AP_H_56.json")
   images = shared_path("samples", "coco")
-  _run_script("detections", "--detections", det, "--images", images, "--out", str(tmp_path),
-              "--score_threshold", "0.3")
+  _run_script("detections", "--detections", det, "--images", images, "--out", str(tmp_path), "--score_threshold", "0.3")
   dets = json.load(open(det))
   m = records.read_manifest(str(tmp_path / "unlabeled"))
-  expected = sum(1 for d in dets if d["score"] >= 0.3 and d.get("category_id", 1) == 1
-                 and sources.clean_box(d["bbox"], 10 ** 6, 10 ** 6) is not None)
+  expected = sum(
+    1
+    for d in dets
+    if d["score"] >= 0.3 and d.get("category_id", 1) == 1 and sources.clean_box(d["bbox"], 10**6, 10**6) is not None
+  )
   assert m["num_instances"] == expected and m["labels"] == "ignored"
 
 
@@ -151,7 +180,8 @@ def test_missing_image(bad_copy):
   n_bad = sum(1 for x in data["annotations"] if x["image_id"] == im["id"])
   assert m["source"]["stats"]["bad"] == n_bad
   assert {p["ann_id"] for p in m["source"]["skipped_annotations"]} == {
-      x["id"] for x in data["annotations"] if x["image_id"] == im["id"]}
+    x["id"] for x in data["annotations"] if x["image_id"] == im["id"]
+  }
   assert m["num_instances"] == len(data["annotations"]) - n_bad
 
 
@@ -164,8 +194,7 @@ def test_undecodable_jpeg(bad_copy):
   r = _run_script("coco", "--annotations", ann_file, "--images", img_dir, "--out", out, check=False)
   assert r.returncode == 2 and f"annotation {a['id']}" in r.stderr and "not a decodable image" in r.stderr
   assert im["file_name"] in r.stderr
-  _run_script("coco", "--annotations", ann_file, "--images", img_dir, "--out", out, "--skip_bad",
-              "--num_labeled", "3")
+  _run_script("coco", "--annotations", ann_file, "--images", img_dir, "--out", out, "--skip_bad", "--num_labeled", "3")
   lab = records.read_manifest(os.path.join(out, "labeled"))
   assert lab["num_instances"] == 3  # The split passed over the bad image and still holds the budget.
   unl = records.read_manifest(os.path.join(out, "unlabeled"))
@@ -176,8 +205,11 @@ def test_wrong_keypoint_length(bad_copy):
   data, img_dir, ann_file, out = bad_copy
   data["annotations"][1]["keypoints"] = data["annotations"][1]["keypoints"][:-3]
   _write(data, ann_file)
-  with pytest.raises(sources.BadInputError, match=rf"annotation {data['annotations'][1]['id']} .*48 keypoint "
-                                                  r"values, expected 51"):
+  with pytest.raises(
+    sources.BadInputError,
+    match=rf"annotation {data['annotations'][1]['id']} .*48 keypoint "
+    r"values, expected 51",
+  ):
     sources.load_coco(ann_file, img_dir, COCO17)
   src = sources.load_coco(ann_file, img_dir, COCO17, skip_bad=True)
   assert src.stats["bad"] == 1 and src.problems[0].ann_id == data["annotations"][1]["id"]
@@ -200,15 +232,17 @@ def test_empty_label_split(bad_copy):
   _write(data, ann_file)
   r = _run_script("coco", "--annotations", ann_file, "--images", img_dir, "--out", out, check=False)
   assert r.returncode == 2 and "labeled split is empty" in r.stderr and "ann.json" in r.stderr
-  r = _run_script("coco", "--annotations", ann_file, "--images", img_dir, "--out", out, "--num_labeled", "0",
-                  check=False)
+  r = _run_script(
+    "coco", "--annotations", ann_file, "--images", img_dir, "--out", out, "--num_labeled", "0", check=False
+  )
   assert r.returncode == 2 and "labeled split is empty" in r.stderr
 
 
 def test_budget_larger_than_candidates(synthetic_coco, tmp_path):
   ann, images = synthetic_coco
-  r = _run_script("coco", "--annotations", ann, "--images", images, "--out", str(tmp_path), "--num_labeled",
-                  "100000", check=False)
+  r = _run_script(
+    "coco", "--annotations", ann, "--images", images, "--out", str(tmp_path), "--num_labeled", "100000", check=False
+  )
   assert r.returncode == 2 and "asked for 100000 labeled instances" in r.stderr
 
 
@@ -243,8 +277,7 @@ def test_killed_converter_keeps_the_old_set_and_leaves_no_half_written_one(synth
   leftovers = [f for f in os.listdir(tmp_path) if f.startswith("unlabeled.tmp-")]
   assert leftovers  # The set being built when it died, aside under a temporary name.
   # Running again cleans up and completes.
-  convert.write_set(convert.group_by_image(src, range(len(src.items))), out, "unlabeled", num_shards=3,
-                    verbose=False)
+  convert.write_set(convert.group_by_image(src, range(len(src.items))), out, "unlabeled", num_shards=3, verbose=False)
   assert records.read_manifest(out)["num_instances"] == len(src.items)
   assert not any(".tmp-" in f or ".old-" in f for f in os.listdir(tmp_path))
   assert not any(".tmp-" in f for f in os.listdir(out))

@@ -12,9 +12,8 @@ import os
 import subprocess
 
 import numpy as np
-import tensorflow as tf
 import pytest
-
+import tensorflow as tf
 from conftest import run_script
 
 NAMES = ["head", "left_hand", "right_hand", "left_foot", "right_foot"]
@@ -32,17 +31,29 @@ def _write_dataset(root: str, num_images: int, seed: int) -> str:
       cx, cy = rng.uniform(30, 70), rng.uniform(40, 80)
       kps = np.array([[cx, cy - 25], [cx + 15, cy], [cx - 15, cy], [cx + 10, cy + 25], [cx - 10, cy + 25]])
       for n, (x, y) in enumerate(kps):
-        canvas[int(y) - 2:int(y) + 3, int(x) - 2:int(x) + 3] = (50 * n, 255 - 40 * n, 128)
+        canvas[int(y) - 2 : int(y) + 3, int(x) - 2 : int(x) + 3] = (50 * n, 255 - 40 * n, 128)
       flat = np.concatenate([kps, np.full((5, 1), 2.0)], 1).ravel()
       box = [cx - 25, cy - 35, 50, 70]
-      annotations.append({"id": 100 * i + j, "image_id": i, "category_id": 1, "iscrowd": 0, "bbox": box,
-                          "area": box[2] * box[3], "num_keypoints": 5, "keypoints": [float(v) for v in flat]})
+      annotations.append(
+        {
+          "id": 100 * i + j,
+          "image_id": i,
+          "category_id": 1,
+          "iscrowd": 0,
+          "bbox": box,
+          "area": box[2] * box[3],
+          "num_keypoints": 5,
+          "keypoints": [float(v) for v in flat],
+        }
+      )
     name = f"{seed}_{i:03d}.png"
     tf.io.write_file(os.path.join(root, "images", name), tf.io.encode_png(canvas))
     images.append({"id": i, "file_name": name, "width": w, "height": h})
   path = os.path.join(root, f"annotations_{seed}.json")
-  json.dump({"images": images, "annotations": annotations,
-             "categories": [{"id": 1, "name": "person", "keypoints": NAMES}]}, open(path, "w"))
+  json.dump(
+    {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "person", "keypoints": NAMES}]},
+    open(path, "w"),
+  )
   return path
 
 
@@ -57,18 +68,55 @@ def test_custom_layout_from_conversion_to_prediction(tmp_path):
   raw, data, work = str(tmp_path / "raw"), str(tmp_path / "data"), str(tmp_path / "work")
   train_json, val_json = _write_dataset(raw, 12, seed=0), _write_dataset(raw, 4, seed=1)
   spec_gin = ["--gin_file", "examples/my_dataset.gin", "--spec", "star5"]
-  _run("make_tfrecords.py", "coco", *spec_gin, "--annotations", train_json, "--images", os.path.join(raw, "images"),
-       "--out", data, "--sets", "labeled,unlabeled", "--num_labeled", "8")
-  _run("make_tfrecords.py", "coco", *spec_gin, "--annotations", val_json, "--images", os.path.join(raw, "images"),
-       "--out", data, "--sets", "eval")
+  _run(
+    "make_tfrecords.py",
+    "coco",
+    *spec_gin,
+    "--annotations",
+    train_json,
+    "--images",
+    os.path.join(raw, "images"),
+    "--out",
+    data,
+    "--sets",
+    "labeled,unlabeled",
+    "--num_labeled",
+    "8",
+  )
+  _run(
+    "make_tfrecords.py",
+    "coco",
+    *spec_gin,
+    "--annotations",
+    val_json,
+    "--images",
+    os.path.join(raw, "images"),
+    "--out",
+    data,
+    "--sets",
+    "eval",
+  )
   manifest = json.load(open(os.path.join(data, "eval", "manifest.json")))
   assert manifest["keypoint_spec"]["names"] == NAMES and len(manifest["keypoint_spec"]["sigmas"]) == 5
 
-  tiny = ["INPUT_SIZE = (64, 64)", "build_pose_model.width = 8", "build_pose_model.deconv_filters = (16, 16, 16)",
-          "train.labeled_batch_size = 2", "train.unlabeled_batch_size = 2", "train.epochs = 1",
-          "train.steps_per_epoch = 3", "train.lr_milestones = (5,)", "train.picture_count = 2"]
-  _run("train.py", "--gin_file=examples/my_dataset.gin", f"--data_root={data}", f"--work_dir={work}",
-       *[f"--gin_param={p}" for p in tiny])
+  tiny = [
+    "INPUT_SIZE = (64, 64)",
+    "build_pose_model.width = 8",
+    "build_pose_model.deconv_filters = (16, 16, 16)",
+    "train.labeled_batch_size = 2",
+    "train.unlabeled_batch_size = 2",
+    "train.epochs = 1",
+    "train.steps_per_epoch = 3",
+    "train.lr_milestones = (5,)",
+    "train.picture_count = 2",
+  ]
+  _run(
+    "train.py",
+    "--gin_file=examples/my_dataset.gin",
+    f"--data_root={data}",
+    f"--work_dir={work}",
+    *[f"--gin_param={p}" for p in tiny],
+  )
   rows = list(csv.DictReader(open(os.path.join(work, "history.csv"))))
   callback_ap = float(rows[-1]["val_AP"])  # The callback evaluated with star5 (17 COCO sigmas would fail).
 
@@ -83,8 +131,7 @@ def test_custom_layout_from_conversion_to_prediction(tmp_path):
   assert json.load(open(os.path.join(saved, "assets.extra", "keypoint_spec.json")))["names"] == NAMES
   serve = tf.saved_model.load(saved).signatures["serving_default"]
   image_bytes = tf.io.read_file(os.path.join(raw, "images", "1_000.png"))
-  out = serve(images=tf.stack([image_bytes] * 2), boxes=tf.constant([[10, 10, 60, 90], [0, 0, 100, 120]],
-                                                                    tf.float32))
+  out = serve(images=tf.stack([image_bytes] * 2), boxes=tf.constant([[10, 10, 60, 90], [0, 0, 100, 120]], tf.float32))
   assert out["keypoints"].shape == (2, 5, 2) and out["scores"].shape == (2, 5)
   assert os.path.exists(os.path.join(work, "predictions.png"))
 

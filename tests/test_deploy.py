@@ -8,7 +8,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import run_script
 
 EXTRA = "the deploy extra is not installed (pip install -e '.[deploy]')"
@@ -61,16 +60,18 @@ def _keras_keypoints(net, crops):
   return heatmaps.numpy(), codec.Geometry.of_network(net).to_input(coords).numpy()
 
 
-@pytest.mark.parametrize("fmt,variant", [("onnx", "float32"), ("litert", "float32"), ("litert", "float16"),
-                                         ("litert", "int8")])
-def test_an_artifact_in_its_own_runtime_gives_the_keras_networks_keypoints(network_and_crops, tmp_path, fmt,
-                                                                           variant, monkeypatch, capfd):
+@pytest.mark.parametrize(
+  "fmt,variant", [("onnx", "float32"), ("litert", "float32"), ("litert", "float16"), ("litert", "int8")]
+)
+def test_an_artifact_in_its_own_runtime_gives_the_keras_networks_keypoints(
+  network_and_crops, tmp_path, fmt, variant, monkeypatch, capfd
+):
   from semipose_tf import codec, console, deploy
 
   monkeypatch.setattr(console, "_QUIET", True)  # As after a script's quiet start: native log lines hidden.
   net, crops = network_and_crops
   path = str(tmp_path / f"{fmt}_{variant}")
-  representative = (lambda: (crops[i:i + 8] for i in range(0, 32, 8))) if variant == "int8" else None
+  representative = (lambda: (crops[i : i + 8] for i in range(0, 32, 8))) if variant == "int8" else None
   deploy.export_artifact(net, path, fmt, variant, representative)
   assert sorted(os.listdir(path)) == sorted(["deploy.json", "keypoint_spec.json", deploy.MODEL_FILES[fmt]])
   artifact = deploy.Artifact(path)
@@ -122,8 +123,7 @@ def _digest(folder):
   return h.hexdigest()
 
 
-def test_bad_export_requests_are_one_line_and_leave_an_earlier_artifact_whole(network_and_crops, tmp_path,
-                                                                             monkeypatch):
+def test_bad_export_requests_are_one_line_and_leave_an_earlier_artifact_whole(network_and_crops, tmp_path, monkeypatch):
   net, _ = network_and_crops
   ckpt = str(tmp_path / "net.keras")
   net.save(ckpt)
@@ -132,13 +132,19 @@ def test_bad_export_requests_are_one_line_and_leave_an_earlier_artifact_whole(ne
   assert run_script(*export, out, "--format", "onnx").returncode == 0
   before = _digest(out)
   cases = [
-      (export + [out, "--format", "onnx"], False, f"{out} exists: choose another output or pass --overwrite"),
-      (export + [str(tmp_path / "x"), "--format", "tflite"], False, "unknown --format 'tflite'; choose from"),
-      (export + [str(tmp_path / "x"), "--format", "onnx", "--variant", "int8"], False, "has no --variant 'int8'"),
-      (export + [str(tmp_path / "x"), "--format", "litert", "--variant", "int8"], False,
-       "--variant int8 needs --representative"),
-      (export + [str(tmp_path / "x"), "--format", "onnx"], True,
-       "ONNX export needs the package 'tf2onnx': install the deploy extra (pip install -e '.[deploy]')"),
+    (export + [out, "--format", "onnx"], False, f"{out} exists: choose another output or pass --overwrite"),
+    (export + [str(tmp_path / "x"), "--format", "tflite"], False, "unknown --format 'tflite'; choose from"),
+    (export + [str(tmp_path / "x"), "--format", "onnx", "--variant", "int8"], False, "has no --variant 'int8'"),
+    (
+      export + [str(tmp_path / "x"), "--format", "litert", "--variant", "int8"],
+      False,
+      "--variant int8 needs --representative",
+    ),
+    (
+      export + [str(tmp_path / "x"), "--format", "onnx"],
+      True,
+      "ONNX export needs the package 'tf2onnx': install the deploy extra (pip install -e '.[deploy]')",
+    ),
   ]
   for cmd, blocked, message in cases:
     with monkeypatch.context() as m:
@@ -161,14 +167,14 @@ def test_an_export_request_is_checked_in_one_place_before_any_work(tmp_path):
   new, old = str(tmp_path / "new"), str(tmp_path / "old")
   os.makedirs(old)
   for args, kwargs, error, message in [
-      ((new, "tflite"), {}, ValueError, "unknown format 'tflite'; choose from saved_model, onnx, litert"),
-      ((new, "tflite"), {"cli": True}, ValueError, "unknown --format 'tflite'"),
-      ((new, "onnx", "int8"), {}, ValueError, "format onnx has no variant 'int8'; choose from float32"),
-      ((new, "saved_model", "float16"), {"cli": True}, ValueError, "--format saved_model has no --variant 'float16'"),
-      ((new, "litert", "int8"), {}, ValueError, "variant int8 needs representative crops to calibrate on"),
-      ((new, "litert", "int8"), {"cli": True}, ValueError, "--variant int8 needs --representative <an evaluation"),
-      ((old, "onnx"), {}, FileExistsError, f"{old} exists: choose another output or pass overwrite=True"),
-      ((old, "litert"), {"cli": True}, FileExistsError, "or pass --overwrite (the old one stays"),
+    ((new, "tflite"), {}, ValueError, "unknown format 'tflite'; choose from saved_model, onnx, litert"),
+    ((new, "tflite"), {"cli": True}, ValueError, "unknown --format 'tflite'"),
+    ((new, "onnx", "int8"), {}, ValueError, "format onnx has no variant 'int8'; choose from float32"),
+    ((new, "saved_model", "float16"), {"cli": True}, ValueError, "--format saved_model has no --variant 'float16'"),
+    ((new, "litert", "int8"), {}, ValueError, "variant int8 needs representative crops to calibrate on"),
+    ((new, "litert", "int8"), {"cli": True}, ValueError, "--variant int8 needs --representative <an evaluation"),
+    ((old, "onnx"), {}, FileExistsError, f"{old} exists: choose another output or pass overwrite=True"),
+    ((old, "litert"), {"cli": True}, FileExistsError, "or pass --overwrite (the old one stays"),
   ]:
     with pytest.raises(error) as e:
       deploy.check_request(*args, **kwargs)

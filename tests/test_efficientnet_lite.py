@@ -10,8 +10,7 @@ import pytest
 import tensorflow as tf
 
 from semipose_tf import codec, export
-from semipose_tf.models import EfficientNetLitePose, build_pose_model
-from semipose_tf.models import lite_weights, pretrained
+from semipose_tf.models import EfficientNetLitePose, build_pose_model, lite_weights, pretrained
 from semipose_tf.models.efficientnet_lite import block_plan, round_filters
 from semipose_tf.models.factory import count_params
 
@@ -25,8 +24,13 @@ def test_stages_have_the_strides_and_channels_of_lite0():
   assert net.split_points == ("image", "stem", "layer1", "layer2", "layer3", "layer4", "deconv", "final")
   x = np.zeros((1, 64, 64, 3), np.float32)
   shapes = {p: tuple(net.head_to(p)(x).shape) for p in ("layer1", "layer2", "layer3", "layer4", "deconv")}
-  assert shapes == {"layer1": (1, 32, 32, 16), "layer2": (1, 16, 16, 24), "layer3": (1, 8, 8, 40),
-                    "layer4": (1, 4, 4, 112), "deconv": (1, 2, 2, 1280)}
+  assert shapes == {
+    "layer1": (1, 32, 32, 16),
+    "layer2": (1, 16, 16, 24),
+    "layer3": (1, 8, 8, 40),
+    "layer4": (1, 4, 4, 112),
+    "deconv": (1, 2, 2, 1280),
+  }
   assert net.output_shape == (None, 16, 16, 14)
   # The backbone is Lite0's 3.37M (4.65M with the 1000-way classifier): 16 blocks; Lite2 21 (1+3+3+4+4+5+1).
   assert len(block_plan(0)) == 16 and 3.3e6 < count_params(pretrained.backbone_model(net)) < 3.45e6
@@ -62,7 +66,8 @@ def test_mixed_precision_and_saved_model_export(tmp_path):
   path = export.export_saved_model(fp32, str(tmp_path / "sm" / "1"))
   jpeg = tf.io.encode_jpeg(np.random.default_rng(0).integers(0, 255, (80, 60, 3), dtype=np.uint8)).numpy()
   out = tf.saved_model.load(path).signatures["serving_default"](
-      images=tf.constant([jpeg]), boxes=tf.constant([[5.0, 5.0, 40.0, 60.0]]))
+    images=tf.constant([jpeg]), boxes=tf.constant([[5.0, 5.0, 40.0, 60.0]])
+  )
   assert out["keypoints"].shape == (1, 17, 2) and np.isfinite(out["keypoints"].numpy()).all()
 
 
@@ -97,8 +102,9 @@ def _real_images(n=4, size=224):
   files = sorted(glob.glob(os.path.join(COCO_VAL, "*.jpg")))[:n]
   if len(files) < n:
     pytest.skip(f"the real COCO images are absent ({COCO_VAL})")
-  return files, np.stack([tf.image.resize(tf.io.decode_jpeg(tf.io.read_file(f), 3), (size, size)).numpy()
-                          for f in files]).astype(np.float32)
+  return files, np.stack(
+    [tf.image.resize(tf.io.decode_jpeg(tf.io.read_file(f), 3), (size, size)).numpy() for f in files]
+  ).astype(np.float32)
 
 
 def test_imagenet_logits_equal_an_independent_pytorch_forward_on_real_photos(imagenet_net):
@@ -110,8 +116,10 @@ def test_imagenet_logits_equal_an_independent_pytorch_forward_on_real_photos(ima
   features = pretrained.backbone_model(net)(codec.normalize_image(pixels), training=False).numpy()
   ours = features.mean(axis=(1, 2)) @ kernel + bias
   with torch.no_grad():
-    theirs = torch_lite.forward({k: v.float() for k, v in sd.items() if v.is_floating_point()},
-                                torch.from_numpy(((pixels - 127.0) / 128.0).transpose(0, 3, 1, 2).copy())).numpy()
+    theirs = torch_lite.forward(
+      {k: v.float() for k, v in sd.items() if v.is_floating_point()},
+      torch.from_numpy(((pixels - 127.0) / 128.0).transpose(0, 3, 1, 2).copy()),
+    ).numpy()
   print("max |logit difference|", np.abs(ours - theirs).max(), "of logits up to", np.abs(theirs).max())
   np.testing.assert_allclose(ours, theirs, atol=1e-4, rtol=1e-4)
   assert (ours.argmax(1) == theirs.argmax(1)).all()
@@ -125,8 +133,10 @@ def test_converted_weights_file_loads_without_pytorch_and_gives_the_same_network
   pretrained.save_backbone_weights(net, path)
   again = build_pose_model("efficientnet_lite0", (224, 224), 14, pretrained=path)
   x = codec.normalize_image(_real_images(2)[1])
-  np.testing.assert_array_equal(pretrained.backbone_model(again)(x, training=False).numpy(),
-                                pretrained.backbone_model(net)(x, training=False).numpy())
+  np.testing.assert_array_equal(
+    pretrained.backbone_model(again)(x, training=False).numpy(),
+    pretrained.backbone_model(net)(x, training=False).numpy(),
+  )
 
 
 def test_a_state_dict_that_does_not_fit_names_the_file_and_the_layer(tmp_path):
@@ -140,8 +150,11 @@ def test_a_state_dict_that_does_not_fit_names_the_file_and_the_layer(tmp_path):
   se = dict(sd)
   se["_blocks.0._se_reduce.weight"] = torch.zeros(8, 32, 1, 1)
   torch.save(se, path)
-  with pytest.raises(pretrained.PretrainedWeightsError, match=r"bad\.pth: unexpected key '_blocks\.0\._se_reduce"
-                                                              r"\.weight'.*squeeze-excite"):
+  with pytest.raises(
+    pretrained.PretrainedWeightsError,
+    match=r"bad\.pth: unexpected key '_blocks\.0\._se_reduce"
+    r"\.weight'.*squeeze-excite",
+  ):
     build_pose_model("efficientnet_lite0", (64, 64), 14, pretrained=path)
   with pytest.raises(pretrained.PretrainedWeightsError, match="efficientnet_lite0_imagenet is EfficientNet-Lite0's"):
     build_pose_model("efficientnet_lite2", (64, 64), 14, pretrained="efficientnet_lite0_imagenet")

@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import shared_path
+
 from semipose_tf import codec, keypoints
 from semipose_tf.augment.affine import NONE
 from semipose_tf.conversion import convert, sources
@@ -67,8 +67,16 @@ def test_mpii_reference_pckh():
   gt_file = shared_path("mpii_eval", "gt_valid.mat")
   gt = mpii.load_ground_truth(gt_file)
   preds = np.transpose(gt["pos_pred_src"], [2, 0, 1])
-  expected = {"Head": 95.60, "Shoulder": 92.71, "Elbow": 83.36, "Wrist": 76.74, "Hip": 81.93, "Knee": 73.36,
-              "Ankle": 65.45, "Mean": 82.34}  # ../shared/data/README.md
+  expected = {
+    "Head": 95.60,
+    "Shoulder": 92.71,
+    "Elbow": 83.36,
+    "Wrist": 76.74,
+    "Hip": 81.93,
+    "Knee": 73.36,
+    "Ankle": 65.45,
+    "Mean": 82.34,
+  }  # ../shared/data/README.md
   result = mpii.pckh(preds, gt_file, one_based=True)
   for k, v in expected.items():
     assert round(result[k], 2) == v, (k, result[k])
@@ -80,8 +88,8 @@ def test_mpii_reference_pckh():
 def test_mpii_prediction_files(tmp_path):
   gt_file = shared_path("mpii_eval", "gt_valid.mat")
   preds = np.transpose(mpii.load_ground_truth(gt_file)["pos_pred_src"], [2, 0, 1])
-  from scipy.io import savemat
   import h5py
+  from scipy.io import savemat
 
   np.save(tmp_path / "p.npy", preds)
   savemat(tmp_path / "p.mat", {"preds": preds})
@@ -101,7 +109,7 @@ def test_mpii_prediction_files(tmp_path):
 def _dot_image(h=64, w=48):
   """A left/right symmetric image: a centre dot, and three pairs of dots mirrored about the vertical axis."""
   img = np.zeros((h, w, 3), np.float32)
-  img[10, (w - 1) // 2:(w - 1) // 2 + 2, 0] = 1.0  # Centre (x = 23.5 straddles the axis w/2 - 0.5).
+  img[10, (w - 1) // 2 : (w - 1) // 2 + 2, 0] = 1.0  # Centre (x = 23.5 straddles the axis w/2 - 0.5).
   for y, x in ((20, 12), (36, 8), (50, 15)):
     img[y, x, 1] = img[y, w - 1 - x, 1] = 1.0
   return img
@@ -151,11 +159,18 @@ def test_evaluator_end_to_end_with_perfect_heatmaps(tmp_path):
   src = sources.load_coco(ann, shared_path("coco_mini", "val2017"), COCO17)
   convert.convert(src, str(tmp_path), ("eval",), verbose=False)
   config = pipeline.PipelineConfig(input_size=(256, 192), augment=NONE)
-  targets = iter(pipeline.labeled_dataset(str(tmp_path / "eval"), COCO17, 16, config, shuffle=False, repeat=False,
-                                          drop_remainder=False))
+  targets = iter(
+    pipeline.labeled_dataset(
+      str(tmp_path / "eval"), COCO17, 16, config, shuffle=False, repeat=False, drop_remainder=False
+    )
+  )
   perfect = lambda images: next(targets)["heatmaps"]  # noqa: E731 (same order as the eval dataset)
-  evaluator = coco.COCOEvaluator(ann, pipeline.eval_dataset(str(tmp_path / "eval"), COCO17, 16, config), COCO17,
-                                 results_file=str(tmp_path / "res.json"))
+  evaluator = coco.COCOEvaluator(
+    ann,
+    pipeline.eval_dataset(str(tmp_path / "eval"), COCO17, 16, config),
+    COCO17,
+    results_file=str(tmp_path / "res.json"),
+  )
   stats = evaluator(perfect)
   assert stats["AP"] > 0.8, stats
   assert len(json.load(open(tmp_path / "res.json"))) == src.stats["labeled_candidates"]
@@ -163,19 +178,31 @@ def test_evaluator_end_to_end_with_perfect_heatmaps(tmp_path):
 
 @pytest.mark.slow
 def test_coco_evaluation_callback_during_training(synthetic_coco, tmp_path):
+  from tiny_nets import tiny_model_fn
+
   from semipose_tf.evaluation.callback import coco_eval_callback
   from semipose_tf.train import experiment
-  from tiny_nets import tiny_model_fn
 
   ann, images = synthetic_coco
   src = sources.load_coco(ann, images, COCO17)
   convert.convert(src, str(tmp_path / "data"), ("labeled", "unlabeled", "eval"), num_labeled=6, verbose=False)
   cb = coco_eval_callback("eval", data_root=str(tmp_path / "data"), batch_size=8)
   work = str(tmp_path / "work")
-  history = experiment.train(work, str(tmp_path / "data" / "labeled"), unlabeled_dir=str(tmp_path / "data" /
-                             "unlabeled"), epochs=2, steps_per_epoch=2, input_size=(64, 64), labeled_batch_size=2,
-                             unlabeled_batch_size=2, model_fn=tiny_model_fn, extra_callbacks=[cb],
-                             checkpoint_monitor="val_AP", checkpoint_mode="max", verbose=0)
+  history = experiment.train(
+    work,
+    str(tmp_path / "data" / "labeled"),
+    unlabeled_dir=str(tmp_path / "data" / "unlabeled"),
+    epochs=2,
+    steps_per_epoch=2,
+    input_size=(64, 64),
+    labeled_batch_size=2,
+    unlabeled_batch_size=2,
+    model_fn=tiny_model_fn,
+    extra_callbacks=[cb],
+    checkpoint_monitor="val_AP",
+    checkpoint_mode="max",
+    verbose=0,
+  )
   assert len(history.history["val_AP"]) == 2 and 0.0 <= history.history["val_AP"][-1] <= 1.0
   assert set(cb.last) == set(coco.STAT_NAMES) | {"PCK@0.2"}  # PCK of the same predictions (ground-truth boxes).
   assert 0.0 <= cb.last["PCK@0.2"] <= 100.0
@@ -245,8 +272,18 @@ def test_evaluate_script_with_a_checkpoint_and_detection_boxes(tmp_path):
   convert.convert(src, str(tmp_path), ("eval",), verbose=False)
   ckpt = str(tmp_path / "net.keras")
   build_pose_model("resnet18", (64, 64), 17).save(ckpt)
-  r = _run_evaluate("coco", "--checkpoint", ckpt, "--eval_dir", str(tmp_path / "eval"), "--annotations",
-                    os.path.join(images, "test_coco.json"), "--flip_test", "--results_out", str(tmp_path / "o.json"))
+  r = _run_evaluate(
+    "coco",
+    "--checkpoint",
+    ckpt,
+    "--eval_dir",
+    str(tmp_path / "eval"),
+    "--annotations",
+    os.path.join(images, "test_coco.json"),
+    "--flip_test",
+    "--results_out",
+    str(tmp_path / "o.json"),
+  )
   assert r.returncode == 0, r.stderr[-2000:]
   assert "| AP | AP50 |" in r.stdout
   results = json.load(open(tmp_path / "o.json"))
@@ -256,9 +293,10 @@ def test_evaluate_script_with_a_checkpoint_and_detection_boxes(tmp_path):
 def test_mpii_evaluator_runs_a_model_over_an_eval_set(tmp_path):
   """Mechanics on the MPII sample (5 people; gt_valid.mat has 2958, so the numbers mean nothing here): the
   predictions land at their annotation index, the rest stay (0, 0), PCKh comes back for every group."""
+  from tiny_nets import TinyPoseNet
+
   from semipose_tf.evaluation.mpii import MPIIEvaluator
   from semipose_tf.keypoints import MPII16
-  from tiny_nets import TinyPoseNet
 
   gt_file = shared_path("mpii_eval", "gt_valid.mat")
   src = sources.load_mpii(shared_path("samples", "mpii", "test_mpii.json"), shared_path("samples", "mpii"), MPII16)
@@ -287,8 +325,9 @@ def test_fourteen_joint_ap_with_the_specs_own_sigmas_matches_pycocotools(tmp_pat
   from pycocotools.cocoeval import COCOeval
 
   keep = [0] + list(range(5, 17)) + [3]  # 14 joints: nose, the 12 limb joints, the left ear.
-  ann = _subset_annotations(shared_path("coco_mini", "annotations", "person_keypoints_val2017.json"), keep,
-                            str(tmp_path / "ann14.json"))
+  ann = _subset_annotations(
+    shared_path("coco_mini", "annotations", "person_keypoints_val2017.json"), keep, str(tmp_path / "ann14.json")
+  )
   sigmas = np.linspace(0.03, 0.11, 14)
   rng = np.random.default_rng(1)
   results = []
@@ -316,14 +355,17 @@ def test_fourteen_joint_ap_with_the_specs_own_sigmas_matches_pycocotools(tmp_pat
     coco.require_sigmas(keypoints.KeypointSpec(name="nosig", names=("a", "b")))
 
 
-@pytest.mark.parametrize("change,match", [
+@pytest.mark.parametrize(
+  "change,match",
+  [
     (lambda r: r[3].update(keypoints=[float("nan")] * 51), r"entry 3 \(image_id \d+\): non-finite"),
     (lambda r: r[1].update(score=float("nan")), r"entry 1 \(image_id \d+\): non-finite"),
     (lambda r: r[0].update(keypoints=r[0]["keypoints"][:50]), r"entry 0 .*50 keypoint values, expected 51"),
     (lambda r: r[2].update(keypoints=r[2]["keypoints"] + [1.0, 2.0, 3.0]), "54 keypoint values, expected 51"),
     (lambda r: r[4].update(image_id=123456789), r"entry 4 \(image_id 123456789\): image_id is not in"),
     (lambda r: r.clear(), "no predictions to evaluate"),
-])
+  ],
+)
 def test_bad_results_are_refused_with_the_entry_named(tmp_path, change, match):
   ann = shared_path("coco_mini", "annotations", "person_keypoints_val2017.json")
   results = coco.rescore_and_nms(_gt_persons(ann), COCO17.sigmas)
@@ -335,8 +377,9 @@ def test_bad_results_are_refused_with_the_entry_named(tmp_path, change, match):
   assert path in str(e.value)
 
 
-@pytest.mark.parametrize("text,match", [("garbage", "not a JSON file"), ('{"a": 1}', "holds a dict"),
-                                        ('[{"image_id": 1', "not a JSON file")])
+@pytest.mark.parametrize(
+  "text,match", [("garbage", "not a JSON file"), ('{"a": 1}', "holds a dict"), ('[{"image_id": 1', "not a JSON file")]
+)
 def test_a_results_file_that_is_not_a_results_list_is_named(tmp_path, text, match):
   ann = shared_path("coco_mini", "annotations", "person_keypoints_val2017.json")
   path = str(tmp_path / "results.json")
@@ -364,11 +407,16 @@ def test_coco_evaluator_pck_is_pck_of_its_own_predictions(tmp_path):
   from semipose_tf.evaluation import pck
 
   ann = shared_path("coco_mini", "annotations", "person_keypoints_val2017.json")
-  labels = {a["id"]: np.asarray(a["keypoints"], np.float64).reshape(17, 3)
-            for a in json.load(open(ann))["annotations"] if a.get("num_keypoints", 0) > 0}
+  labels = {
+    a["id"]: np.asarray(a["keypoints"], np.float64).reshape(17, 3)
+    for a in json.load(open(ann))["annotations"]
+    if a.get("num_keypoints", 0) > 0
+  }
   rng = np.random.default_rng(0)
-  persons = [{"ann_id": i, "keypoints": np.concatenate([k[:, :2] + rng.normal(0, 4.0, (17, 2)), np.ones((17, 1))], 1)}
-             for i, k in labels.items()]
+  persons = [
+    {"ann_id": i, "keypoints": np.concatenate([k[:, :2] + rng.normal(0, 4.0, (17, 2)), np.ones((17, 1))], 1)}
+    for i, k in labels.items()
+  ]
   evaluator = coco.COCOEvaluator(ann, None, COCO17)
   got = evaluator._pck(persons)
   gt = np.stack([labels[p["ann_id"]] for p in persons])

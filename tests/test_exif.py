@@ -9,8 +9,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
+
 from semipose_tf import exif
 
 PIL = pytest.importorskip("PIL", reason="Pillow (installed with tensorboard) is the independent reference")
@@ -67,7 +67,8 @@ def test_predict_uses_the_upright_view_and_serving_the_stored_one(tmp_path):
   from semipose_tf.models import build_pose_model
 
   upright_pixels = np.kron(np.arange(8 * 5 * 3).reshape(8, 5, 3) % 7 * 36, np.ones((8, 8, 1))).astype(
-      np.uint8)  # 64 tall, 40 wide: what the user sees.
+    np.uint8
+  )  # 64 tall, 40 wide: what the user sees.
   stored = np.rot90(upright_pixels, 1)  # What the camera wrote: rotated, with orientation 6 to undo it.
   photo = str(tmp_path / "phone.jpg")
   open(photo, "wb").write(_jpeg(np.ascontiguousarray(stored), 6))
@@ -75,8 +76,24 @@ def test_predict_uses_the_upright_view_and_serving_the_stored_one(tmp_path):
   net.keypoint_spec = COCO17
   model = export.export_saved_model(net, str(tmp_path / "sm" / "1"))
   out = str(tmp_path / "pred")
-  r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "predict.py"), "--model", model, "--image", photo,
-                      "--boxes", "2,45,36,18", "--out", out, "--min_size", "0"], capture_output=True, text=True)
+  r = subprocess.run(
+    [
+      sys.executable,
+      os.path.join(ROOT, "scripts", "predict.py"),
+      "--model",
+      model,
+      "--image",
+      photo,
+      "--boxes",
+      "2,45,36,18",
+      "--out",
+      out,
+      "--min_size",
+      "0",
+    ],
+    capture_output=True,
+    text=True,
+  )
   assert r.returncode == 0, r.stderr[-2000:]
   drawn = tf.io.decode_png(tf.io.read_file(out + ".png")).numpy()
   assert drawn.shape[:2] == (64, 40)  # Upright.

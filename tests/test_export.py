@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import run_script, shared_path
+
 from semipose_tf import codec, export
 from semipose_tf.conversion import convert, sources
 from semipose_tf.data import pipeline
@@ -56,8 +56,9 @@ def test_saved_model_matches_the_python_evaluation_path(exported, tmp_path):
   convert.convert(src, str(tmp_path), ("eval",), verbose=False)
   raw = {a["id"]: a["bbox"] for a in json.load(open(ann))["annotations"]}
   paths = {inst.ann_id: info.path for info, inst, has in src.items if has}
-  worst_xy, worst_score, n = _served_vs_evaluated(net, path, str(tmp_path / "eval"), COCO17, (128, 96),
-                                                  raw.__getitem__, paths.__getitem__)
+  worst_xy, worst_score, n = _served_vs_evaluated(
+    net, path, str(tmp_path / "eval"), COCO17, (128, 96), raw.__getitem__, paths.__getitem__
+  )
   assert n == src.stats["labeled_candidates"]
   assert worst_xy <= 1e-3 and worst_score <= 1e-5, (worst_xy, worst_score)
 
@@ -92,8 +93,7 @@ def test_served_keypoints_are_the_evaluated_ones_on_real_lspet_photos(tmp_path):
   final.kernel.assign(np.random.default_rng(1).normal(0, 0.05, final.kernel.shape).astype(np.float32))
   sm = export.export_saved_model(net, str(tmp_path / "sm" / "1"))
   sizes = {inst.ann_id: (info.path, info.width, info.height) for info, inst, _ in test.items}
-  worst_xy, worst_score, n = _served_vs_evaluated(
-      net, sm, eval_dir, LSP14, (128, 128), box_of, lambda i: sizes[i][0])
+  worst_xy, worst_score, n = _served_vs_evaluated(net, sm, eval_dir, LSP14, (128, 128), box_of, lambda i: sizes[i][0])
   assert n == 20 and worst_xy <= 1e-3 and worst_score <= 1e-5, (worst_xy, worst_score)
   # And the metric: PCK of the served keypoints == what the evaluator reports.
   config = pipeline.PipelineConfig(input_size=(128, 128))
@@ -101,8 +101,10 @@ def test_served_keypoints_are_the_evaluated_ones_on_real_lspet_photos(tmp_path):
   reported = evaluator(lambda x: net(x, training=False))
   serve = tf.saved_model.load(sm).signatures["serving_default"]
   ids = sorted(sizes)
-  out = serve(images=tf.constant([open(sizes[i][0], "rb").read() for i in ids]),
-              boxes=tf.constant([box_of(i) for i in ids], tf.float32))
+  out = serve(
+    images=tf.constant([open(sizes[i][0], "rb").read() for i in ids]),
+    boxes=tf.constant([box_of(i) for i in ids], tf.float32),
+  )
   truth = np.stack([pck.set_ground_truth(eval_dir)[i] for i in ids])
   served = pck.pck(out["keypoints"].numpy(), truth[..., :2], truth[..., 2] > 0, LSP14)
   assert abs(served["PCK@0.2"] - reported["PCK@0.2"]) < 1e-9, (served, reported)
@@ -133,7 +135,7 @@ def test_the_pipeline_and_the_saved_model_crop_with_one_function(monkeypatch, tm
   images = tf.constant([open(by_ann[i][0].path, "rb").read() for i in ids])
   boxes = tf.constant([raw[i] for i in ids], tf.float32)
   crops, center, scale = export.PoseInference(net).crops(images, boxes)
-  assert calls and calls[-1] == config.geometry       # The same geometry object, read from the network.
+  assert calls and calls[-1] == config.geometry  # The same geometry object, read from the network.
   np.testing.assert_array_equal(crops.numpy(), batch["image"].numpy())
   np.testing.assert_array_equal(center.numpy(), batch["center"].numpy())
 
@@ -144,8 +146,16 @@ def test_saved_model_cli_lists_the_documented_signatures(exported):
   r = subprocess.run([cli, "show", "--dir", path, "--all"], capture_output=True, text=True)
   assert r.returncode == 0, r.stderr[-2000:]
   out = r.stdout
-  for text in ("signature_def['serving_default']", "inputs['images']", "inputs['boxes']", "outputs['keypoints']",
-               "outputs['scores']", "signature_def['heatmaps']", "inputs['crops']", "outputs['heatmaps']"):
+  for text in (
+    "signature_def['serving_default']",
+    "inputs['images']",
+    "inputs['boxes']",
+    "outputs['keypoints']",
+    "outputs['scores']",
+    "signature_def['heatmaps']",
+    "inputs['crops']",
+    "outputs['heatmaps']",
+  ):
     assert text in out, text
 
 
@@ -166,7 +176,7 @@ def test_bad_bytes_and_decompression_bombs_are_refused(exported):
   # A JPEG whose frame header claims 60000 x 60000.
   jpg = bytearray(_jpeg())
   sof = jpg.find(b"\xff\xc0")
-  jpg[sof + 5:sof + 9] = (60000).to_bytes(2, "big") + (60000).to_bytes(2, "big")
+  jpg[sof + 5 : sof + 9] = (60000).to_bytes(2, "big") + (60000).to_bytes(2, "big")
   for _ in range(10):  # Every time: the check runs before the decoder, never after it.
     for bomb in (bytes(png), bytes(jpg)):
       with pytest.raises(tf.errors.InvalidArgumentError, match="image too large"):
@@ -182,17 +192,22 @@ def test_pixel_limit_is_configurable(tmp_path):
   with pytest.raises(tf.errors.InvalidArgumentError, match="image too large"):
     serve(images=tf.constant([_jpeg(40, 30)]), boxes=tf.constant([[0.0, 0.0, 30.0, 40.0]]))
   assert serve(images=tf.constant([_jpeg(20, 20)]), boxes=tf.constant([[0.0, 0.0, 20.0, 20.0]]))["scores"].shape == (
-      1, 17)
+    1,
+    17,
+  )
 
 
-@pytest.mark.parametrize("bad,match", [
+@pytest.mark.parametrize(
+  "bad,match",
+  [
     ([float("nan"), 1.0, 10.0, 10.0], "box 1 is not finite"),
     ([1.0, float("inf"), 10.0, 10.0], "box 1 is not finite"),
     ([1.0, 1.0, 0.0, 10.0], "box 1 has no positive width and height"),
     ([5.0, 5.0, -3.0, 10.0], "box 1 has no positive width and height"),
     ([1e6, 1e6, 50.0, 50.0], "box 1 lies outside its"),
     ([-100.0, 2.0, 50.0, 10.0], "box 1 lies outside its"),
-])
+  ],
+)
 def test_bad_boxes_are_refused_with_their_index(exported, bad, match):
   _, path = exported
   serve = tf.saved_model.load(path).signatures["serving_default"]
@@ -226,8 +241,21 @@ def test_predict_script_writes_json_and_a_drawn_png(exported, tmp_path):
   net.save(ckpt)
   for model in (ckpt, path):  # A checkpoint and the exported SavedModel.
     out = str(tmp_path / os.path.basename(model))
-    r = run_script("scripts/predict.py", "--model", model, "--image", image, "--detections", det, "--image_id",
-                   "785", "--out", out, "--threshold", "0")  # In this process (conftest.run_script).
+    r = run_script(
+      "scripts/predict.py",
+      "--model",
+      model,
+      "--image",
+      image,
+      "--detections",
+      det,
+      "--image_id",
+      "785",
+      "--out",
+      out,
+      "--threshold",
+      "0",
+    )  # In this process (conftest.run_script).
     assert r.returncode == 0, r.stderr[-2000:]
     result = json.load(open(out + ".json"))
     assert result["people"] and len(result["people"][0]["keypoints"]) == 17

@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
+
 from semipose_tf.conversion import sources
 from semipose_tf.keypoints import COCO17
 
@@ -25,10 +25,13 @@ def _with(ann_file, tmp_path, change):
 def _set_keypoint(value):
   def change(d, a):
     a["keypoints"][0], a["keypoints"][2] = value, 2
+
   return change
 
 
-@pytest.mark.parametrize("change,reason", [
+@pytest.mark.parametrize(
+  "change,reason",
+  [
     (_set_keypoint(float("nan")), "NaN or infinite"),
     (_set_keypoint(float("inf")), "NaN or infinite"),
     (_set_keypoint(1e30), "lies far outside"),
@@ -40,7 +43,8 @@ def _set_keypoint(value):
     (lambda d, a: a["keypoints"].__setitem__(2, 7), "visibility 7; COCO visibility is 0"),
     (lambda d, a: a["keypoints"].__setitem__(5, -3), "visibility -3"),
     (lambda d, a: a["keypoints"].__setitem__(2, 0.5), "visibility 0.5"),
-])
+  ],
+)
 def test_malformed_values_are_named_or_skipped(synthetic_coco, tmp_path, change, reason):
   ann, images = synthetic_coco
   path, ann_id = _with(ann, tmp_path, change)
@@ -55,18 +59,46 @@ def test_file_system_errors_are_one_line_naming_the_path(synthetic_coco, tmp_pat
   ann, images = synthetic_coco
   blocker = tmp_path / "a_file"
   blocker.write_text("not a folder")
-  r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make_tfrecords.py"), "coco", "--annotations",
-                      ann, "--images", images, "--out", str(blocker / "out"), "--num_labeled", "2"],
-                     capture_output=True, text=True)
+  r = subprocess.run(
+    [
+      sys.executable,
+      os.path.join(ROOT, "scripts", "make_tfrecords.py"),
+      "coco",
+      "--annotations",
+      ann,
+      "--images",
+      images,
+      "--out",
+      str(blocker / "out"),
+      "--num_labeled",
+      "2",
+    ],
+    capture_output=True,
+    text=True,
+  )
   assert r.returncode == 2 and "Traceback" not in r.stderr
   assert r.stderr.strip().splitlines()[-1].startswith("error: Not a directory: ") and str(blocker) in r.stderr
 
 
 def test_an_unknown_spec_is_a_one_line_error(synthetic_coco, tmp_path):
   ann, images = synthetic_coco
-  r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make_tfrecords.py"), "coco", "--annotations",
-                      ann, "--images", images, "--out", str(tmp_path / "out"), "--spec", "nope"],
-                     capture_output=True, text=True)
+  r = subprocess.run(
+    [
+      sys.executable,
+      os.path.join(ROOT, "scripts", "make_tfrecords.py"),
+      "coco",
+      "--annotations",
+      ann,
+      "--images",
+      images,
+      "--out",
+      str(tmp_path / "out"),
+      "--spec",
+      "nope",
+    ],
+    capture_output=True,
+    text=True,
+  )
   assert r.returncode == 2 and "Traceback" not in r.stderr
   assert r.stderr.strip().splitlines()[-1].startswith("error: unknown keypoint spec 'nope'")
 
@@ -78,8 +110,9 @@ def test_image_paths_that_leave_the_image_folder_are_refused(synthetic_coco, tmp
   d["images"][0]["file_name"] = file_name
   path = str(tmp_path / "escape.json")
   json.dump(d, open(path, "w"))
-  with pytest.raises(sources.BadInputError, match=f"image id {d['images'][0]['id']}: file_name .* is not a path "
-                                                  "inside --images"):
+  with pytest.raises(
+    sources.BadInputError, match=f"image id {d['images'][0]['id']}: file_name .* is not a path inside --images"
+  ):
     sources.load_coco(path, images, COCO17)
 
 
@@ -90,8 +123,10 @@ def test_a_duplicate_image_id_with_another_file_is_refused(synthetic_coco, tmp_p
   second["id"] = first["id"]  # The second image's people would be stored with the first image's pixels.
   path = str(tmp_path / "dup.json")
   json.dump(d, open(path, "w"))
-  with pytest.raises(sources.BadInputError, match=f"image id {first['id']} is listed twice, as .*"
-                                                  f"{first['file_name']} and .*{second['file_name']}"):
+  with pytest.raises(
+    sources.BadInputError,
+    match=f"image id {first['id']} is listed twice, as .*{first['file_name']} and .*{second['file_name']}",
+  ):
     sources.load_coco(path, images, COCO17)
 
 
@@ -101,11 +136,26 @@ def test_one_converter_per_output_folder(synthetic_coco, tmp_path):
   out.mkdir()
   holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
   try:
-    (out / ".lock").write_text(json.dumps({"pid": holder.pid, "host": __import__("socket").gethostname(),
-                                           "started": "now"}))
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make_tfrecords.py"), "coco", "--annotations",
-                        ann, "--images", images, "--out", str(out), "--num_labeled", "2"],
-                       capture_output=True, text=True)
+    (out / ".lock").write_text(
+      json.dumps({"pid": holder.pid, "host": __import__("socket").gethostname(), "started": "now"})
+    )
+    r = subprocess.run(
+      [
+        sys.executable,
+        os.path.join(ROOT, "scripts", "make_tfrecords.py"),
+        "coco",
+        "--annotations",
+        ann,
+        "--images",
+        images,
+        "--out",
+        str(out),
+        "--num_labeled",
+        "2",
+      ],
+      capture_output=True,
+      text=True,
+    )
   finally:
     holder.kill()
   assert r.returncode == 2 and r.stderr.strip().splitlines() == [r.stderr.strip()], r.stderr[-2000:]

@@ -8,14 +8,22 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT, run_script, shared_path
 from training_data import make_layout
 
-TINY = ["INPUT_SIZE = (64, 64)", "train.input_size = (64, 64)", "train.labeled_batch_size = 2",
-        "train.unlabeled_batch_size = 2", "build_pose_model.pretrained = None", "build_pose_model.width = 8",
-        "build_pose_model.deconv_filters = (16, 16, 16)", "train.extra_callbacks = []",
-        'train.checkpoint_monitor = "val_heatmap_loss"', 'train.checkpoint_mode = "min"', "train.verbose = 2"]
+TINY = [
+  "INPUT_SIZE = (64, 64)",
+  "train.input_size = (64, 64)",
+  "train.labeled_batch_size = 2",
+  "train.unlabeled_batch_size = 2",
+  "build_pose_model.pretrained = None",
+  "build_pose_model.width = 8",
+  "build_pose_model.deconv_filters = (16, 16, 16)",
+  "train.extra_callbacks = []",
+  'train.checkpoint_monitor = "val_heatmap_loss"',
+  'train.checkpoint_mode = "min"',
+  "train.verbose = 2",
+]
 
 
 @pytest.fixture(scope="session")
@@ -33,13 +41,18 @@ def data_root(pristine, tmp_path):
 
 def _train(data_root, work_dir, *params, flags=(), epochs=1, steps=2, process=False):
   """scripts/train.py in this process (conftest.run_script), or in a new one with ``process=True``."""
-  args = ["--gin_file=coco_1k.gin", *flags, f"--data_root={data_root}", f"--work_dir={work_dir}",
-          *[f"--gin_param={p}" for p in TINY + [f"train.epochs = {epochs}", f"train.steps_per_epoch = {steps}",
-                                                  *params]]]
+  args = [
+    "--gin_file=coco_1k.gin",
+    *flags,
+    f"--data_root={data_root}",
+    f"--work_dir={work_dir}",
+    *[f"--gin_param={p}" for p in TINY + [f"train.epochs = {epochs}", f"train.steps_per_epoch = {steps}", *params]],
+  ]
   if not process:
     return run_script("scripts/train.py", *args)
-  return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "train.py"), *args], capture_output=True,
-                        text=True)
+  return subprocess.run(
+    [sys.executable, os.path.join(ROOT, "scripts", "train.py"), *args], capture_output=True, text=True
+  )
 
 
 def _flip_a_byte_in_the_middle(shard):
@@ -100,8 +113,12 @@ def test_a_changed_configuration_is_refused_with_the_bindings_named(data_root, t
   assert r.returncode == 0, r.stderr[-2000:]
   r = _train(data_root, work, "train.method = 'single'", "train.learning_rate = 0.01", epochs=2)
   assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr[-2000:]
-  for change in ("train.method: 'supervised' -> 'single'", "train.learning_rate: 0.001 -> 0.01",
-                 "train.epochs: 1 -> 2", "--allow_config_change"):
+  for change in (
+    "train.method: 'supervised' -> 'single'",
+    "train.learning_rate: 0.001 -> 0.01",
+    "train.epochs: 1 -> 2",
+    "--allow_config_change",
+  ):
     assert change in r.stderr, (change, r.stderr)
   assert "supervised" in open(os.path.join(work, "config.gin")).read()  # Not rewritten.
   # Asked for explicitly: it resumes, and the old settings are kept beside the new ones.
@@ -148,8 +165,9 @@ def test_a_kill_during_the_end_of_epoch_evaluation_loses_no_epoch(data_root, tmp
   work, marks = str(tmp_path / "run"), str(tmp_path / "marks.txt")
   tests = os.path.dirname(__file__)
   code = lambda slow: _SLOW_EVAL_RUN.format(tests=tests, root=ROOT, marks=marks, slow=slow, work=work, data=data_root)
-  proc = subprocess.Popen([sys.executable, "-c", code(True)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True)
+  proc = subprocess.Popen(
+    [sys.executable, "-c", code(True)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+  )
   deadline = time.time() + 240
   while time.time() < deadline and proc.poll() is None:
     if os.path.exists(marks) and "evaluating 1" in open(marks).read():
@@ -193,6 +211,7 @@ def test_a_full_disk_is_one_line_for_training_export_and_the_converter(data_root
   subprocess.run(["mount", "-o", "remount,size=20m", small_disk], check=True)
   r = _train(data_root, work, "train.method = 'supervised'", "train.backup_every_steps = 1")
   assert r.returncode == 0 and os.path.exists(os.path.join(work, "checkpoints", "final.keras")), r.stderr[-2000:]
+
   # export.py and the converter on the disk filled up: one line naming the output; nothing half-written published.
   def fill(name):  # What is left of the disk, taken.
     with open(os.path.join(small_disk, name), "wb") as f:
@@ -210,8 +229,20 @@ def test_a_full_disk_is_one_line_for_training_export_and_the_converter(data_root
   lspet = shared_path("lspet")
   fill("filler2")  # The failed export cleaned up after itself.
   out = os.path.join(small_disk, "lsp")
-  r = run_script("scripts/make_tfrecords.py", "lsp", "--joints", os.path.join(lspet, "joints.mat"), "--images",
-                 os.path.join(lspet, "images"), "--out", out, "--sets", "eval", "--num_test", "50")
+  r = run_script(
+    "scripts/make_tfrecords.py",
+    "lsp",
+    "--joints",
+    os.path.join(lspet, "joints.mat"),
+    "--images",
+    os.path.join(lspet, "images"),
+    "--out",
+    out,
+    "--sets",
+    "eval",
+    "--num_test",
+    "50",
+  )
   assert r.returncode == 2 and r.stderr.strip().splitlines() == [r.stderr.strip()], r.stderr[-2000:]
   assert r.stderr.startswith(f"error: cannot write the records under {out}") and "No space left" in r.stderr
   assert not any(n == "manifest.json" for _, _, fs in os.walk(out) for n in fs)

@@ -12,17 +12,26 @@ import time
 import keras
 import numpy as np
 import pytest
-
 from conftest import ROOT, run_script
 from training_data import make_layout
 
 # The supervised method: these tests are about recovery, which every method shares, and a supervised step traces in
 # a fraction of a teacher-student one's time (tests/test_training.py resumes a killed "plus" run).
-TINY = ["train.method = 'supervised'", "INPUT_SIZE = (64, 64)", "train.input_size = (64, 64)",
-        "train.labeled_batch_size = 2", "train.unlabeled_batch_size = 2", "build_pose_model.pretrained = None",
-        "build_pose_model.width = 8", "build_pose_model.deconv_filters = (16, 16, 16)", "train.extra_callbacks = []",
-        'train.checkpoint_monitor = "val_heatmap_loss"', 'train.checkpoint_mode = "min"', "train.verbose = 2",
-        "train.log_every_steps = 2"]
+TINY = [
+  "train.method = 'supervised'",
+  "INPUT_SIZE = (64, 64)",
+  "train.input_size = (64, 64)",
+  "train.labeled_batch_size = 2",
+  "train.unlabeled_batch_size = 2",
+  "build_pose_model.pretrained = None",
+  "build_pose_model.width = 8",
+  "build_pose_model.deconv_filters = (16, 16, 16)",
+  "train.extra_callbacks = []",
+  'train.checkpoint_monitor = "val_heatmap_loss"',
+  'train.checkpoint_mode = "min"',
+  "train.verbose = 2",
+  "train.log_every_steps = 2",
+]
 
 
 @pytest.fixture(scope="session")
@@ -37,10 +46,24 @@ def _train(data_root, work_dir, *params, **kwargs):
 
 def _cmd(data_root, work_dir, *params, epochs=3, steps=6, backup_every=2):
   # --allow_config_change: these tests resume on purpose with more epochs or another learning rate.
-  return [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--gin_file=coco_1k.gin", "--allow_config_change",
-          f"--data_root={data_root}", f"--work_dir={work_dir}",
-          *[f"--gin_param={p}" for p in TINY + [f"train.epochs = {epochs}", f"train.steps_per_epoch = {steps}",
-                                                  f"train.backup_every_steps = {backup_every}", *params]]]
+  return [
+    sys.executable,
+    os.path.join(ROOT, "scripts", "train.py"),
+    "--gin_file=coco_1k.gin",
+    "--allow_config_change",
+    f"--data_root={data_root}",
+    f"--work_dir={work_dir}",
+    *[
+      f"--gin_param={p}"
+      for p in TINY
+      + [
+        f"train.epochs = {epochs}",
+        f"train.steps_per_epoch = {steps}",
+        f"train.backup_every_steps = {backup_every}",
+        *params,
+      ]
+    ],
+  ]
 
 
 @pytest.fixture(scope="session")  # Session: pytest-xdist may run other modules' tests between this module's.
@@ -67,8 +90,9 @@ def _finite_file(path):
 
 
 @pytest.mark.slow
-def test_a_diverged_run_saves_nothing_non_finite_and_resumes_from_the_last_finite_state(data_root, two_epochs,
-                                                                                          tmp_path):
+def test_a_diverged_run_saves_nothing_non_finite_and_resumes_from_the_last_finite_state(
+  data_root, two_epochs, tmp_path
+):
   work = _copy_of(two_epochs, tmp_path)  # A finished 2-epoch run.
   # The same work dir, 2 more epochs at an absurd rate: diverges, stops, names the last good checkpoint.
   r = _train(data_root, work, "train.learning_rate = 1e30", epochs=4)
@@ -87,8 +111,9 @@ def test_a_diverged_run_saves_nothing_non_finite_and_resumes_from_the_last_finit
 
 
 def test_the_best_score_survives_a_resume(tmp_path):
-  from semipose_tf.train.callbacks import PoseCheckpoint
   from tiny_nets import TinyPoseNet
+
+  from semipose_tf.train.callbacks import PoseCheckpoint
 
   net = TinyPoseNet(17, (64, 64, 3))
   first = PoseCheckpoint(net, str(tmp_path), "val_AP", "max")
@@ -189,14 +214,14 @@ def test_one_run_per_work_directory(data_root, tmp_path):
 
 
 BAD_SETTINGS = [
-    ("train.no_such_setting = 3", "unknown parameter train.no_such_setting"),
-    ("train.input_size = (70, 64)", "multiples of 32"),
-    ('train.spec = "nope"', "unknown keypoint spec 'nope'"),
-    ("train.method = plus", 'gin syntax error in a --gin_param: train.method = plus (strings need quotes'),
-    ("train.labeled_batch_size = 0", "train.labeled_batch_size must be a whole number >= 1, got 0"),
-    ("train.epochs = -1", "train.epochs must be a whole number >= 1, got -1"),
-    ("train.learning_rate = -0.1", "train.learning_rate must be a positive number, got -0.1"),
-    ("train.init_checkpoint = '/tmp'", "train.init_checkpoint not found: /tmp"),
+  ("train.no_such_setting = 3", "unknown parameter train.no_such_setting"),
+  ("train.input_size = (70, 64)", "multiples of 32"),
+  ('train.spec = "nope"', "unknown keypoint spec 'nope'"),
+  ("train.method = plus", "gin syntax error in a --gin_param: train.method = plus (strings need quotes"),
+  ("train.labeled_batch_size = 0", "train.labeled_batch_size must be a whole number >= 1, got 0"),
+  ("train.epochs = -1", "train.epochs must be a whole number >= 1, got -1"),
+  ("train.learning_rate = -0.1", "train.learning_rate must be a positive number, got -0.1"),
+  ("train.init_checkpoint = '/tmp'", "train.init_checkpoint not found: /tmp"),
 ]
 
 
@@ -229,9 +254,11 @@ def test_a_truncated_network_file_is_named_as_such(tmp_path):
 
   image = str(tmp_path / "photo.png")
   tf.io.write_file(image, tf.io.encode_png(np.zeros((40, 30, 3), np.uint8)))
-  for script, args in (("evaluate.py", ["coco", "--checkpoint", path, "--eval_dir", str(tmp_path)]),
-                       ("export.py", [path, str(tmp_path / "out" / "1")]),
-                       ("predict.py", ["--model", path, "--image", image, "--boxes", "0,0,20,30"])):
+  for script, args in (
+    ("evaluate.py", ["coco", "--checkpoint", path, "--eval_dir", str(tmp_path)]),
+    ("export.py", [path, str(tmp_path / "out" / "1")]),
+    ("predict.py", ["--model", path, "--image", image, "--boxes", "0,0,20,30"]),
+  ):
     r = run_script(os.path.join("scripts", script), *args)
     assert r.returncode == 2 and "Traceback" not in r.stderr, (script, r.stderr[-2000:])
     assert f"{path} is not a complete .keras file (4000 bytes" in r.stderr, (script, r.stderr)

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT, shared_path
 
 
@@ -15,8 +14,12 @@ def test_gpu_check_smoke_runs_every_part(tmp_path):
   shared_path("lspet", "joints.mat")  # Skips with a reason when the shared data is absent.
   shared_path("coco_mini", "annotations")
   out = str(tmp_path / "gpu_check.md")
-  r = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "gpu_check.py"), "--smoke", "--out", out],
-                     capture_output=True, text=True, timeout=900)
+  r = subprocess.run(
+    [sys.executable, os.path.join(ROOT, "benchmarks", "gpu_check.py"), "--smoke", "--out", out],
+    capture_output=True,
+    text=True,
+    timeout=900,
+  )
   assert r.returncode == 0, r.stderr[-2000:]
   page = open(out).read()
   assert "did not finish" not in page, page
@@ -31,4 +34,4 @@ def test_gpu_check_smoke_runs_every_part(tmp_path):
   # The person-box part (issue 34): one PCK row per method, trained on labeled + unlabeled people from step 0.
   for method in ("supervised", "plus"):
     assert len([line for line in page.splitlines() if line.startswith(f"| {method} | 4 | 2 + 2 |")]) == 1, page
-  assert r.stderr == "", r.stderr[-1000:]   # Quiet console: nothing but the table and the progress lines.
+  assert r.stderr == "", r.stderr[-1000:]  # Quiet console: nothing but the table and the progress lines.

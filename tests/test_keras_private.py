@@ -21,8 +21,9 @@ def _bn_layers(layer):
 
 
 def test_flatten_layers_walks_every_nested_layer():
-  assert hasattr(keras.Model, "_flatten_layers"), \
-      "keras.Model._flatten_layers is gone: update semipose_tf/train/distribute.set_synchronized_batch_norm"
+  assert hasattr(keras.Model, "_flatten_layers"), (
+    "keras.Model._flatten_layers is gone: update semipose_tf/train/distribute.set_synchronized_batch_norm"
+  )
   net = build_pose_model("resnet18", (64, 64), 5, width=8, deconv_filters=(16,))
   expected = {id(b) for b in _bn_layers(net)}
   assert len(expected) > 10
@@ -34,8 +35,9 @@ def test_maybe_symbolic_build_keeps_its_signature():
   from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
 
   method = getattr(TensorFlowTrainer, "_maybe_symbolic_build", None)
-  assert method is not None, \
-      "Keras no longer has _maybe_symbolic_build: update SemiSupervisedPose._maybe_symbolic_build (teacher_student)"
+  assert method is not None, (
+    "Keras no longer has _maybe_symbolic_build: update SemiSupervisedPose._maybe_symbolic_build (teacher_student)"
+  )
   params = list(inspect.signature(method).parameters)
   assert params[:3] == ["self", "iterator", "data_batch"], params
   source = inspect.getsource(TensorFlowTrainer.fit)
@@ -44,8 +46,9 @@ def test_maybe_symbolic_build_keeps_its_signature():
 
 @pytest.mark.parametrize("name", ["_save_model", "on_train_begin", "on_epoch_end"])
 def test_backup_and_restore_keeps_what_our_backup_overrides(name):
-  assert callable(getattr(keras.callbacks.BackupAndRestore, name, None)), \
-      f"BackupAndRestore.{name} is gone: update semipose_tf/train/recovery.Backup"
+  assert callable(getattr(keras.callbacks.BackupAndRestore, name, None)), (
+    f"BackupAndRestore.{name} is gone: update semipose_tf/train/recovery.Backup"
+  )
 
 
 def test_backup_and_restore_state_and_resume_epoch(tmp_path):
@@ -54,5 +57,6 @@ def test_backup_and_restore_state_and_resume_epoch(tmp_path):
   cb = keras.callbacks.BackupAndRestore(str(tmp_path), save_freq=1)
   for attr in ("_current_epoch", "_last_batch_seen"):
     assert hasattr(cb, attr), f"BackupAndRestore.{attr} is gone: update semipose_tf/train/recovery.Backup"
-  assert "_initial_epoch" in inspect.getsource(TensorFlowTrainer.fit), \
-      "fit no longer resumes from model._initial_epoch: update semipose_tf/train/recovery.Backup._load_from"
+  assert "_initial_epoch" in inspect.getsource(TensorFlowTrainer.fit), (
+    "fit no longer resumes from model._initial_epoch: update semipose_tf/train/recovery.Backup._load_from"
+  )

@@ -31,14 +31,17 @@ def test_spec_json_round_trip():
   assert keypoints.KeypointSpec.from_json(spec.to_json()) == spec
 
 
-@pytest.mark.parametrize("kwargs,match", [
+@pytest.mark.parametrize(
+  "kwargs,match",
+  [
     (dict(names=()), "empty"),
     (dict(names=("a", "a")), "duplicate"),
     (dict(names=("a", "b"), flip_pairs=((0, 2),)), "flip pair"),
     (dict(names=("a", "b", "c"), flip_pairs=((0, 1), (1, 2))), "more than one"),
     (dict(names=("a", "b"), sigmas=(0.1,)), "sigmas"),
     (dict(names=("a", "b"), skeleton=((0, 5),)), "skeleton"),
-])
+  ],
+)
 def test_spec_validation(kwargs, match):
   with pytest.raises(ValueError, match=match):
     keypoints.KeypointSpec(name="bad", **kwargs)
@@ -52,11 +55,13 @@ def test_unknown_spec_error():
 def test_custom_spec_in_gin():
   gin.clear_config()
   try:
-    configurable.parse_gin(params=[
+    configurable.parse_gin(
+      params=[
         'hand3/custom_spec.names = ["thumb", "left_tip", "right_tip"]',
         "hand3/custom_spec.flip_pairs = [(1, 2)]",
         "hand3/custom_spec.skeleton = [(0, 1), (0, 2)]",
-    ])
+      ]
+    )
     spec = keypoints.get_spec("hand3")  # Found through the gin resolver configurable registers.
   finally:
     gin.clear_config()
@@ -69,13 +74,15 @@ def test_gin_spec_by_reference_and_unscoped():
   """``@mine/custom_spec()`` takes its name from the scope; an unscoped spec answers only to its own name."""
   gin.clear_config()
   try:
-    configurable.parse_gin(params=[
+    configurable.parse_gin(
+      params=[
         'foot2/custom_spec.names = ["heel", "toe"]',
         'custom_spec.name = "pair2"',
         'custom_spec.names = ["left", "right"]',
         "custom_spec.flip_pairs = [(0, 1)]",
         "train.spec = @foot2/custom_spec()",
-    ])
+      ]
+    )
     by_ref = gin.query_parameter("train.spec").scoped_configurable_fn()
     unscoped = keypoints.get_spec("pair2")
     with pytest.raises(KeyError, match="unknown keypoint spec 'other'"):

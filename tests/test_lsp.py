@@ -7,9 +7,9 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import run_script, shared_path
 from scipy.io import loadmat, savemat
 
-from conftest import run_script, shared_path
 from semipose_tf.conversion import lsp
 from semipose_tf.data import pipeline, records
 from semipose_tf.evaluation import pck
@@ -19,7 +19,7 @@ from semipose_tf.keypoints import LSP14
 def _subset(tmp_path, count: int, extra_missing: int = 0, nan_at: int | None = None):
   """joints.mat of LSPET's first ``count`` images (+ ``extra_missing`` whose images do not exist), and an image
   folder linking to the real images."""
-  joints = loadmat(shared_path("lspet", "joints.mat"))["joints"][:, :, :count + extra_missing].copy()
+  joints = loadmat(shared_path("lspet", "joints.mat"))["joints"][:, :, : count + extra_missing].copy()
   if nan_at is not None:
     joints[0, 0, nan_at], joints[0, 2, nan_at] = np.nan, 1
   images = tmp_path / "images"
@@ -39,26 +39,47 @@ def _read(set_dir):
   out = []
   for rec in tf.data.TFRecordDataset(paths):
     ex = records.parse(rec, k)
-    out.append((int(ex["instance/id"][0]), ex["instance/bbox"][0].numpy(), ex["instance/keypoints"][0].numpy(),
-                int(ex["image/width"]), int(ex["image/height"])))
+    out.append(
+      (
+        int(ex["instance/id"][0]),
+        ex["instance/bbox"][0].numpy(),
+        ex["instance/keypoints"][0].numpy(),
+        int(ex["image/width"]),
+        int(ex["image/height"]),
+      )
+    )
   return out, manifest
 
 
 def test_converter_split_on_real_images(tmp_path):
   joints_file, images, joints = _subset(tmp_path, 30)
   out = str(tmp_path / "out")
-  r = _convert("--joints", joints_file, "--images", images, "--out", out, "--num_labeled", "5", "--num_test", "10",
-               "--box", "image")
+  r = _convert(
+    "--joints",
+    joints_file,
+    "--images",
+    images,
+    "--out",
+    out,
+    "--num_labeled",
+    "5",
+    "--num_test",
+    "10",
+    "--box",
+    "image",
+  )
   assert r.returncode == 0, r.stderr[-2000:]
   labeled, m_l = _read(os.path.join(out, "labeled"))
   unlabeled, m_u = _read(os.path.join(out, "unlabeled"))
   test, m_e = _read(os.path.join(out, "eval"))
-  assert [x[0] for x in labeled] == [1, 2, 3, 4, 5]           # The first 5 training images (1-based numbers).
-  assert [x[0] for x in unlabeled] == list(range(1, 21))      # Every training image ...
-  assert [x[0] for x in test] == list(range(21, 31))          # ... and the last 10 are the test set.
+  assert [x[0] for x in labeled] == [1, 2, 3, 4, 5]  # The first 5 training images (1-based numbers).
+  assert [x[0] for x in unlabeled] == list(range(1, 21))  # Every training image ...
+  assert [x[0] for x in test] == list(range(21, 31))  # ... and the last 10 are the test set.
   assert m_u["labels"] == "removed from the records" and m_l["keypoint_spec"]["name"] == "lsp14"
   # The command that made the sets, so that an error about a corrupt shard can say how to rebuild it.
-  assert m_e["command"].startswith("python scripts/make_tfrecords.py lsp --joints") and "--num_test 10" in m_e["command"]
+  assert (
+    m_e["command"].startswith("python scripts/make_tfrecords.py lsp --joints") and "--num_test 10" in m_e["command"]
+  )
   for number, box, kps, w, h in labeled + test:
     np.testing.assert_array_equal(box, [0, 0, w - 1, h - 1])  # The whole image, for every set (sanitized).
     flags = joints[:, 2, number - 1] > 0
@@ -66,7 +87,7 @@ def test_converter_split_on_real_images(tmp_path):
     assert (kps[flags, 2] == 2).all() and (kps[~flags] == 0).all()
   for number, box, kps, w, h in unlabeled:
     np.testing.assert_array_equal(box, [0, 0, w - 1, h - 1])
-    assert not kps.any()                                      # No label reaches the unlabeled stream.
+    assert not kps.any()  # No label reaches the unlabeled stream.
 
 
 @pytest.mark.slow
@@ -122,6 +143,7 @@ def test_person_boxes_around_the_annotated_joints_for_every_set(tmp_path):
   assert all(not kps.any() for _, _, kps, _, _ in unlabeled)  # Boxes kept, keypoints never.
   # Serving sends the unsanitized box (lsp.joint_box), as COCO users send the annotation's bbox.
   from semipose_tf.codec import sanitize_box
+
   number, box, _, w, h = test[0]
   raw = lsp.joint_box(joints[:, :2, number - 1] - 1, joints[:, 2, number - 1] > 0)
   np.testing.assert_allclose(sanitize_box(*raw, w, h), box, atol=1e-3)
@@ -194,8 +216,10 @@ def test_pck_evaluator_and_script_on_a_network(tmp_path):
 
   joints_file, images, _ = _subset(tmp_path, 16)
   out = str(tmp_path / "out")
-  assert _convert("--joints", joints_file, "--images", images, "--out", out, "--num_test", "8",
-                  "--sets", "eval").returncode == 0
+  assert (
+    _convert("--joints", joints_file, "--images", images, "--out", out, "--num_test", "8", "--sets", "eval").returncode
+    == 0
+  )
   keras.utils.set_random_seed(0)
   net = build_pose_model("resnet18", (64, 64), 14, width=8, deconv_filters=(16,))
   net.keypoint_spec = LSP14

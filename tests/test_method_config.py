@@ -7,16 +7,22 @@ import os
 import gin
 import numpy as np
 import pytest
+from training_data import make_lspet_layout
 
 from semipose_tf.method_config import LossWeights, Masking, MethodConfig, Mixup, StrongView
 from semipose_tf.train.methods import METHODS
-from training_data import make_lspet_layout
 
 
 def test_the_configuration_round_trips_through_plain_json():
   default = MethodConfig()
-  other = MethodConfig("dual", Masking(mask_max=10, fixed_count=7, half_size=(5, 9)), StrongView(rotation_prob=0.5),
-                       Mixup(lam=0.3, locations=("layer1",)), LossWeights(lambda_u=2.0, lambda_m=0.0), "inference")
+  other = MethodConfig(
+    "dual",
+    Masking(mask_max=10, fixed_count=7, half_size=(5, 9)),
+    StrongView(rotation_prob=0.5),
+    Mixup(lam=0.3, locations=("layer1",)),
+    LossWeights(lambda_u=2.0, lambda_m=0.0),
+    "inference",
+  )
   for config in (default, other):
     text = json.dumps(config.get_config())  # Plain JSON: what method_config.json holds.
     again = MethodConfig.from_config(json.loads(text))
@@ -24,7 +30,9 @@ def test_the_configuration_round_trips_through_plain_json():
   assert other != default and MethodConfig.from_config({"method": "single"}) == MethodConfig("single")
 
 
-@pytest.mark.parametrize("make,message", [
+@pytest.mark.parametrize(
+  "make,message",
+  [
     (lambda: Masking(mask_min=9), "Masking.mask_min must be a whole number >= 1 and <= 8, got 9"),
     (lambda: Masking(gamma=0.0), "Masking.gamma must be a number > 0 and <= 1, got 0.0"),
     (lambda: Masking(fixed_count=9), "Masking.fixed_count must be a whole number between 1 and mask_max (8"),
@@ -36,7 +44,8 @@ def test_the_configuration_round_trips_through_plain_json():
     (lambda: MethodConfig(teacher_bn_mode="eval"), "MethodConfig.teacher_bn_mode must be one of"),
     (lambda: MethodConfig.from_config({"masking": {"mask_maximum": 3}}), "Masking has no setting 'mask_maximum'"),
     (lambda: MethodConfig.from_config({"gamma": 0.5}), "MethodConfig has no setting 'gamma'"),
-])
+  ],
+)
 def test_impossible_settings_are_one_line_errors_naming_the_parameter(make, message):
   with pytest.raises(ValueError) as e:
     make()
@@ -45,14 +54,22 @@ def test_impossible_settings_are_one_line_errors_naming_the_parameter(make, mess
 
 def test_gin_bindings_reach_the_step_and_the_work_directory(tmp_path):
   """`Masking.mask_max = 12` in a gin file is what the step counts with (its histogram has 13 bins)."""
-  from semipose_tf import configurable
   from training_data import make_layout
+
+  from semipose_tf import configurable
 
   root = make_layout(str(tmp_path / "data"))
   gin.clear_config()
   try:
-    configurable.parse_gin(["coco_1k_m12.gin"], [f"DATA_ROOT = {root!r}", "train.input_size = (64, 64)",
-                                                  "build_pose_model.pretrained = None", "build_pose_model.width = 8"])
+    configurable.parse_gin(
+      ["coco_1k_m12.gin"],
+      [
+        f"DATA_ROOT = {root!r}",
+        "train.input_size = (64, 64)",
+        "build_pose_model.pretrained = None",
+        "build_pose_model.width = 8",
+      ],
+    )
     exp = configurable.train(work_dir=str(tmp_path / "run"), dry_run=True)
   finally:
     gin.clear_config()
@@ -72,11 +89,11 @@ def test_every_preset_trains_one_tiny_epoch_through_the_real_callbacks(method, l
   """Checkpoints, TensorBoard with the pictures (which read the oracles' ground truth), history.csv, the PCK
   callback and the teacher probe (with the model's own Algorithm 1 settings) all see an epoch end."""
   import keras
+  from tiny_nets import tiny_model_fn
 
   from semipose_tf.evaluation.callback import pck_eval_callback
   from semipose_tf.evaluation.teacher_probe import teacher_probe_callback
   from semipose_tf.train.experiment import train
-  from tiny_nets import tiny_model_fn
 
   teacher = str(tmp_path / "teacher.keras")
   if method == "pseudopose":
@@ -85,12 +102,28 @@ def test_every_preset_trains_one_tiny_epoch_through_the_real_callbacks(method, l
   oracle = method.startswith("oracle_")
   work = str(tmp_path / "run")
   probe = teacher_probe_callback("labeled_all/labeled", lspet_root, first_id=2, num=4)
-  train(work, "labeled_200/labeled", data_root=lspet_root, method=method, spec="lsp14", input_size=(64, 64),
-        unlabeled_dir="labeled_all/labeled" if oracle else "unlabeled", labeled_batch_size=2,
-        unlabeled_batch_size=2, epochs=1, steps_per_epoch=2, lr_milestones=(), backup_every_steps=None,
-        checkpoint_monitor="val_PCK", checkpoint_mode="max", log_every_steps=1, verbose=0,
-        model_fn=tiny_model_fn, pseudopose_teacher=teacher,
-        extra_callbacks=[pck_eval_callback("eval", lspet_root, batch_size=4), probe])
+  train(
+    work,
+    "labeled_200/labeled",
+    data_root=lspet_root,
+    method=method,
+    spec="lsp14",
+    input_size=(64, 64),
+    unlabeled_dir="labeled_all/labeled" if oracle else "unlabeled",
+    labeled_batch_size=2,
+    unlabeled_batch_size=2,
+    epochs=1,
+    steps_per_epoch=2,
+    lr_milestones=(),
+    backup_every_steps=None,
+    checkpoint_monitor="val_PCK",
+    checkpoint_mode="max",
+    log_every_steps=1,
+    verbose=0,
+    model_fn=tiny_model_fn,
+    pseudopose_teacher=teacher,
+    extra_callbacks=[pck_eval_callback("eval", lspet_root, batch_size=4), probe],
+  )
   with open(os.path.join(work, "history.csv")) as f:
     header, row = f.read().splitlines()[:2]
   logged = dict(zip(header.split(","), row.split(",")))

@@ -1,9 +1,9 @@
 """Pose networks: parameter counts, split points, config / .keras round trips, mixed precision, a train step."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-import keras
 
 from semipose_tf.models import HRNet, SimpleBaseline, build_pose_model
 from semipose_tf.models.factory import count_params
@@ -69,8 +69,11 @@ def test_resnet_width_scales_every_stage():
     build_pose_model("hrnet_w32", (64, 64), 17, width=16)
 
 
-@pytest.mark.parametrize("model", _tiny_models() + [SimpleBaseline(18, 5, (64, 64, 3), (32, 32), width=8)],
-                         ids=["simple_baseline_r18", "hrnet_w8", "simple_baseline_r18_w8"])
+@pytest.mark.parametrize(
+  "model",
+  _tiny_models() + [SimpleBaseline(18, 5, (64, 64, 3), (32, 32), width=8)],
+  ids=["simple_baseline_r18", "hrnet_w8", "simple_baseline_r18_w8"],
+)
 @pytest.mark.slow
 def test_config_and_keras_file_round_trip(model, tmp_path):
   x = np.random.default_rng(1).normal(size=(2,) + tuple(model.input_shape[1:])).astype("float32")
@@ -133,8 +136,13 @@ def test_factory_bound_in_gin():
 
   gin.clear_config()
   try:
-    configurable.parse_gin(params=['build_pose_model.backbone = "hrnet_w32"', "build_pose_model.input_size = (64, 64)",
-                                   "build_pose_model.num_keypoints = 16"])
+    configurable.parse_gin(
+      params=[
+        'build_pose_model.backbone = "hrnet_w32"',
+        "build_pose_model.input_size = (64, 64)",
+        "build_pose_model.num_keypoints = 16",
+      ]
+    )
     model = configurable.build_pose_model()
   finally:
     gin.clear_config()
@@ -163,8 +171,9 @@ def test_initial_weights_follow_the_seed_in_every_process():
   import subprocess
   import sys
 
-  run = lambda *seeds: subprocess.run([sys.executable, "-c", _INIT_HASH, *map(str, seeds)], capture_output=True,
-                                      text=True, check=True).stdout.split()
+  run = lambda *seeds: subprocess.run(
+    [sys.executable, "-c", _INIT_HASH, *map(str, seeds)], capture_output=True, text=True, check=True
+  ).stdout.split()
   three, four = run(3, 4)
   assert run(3) == [three] and four != three
 

@@ -18,9 +18,16 @@ def _record_example():
   kps[:, :, :2] = np.random.default_rng(1).uniform(10, 70, (2, K, 2))
   kps[:, :, 2] = 2
   kps[0, 3, 2] = 0
-  entry = records.ImageEntry(7, "x.jpg", 100, 80, [
+  entry = records.ImageEntry(
+    7,
+    "x.jpg",
+    100,
+    80,
+    [
       records.Instance(11, np.array([10, 5, 40, 60], np.float32), kps[0], 1.0, 2400.0),
-      records.Instance(12, np.array([50, 20, 30, 50], np.float32), kps[1], 0.9, 1500.0)])
+      records.Instance(12, np.array([50, 20, 30, 50], np.float32), kps[1], 0.9, 1500.0),
+    ],
+  )
   return records.serialize(entry, tf.io.encode_png(image).numpy()), image, kps
 
 

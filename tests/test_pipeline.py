@@ -96,12 +96,16 @@ def test_eval_dataset_metadata_and_targets_line_up(synthetic_sets):
 
 def test_spec_mismatch_and_missing_set(synthetic_sets, tmp_path):
   out, _ = synthetic_sets
-  with pytest.raises(ValueError, match=r"holds keypoint spec 'coco17' \(17 keypoints\), the configured spec is "
-                                       r"'mpii16' \(16 keypoints\): set train.spec"):
+  with pytest.raises(
+    ValueError,
+    match=r"holds keypoint spec 'coco17' \(17 keypoints\), the configured spec is "
+    r"'mpii16' \(16 keypoints\): set train.spec",
+  ):
     pipeline.labeled_dataset(f"{out}/labeled", MPII16)
   # Same count, other names (AI Challenger vs LSP, both 14): refused too, naming both.
-  from semipose_tf.keypoints import AIC14, LSP14
   import training_data
+
+  from semipose_tf.keypoints import AIC14, LSP14
 
   training_data.write_set(str(tmp_path / "aic"), "labeled", AIC14, num_images=1)
   with pytest.raises(ValueError, match="holds keypoint spec 'aic14'.*'lsp14'"):

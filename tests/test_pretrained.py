@@ -6,8 +6,12 @@ import numpy as np
 import pytest
 
 from semipose_tf.models import build_pose_model
-from semipose_tf.models.pretrained import (PretrainedWeightsError, backbone_model, convert_torchvision_resnet,
-                                           save_backbone_weights)
+from semipose_tf.models.pretrained import (
+  PretrainedWeightsError,
+  backbone_model,
+  convert_torchvision_resnet,
+  save_backbone_weights,
+)
 
 
 def _randomize_bn_stats(model, seed=0):
@@ -16,8 +20,9 @@ def _randomize_bn_stats(model, seed=0):
   for layer in model._flatten_layers(include_self=False, recursive=True):
     if layer.__class__.__name__ == "BatchNormalization":
       c = layer.gamma.shape[0]
-      layer.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.1, c), rng.normal(0, 0.1, c),
-                         rng.uniform(0.5, 1.5, c)])
+      layer.set_weights(
+        [rng.uniform(0.5, 1.5, c), rng.normal(0, 0.1, c), rng.normal(0, 0.1, c), rng.uniform(0.5, 1.5, c)]
+      )
 
 
 @pytest.fixture(scope="session")
@@ -25,9 +30,15 @@ def hub_preset(tmp_path_factory):
   """A keras-hub ResNet-18 (random weights: no download) saved as a local preset directory."""
   keras_hub = pytest.importorskip("keras_hub")
   hub = keras_hub.models.ResNetBackbone(
-      input_conv_filters=[64], input_conv_kernel_sizes=[7], stackwise_num_filters=[64, 128, 256, 512],
-      stackwise_num_blocks=[2, 2, 2, 2], stackwise_num_strides=[1, 2, 2, 2], block_type="basic_block",
-      use_pre_activation=False, image_shape=(None, None, 3))
+    input_conv_filters=[64],
+    input_conv_kernel_sizes=[7],
+    stackwise_num_filters=[64, 128, 256, 512],
+    stackwise_num_blocks=[2, 2, 2, 2],
+    stackwise_num_strides=[1, 2, 2, 2],
+    block_type="basic_block",
+    use_pre_activation=False,
+    image_shape=(None, None, 3),
+  )
   _randomize_bn_stats(hub)
   path = str(tmp_path_factory.mktemp("preset") / "resnet18_local")
   hub.save_to_preset(path)
@@ -37,21 +48,25 @@ def hub_preset(tmp_path_factory):
 def test_keras_hub_preset_directory_reproduces_its_weights(hub_preset):
   hub, path = hub_preset
   model = build_pose_model("resnet18", (64, 64), 5, pretrained=path)
-  ours = {l.name: l for s in model.backbone_stages for l in model.get_layer(s).layers if l.weights}
-  assert len(ours) == sum(1 for l in hub.layers if l.weights)
+  ours = {layer.name: layer for s in model.backbone_stages for layer in model.get_layer(s).layers if layer.weights}
+  assert len(ours) == sum(1 for layer in hub.layers if layer.weights)
   for layer in hub.layers:
     for a, b in zip(layer.weights, ours.get(layer.name, layer).weights):
       np.testing.assert_array_equal(a.numpy(), b.numpy())
   x = np.random.default_rng(0).normal(size=(2, 64, 64, 3)).astype("float32")
-  np.testing.assert_allclose(backbone_model(model)(x, training=False).numpy(), hub(x, training=False).numpy(),
-                             atol=1e-4, rtol=1e-4)  # Same architecture, same features.
+  np.testing.assert_allclose(
+    backbone_model(model)(x, training=False).numpy(), hub(x, training=False).numpy(), atol=1e-4, rtol=1e-4
+  )  # Same architecture, same features.
 
 
 @pytest.mark.slow
 def test_mismatched_preset_says_which_layers(hub_preset):
   _, path = hub_preset
-  with pytest.raises(PretrainedWeightsError, match=r"does not match the backbone of simple_baseline_r50.*shape "
-                                                   r"mismatch"):
+  with pytest.raises(
+    PretrainedWeightsError,
+    match=r"does not match the backbone of simple_baseline_r50.*shape "
+    r"mismatch",
+  ):
     build_pose_model("resnet50", (64, 64), 5, pretrained=path)
   with pytest.raises(PretrainedWeightsError, match="keras-hub has no preset"):
     build_pose_model("hrnet_w32", (64, 64), 5, pretrained=path)
@@ -68,8 +83,9 @@ def test_not_a_preset_directory(tmp_path):
 
 
 # HRNet at width 8 and 16: the family's code path (the same layers as W32 / W48) at a fraction of the weights.
-@pytest.mark.parametrize("backbone,other,size", [("resnet18", "resnet34", (64, 64)), ("hrnet_w8", "hrnet_w16",
-                                                                                       (64, 64))])
+@pytest.mark.parametrize(
+  "backbone,other,size", [("resnet18", "resnet34", (64, 64)), ("hrnet_w8", "hrnet_w16", (64, 64))]
+)
 @pytest.mark.slow
 def test_weights_h5_round_trip_and_mismatch(tmp_path, backbone, other, size):
   a = build_pose_model(backbone, size, 5)
@@ -78,9 +94,13 @@ def test_weights_h5_round_trip_and_mismatch(tmp_path, backbone, other, size):
   save_backbone_weights(a, path)
   b = build_pose_model(backbone, size, 9, pretrained=path)  # A different K: only the backbone is loaded.
   x = np.random.default_rng(2).normal(size=(1,) + size + (3,)).astype("float32")
-  np.testing.assert_array_equal(backbone_model(a)(x, training=False).numpy(),
-                                backbone_model(b)(x, training=False).numpy())
-  with pytest.raises(PretrainedWeightsError, match=r"backbone.weights.h5 does not match the backbone of .*(shape mismatch|in the model but not in the file)"):
+  np.testing.assert_array_equal(
+    backbone_model(a)(x, training=False).numpy(), backbone_model(b)(x, training=False).numpy()
+  )
+  with pytest.raises(
+    PretrainedWeightsError,
+    match=r"backbone.weights.h5 does not match the backbone of .*(shape mismatch|in the model but not in the file)",
+  ):
     build_pose_model(other, size, 5, pretrained=path)
 
 
@@ -139,8 +159,9 @@ def _torch_resnet(depth):
           stride = 2 if (b == 0 and i > 0) else 1
           down = None
           if b == 0 and (stride != 1 or cin != planes * block.expansion):
-            down = nn.Sequential(nn.Conv2d(cin, planes * block.expansion, 1, stride, bias=False),
-                                 nn.BatchNorm2d(planes * block.expansion))
+            down = nn.Sequential(
+              nn.Conv2d(cin, planes * block.expansion, 1, stride, bias=False), nn.BatchNorm2d(planes * block.expansion)
+            )
           blocks.append(block(cin, planes, stride, down))
           cin = planes * block.expansion
         setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
@@ -180,10 +201,15 @@ def test_convert_script_and_bad_state_dict(tmp_path):
   pth = str(tmp_path / "r18.pth")
   torch.save(net.state_dict(), pth)
   out = str(tmp_path / "r18.weights.h5")
-  import subprocess, sys
+  import subprocess
+  import sys
+
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  r = subprocess.run([sys.executable, os.path.join(root, "scripts", "convert_torchvision.py"), "--depth", "18",
-                      pth, out], capture_output=True, text=True)
+  r = subprocess.run(
+    [sys.executable, os.path.join(root, "scripts", "convert_torchvision.py"), "--depth", "18", pth, out],
+    capture_output=True,
+    text=True,
+  )
   assert r.returncode == 0, r.stderr
   a = build_pose_model("resnet18", (64, 64), 5, pretrained=pth)
   b = build_pose_model("resnet18", (64, 64), 5, pretrained=out)

@@ -6,8 +6,8 @@ import pytest
 
 from semipose_tf.conversion import convert, sources
 from semipose_tf.data import records
-from semipose_tf.synthetic import generate, render
 from semipose_tf.keypoints import COCO17
+from semipose_tf.synthetic import generate, render
 
 CFG = render.SyntheticConfig(image_size=(160, 200))
 
@@ -54,8 +54,9 @@ def test_left_limbs_are_darker_than_right():
   """The consistent left/right cue: left-side limb pixels are darker than right-side ones of the same person."""
   ratios = []
   for i in range(30):
-    image, anns = render.render_image((0, 5, i), render.SyntheticConfig(image_size=(160, 200), hard_prob=0,
-                                                                              occluder_prob=0))
+    image, anns = render.render_image(
+      (0, 5, i), render.SyntheticConfig(image_size=(160, 200), hard_prob=0, occluder_prob=0)
+    )
     lum = image.astype(np.float32).mean(-1)
     for a in anns:
       k = a["keypoints"]
@@ -70,14 +71,16 @@ def test_left_limbs_are_darker_than_right():
 def test_synthetic_dataset_feeds_the_coco_converter(synthetic_coco, tmp_path):
   ann, images = synthetic_coco
   data = json.load(open(ann))
-  assert len(data["images"]) == 12 and all(os.path.exists(os.path.join(images, im["file_name"]))
-                                           for im in data["images"])
+  assert len(data["images"]) == 12 and all(
+    os.path.exists(os.path.join(images, im["file_name"])) for im in data["images"]
+  )
   src = sources.load_coco(ann, images, COCO17)
   assert src.stats["bad"] == 0
   out = convert.convert(src, str(tmp_path), ("unlabeled",), verbose=False)
   assert out["unlabeled"]["num_instances"] == sum(1 for a in data["annotations"] if a["num_keypoints"] > 0)
-  assert records.read_manifest(str(tmp_path / "unlabeled"))["record_bytes"] <= 1.1 * out["unlabeled"][
-      "source_image_bytes"]
+  assert (
+    records.read_manifest(str(tmp_path / "unlabeled"))["record_bytes"] <= 1.1 * out["unlabeled"]["source_image_bytes"]
+  )
 
 
 def test_prepare_generates_converts_once_and_refuses_other_parameters(tmp_path):

@@ -5,21 +5,21 @@ import os
 
 import numpy as np
 import pytest
+from test_lsp import _convert, _subset
 
 from semipose_tf import codec
 from semipose_tf.augment.cutout import adaptive_mask_count
-from semipose_tf.method_config import Masking
 from semipose_tf.evaluation import pck
 from semipose_tf.evaluation.teacher_probe import TeacherProbe, count_vs_teacher, difficulty, teacher_probe_callback
 from semipose_tf.keypoints import LSP14
-from test_lsp import _convert, _subset
+from semipose_tf.method_config import Masking
 
 
 def test_difficulty_groups():
   annotated = np.zeros((4, 14), bool)
-  annotated[0] = True            # all 14
-  annotated[1, :10] = True       # 10 of 14 (>= 70%)
-  annotated[2, :9] = True        # 9 of 14
+  annotated[0] = True  # all 14
+  annotated[1, :10] = True  # 10 of 14 (>= 70%)
+  annotated[2, :9] = True  # 9 of 14
   assert difficulty(annotated).tolist() == [0, 1, 2, 2]
 
 
@@ -50,12 +50,12 @@ def test_probe_skips_the_labeled_budget_and_a_right_teacher_scores_100(probe_set
   set_dir, joints = probe_set
   probe = TeacherProbe(set_dir, LSP14, (256, 256), Masking(), first_id=6, num=10, batch_size=4)
   ids = [int(i) for b in probe.dataset for i in b["ann_id"].numpy()]
-  assert ids == list(range(6, 16))                      # Held-back people only (ids 1..5 are the "labels").
+  assert ids == list(range(6, 16))  # Held-back people only (ids 1..5 are the "labels").
   queue = _truth_heatmaps(probe, (256, 256))
   result = probe(lambda images: queue.pop(0))
   # Decoding loses at most a quarter heatmap pixel: at 256x256 0.2 x torso is ~2 px, 0.1 x torso ~1 px.
   assert result["PCK@0.2"] == 100.0 and result["PCK@0.1"] > 95.0
-  annotated = joints[:, 2, 5:15].T > 0                   # LSPET flag per joint of images 6..15
+  annotated = joints[:, 2, 5:15].T > 0  # LSPET flag per joint of images 6..15
   groups = difficulty(annotated)
   for g, name in enumerate(("all_joints", "most_joints", "few_joints")):
     assert result[f"people_{name}"] == (groups == g).sum()
@@ -68,14 +68,14 @@ def test_probe_skips_the_labeled_budget_and_a_right_teacher_scores_100(probe_set
 def test_count_vs_teacher_by_hand():
   correct = np.zeros((5, 4), bool)
   scored = np.ones((5, 4), bool)
-  scored[4] = False                                   # No torso: left out.
-  correct[1] = True                                   # 4 of 4 right
-  correct[2, :2] = True                               # 2 of 4
-  correct[3, :1] = True                               # 1 of 4; person 0: none
+  scored[4] = False  # No torso: left out.
+  correct[1] = True  # 4 of 4 right
+  correct[2, :2] = True  # 2 of 4
+  correct[3, :1] = True  # 1 of 4; person 0: none
   out = count_vs_teacher(np.array([2, 8, 5, 3, 7]), correct, scored)
-  assert out["people_teacher_right"] == 2 and out["mask_count_teacher_right"] == 6.5   # persons 1, 2
-  assert out["people_teacher_wrong"] == 2 and out["mask_count_teacher_wrong"] == 2.5   # persons 0, 3
-  assert out["mask_count_rank_corr"] == pytest.approx(1.0)                             # same order
+  assert out["people_teacher_right"] == 2 and out["mask_count_teacher_right"] == 6.5  # persons 1, 2
+  assert out["people_teacher_wrong"] == 2 and out["mask_count_teacher_wrong"] == 2.5  # persons 0, 3
+  assert out["mask_count_rank_corr"] == pytest.approx(1.0)  # same order
   flipped = count_vs_teacher(np.array([8, 2, 3, 5, 7]), correct, scored)
   assert flipped["mask_count_rank_corr"] == pytest.approx(-1.0)
 
@@ -99,8 +99,9 @@ def test_probe_numbers_are_pck_and_algorithm_1_of_the_networks_heatmaps(probe_se
   heatmaps = [net(b["image"], training=False) for b in probe.dataset]
   counts = np.concatenate([adaptive_mask_count(h, Masking()).numpy() for h in heatmaps])
   assert logs["probe_mask_count"] == pytest.approx(counts.mean())
-  coords = np.concatenate([codec.decode_to_image(h, b["center"], b["scale"])[0].numpy()
-                           for h, b in zip(heatmaps, probe.dataset)])
+  coords = np.concatenate(
+    [codec.decode_to_image(h, b["center"], b["scale"])[0].numpy() for h, b in zip(heatmaps, probe.dataset)]
+  )
   truth = np.stack([probe.truth[int(i)] for b in probe.dataset for i in b["ann_id"].numpy()])
   expected = pck.pck(coords, truth[..., :2], truth[..., 2] > 0, LSP14)
   assert logs["probe_PCK@0.2"] == pytest.approx(expected["PCK@0.2"], abs=1e-4)
@@ -116,8 +117,8 @@ def test_probe_numbers_are_pck_and_algorithm_1_of_the_networks_heatmaps(probe_se
 @pytest.mark.slow
 def test_evaluate_script_runs_the_probe_on_a_checkpoint(probe_set, tmp_path):
   import keras
-
   from conftest import run_script
+
   from semipose_tf.models import build_pose_model
 
   keras.utils.set_random_seed(0)
@@ -125,15 +126,17 @@ def test_evaluate_script_runs_the_probe_on_a_checkpoint(probe_set, tmp_path):
   net.keypoint_spec = LSP14
   ckpt = str(tmp_path / "net.keras")
   net.save(ckpt)
-  r = run_script("scripts/evaluate.py", "probe", "--checkpoint", ckpt, "--eval_dir", probe_set[0], "--first_id", "6",
-                 "--num", "10")
+  r = run_script(
+    "scripts/evaluate.py", "probe", "--checkpoint", ckpt, "--eval_dir", probe_set[0], "--first_id", "6", "--num", "10"
+  )
   assert r.returncode == 0, r.stderr[-2000:]
   rows = dict(line.strip("| ").split(" | ") for line in r.stdout.splitlines()[2:])
   probe = TeacherProbe(probe_set[0], LSP14, (64, 64), Masking(), first_id=6, num=10)
   expected = probe(lambda x: net(x, training=False))
   assert float(rows["PCK@0.2"]) == pytest.approx(expected["PCK@0.2"], rel=1e-3)
   assert float(rows["people_teacher_right"]) + float(rows["people_teacher_wrong"]) == pytest.approx(
-      expected["people_teacher_right"] + expected["people_teacher_wrong"])
+    expected["people_teacher_right"] + expected["people_teacher_wrong"]
+  )
 
 
 def test_a_probe_that_finds_nobody_is_refused(probe_set):
@@ -150,12 +153,13 @@ def test_comparison_sheet_puts_networks_side_by_side(probe_set):
   set_dir, _ = probe_set
   keras.utils.set_random_seed(0)
   nets = {name: build_pose_model("resnet18", (64, 64), 14, width=8, deconv_filters=(16,)) for name in ("a", "b")}
-  sheet, titles = comparison_sheet({k: (lambda x, n=n: n(x, training=False)) for k, n in nets.items()}, set_dir,
-                                   LSP14, (64, 64), [7, 3], min_size=300)
+  sheet, titles = comparison_sheet(
+    {k: (lambda x, n=n: n(x, training=False)) for k, n in nets.items()}, set_dir, LSP14, (64, 64), [7, 3], min_size=300
+  )
   assert titles == ["ground truth", "a", "b"]
   assert sheet.dtype == np.uint8 and sheet.shape[1] >= 3 * 300 and sheet.shape[0] >= 2 * 300
   third = sheet.shape[1] // 3
-  assert not np.array_equal(sheet[:, :third], sheet[:, third:2 * third])  # Drawn skeletons differ.
+  assert not np.array_equal(sheet[:, :third], sheet[:, third : 2 * third])  # Drawn skeletons differ.
 
 
 def test_the_probe_counts_masks_with_the_trained_models_own_settings(probe_set):

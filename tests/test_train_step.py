@@ -1,16 +1,16 @@
 """The training step, piece by piece: mask count, teacher stop-gradient, strong-view geometry, cutout, mixup."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-import keras
+from tiny_nets import TinyPoseNet
 
 from semipose_tf import codec
 from semipose_tf.augment import cutout, mixup, strong
 from semipose_tf.method_config import Masking, MethodConfig, Mixup, StrongView
 from semipose_tf.train.losses import global_average, joints_mse
 from semipose_tf.train.teacher_student import SemiSupervisedPose
-from tiny_nets import TinyPoseNet
 
 
 def _maps_with_peaks(peaks, h=8, w=6):
@@ -31,10 +31,10 @@ def _maps_with_peaks(peaks, h=8, w=6):
 #  f) K=16, 9 joints at 0.8: n = 9 -> floor(72 / 16) = 4.
 #  g) K=16, all 0.04 except one 0.049 (< tau): 2.
 CASES_17 = [
-    ([1.0, .95, .9, .85, .8, .75, .7, .65, .6, .55, .51, .5, .4, .3, .2, .15, .1], 5),
-    ([0.7] * 17, 8),
-    ([0.04] * 16 + [0.02], 2),
-    ([0.9] + [0.1] * 16, 2),
+  ([1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.51, 0.5, 0.4, 0.3, 0.2, 0.15, 0.1], 5),
+  ([0.7] * 17, 8),
+  ([0.04] * 16 + [0.02], 2),
+  ([0.9] + [0.1] * 16, 2),
 ]
 CASES_16 = [([0.8] * 10 + [0.2] * 6, 5), ([0.8] * 9 + [0.2] * 7, 4), ([0.04] * 15 + [0.049], 2)]
 
@@ -92,7 +92,7 @@ def test_strong_view_targets_line_up_with_the_image():
   images = np.zeros((b,) + size + (1,), np.float32)
   for i in range(b):
     x, y = kp[i, 0].round().astype(int)
-    images[i, y - 1:y + 2, x - 1:x + 2] = 1.0
+    images[i, y - 1 : y + 2, x - 1 : x + 2] = 1.0
   teacher, _ = codec.encode_heatmaps(kp, np.ones((b, 1)), size, hm, subpixel=True)
   m_in, m_hm, params = strong.strong_affines(tf.constant([3, 5], tf.int64), b, size, hm, StrongView())
   assert np.any(params["rotation"].numpy() != 0)
@@ -117,10 +117,14 @@ def _model(method="adaptive", masking=None, mixup=None, **kw):
 
 def _batch(seed=0, b=4):
   rng = np.random.default_rng(seed)
-  return {"labeled": {"image": rng.normal(size=(b, 64, 64, 3)).astype(np.float32),
-                      "heatmaps": rng.uniform(0, 1, (b, 16, 16, 17)).astype(np.float32),
-                      "weights": np.ones((b, 17), np.float32)},
-          "unlabeled": {"image": rng.normal(size=(b, 64, 64, 3)).astype(np.float32)}}
+  return {
+    "labeled": {
+      "image": rng.normal(size=(b, 64, 64, 3)).astype(np.float32),
+      "heatmaps": rng.uniform(0, 1, (b, 16, 16, 17)).astype(np.float32),
+      "weights": np.ones((b, 17), np.float32),
+    },
+    "unlabeled": {"image": rng.normal(size=(b, 64, 64, 3)).astype(np.float32)},
+  }
 
 
 def test_teacher_pass_does_not_move_the_weights():
@@ -195,15 +199,18 @@ def test_mixed_forward_mixes_at_the_drawn_location_only():
     with tf.GradientTape(persistent=True) as tape:
       ours = mixup.mixed_forward(net, x, lam, perm, tf.constant(j), locations)
       ref = tail(mixup.mix(head(x, training=True), lam, perm), training=True)
-      l_ours, l_ref = tf.reduce_sum(ours ** 2), tf.reduce_sum(ref ** 2)
+      l_ours, l_ref = tf.reduce_sum(ours**2), tf.reduce_sum(ref**2)
     np.testing.assert_allclose(ours.numpy(), ref.numpy(), rtol=1e-5, atol=1e-6)
     for a, b in zip(tape.gradient(l_ours, net.trainable_variables), tape.gradient(l_ref, net.trainable_variables)):
       np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
   graph = tf.function(mixup.mixed_forward, reduce_retracing=True)
   for j in range(len(locations)):  # A traced step takes the location as a tensor.
-    np.testing.assert_allclose(graph(net, x, lam, perm, tf.constant(j), locations).numpy(),
-                               mixup.mixed_forward(net, x, lam, perm, tf.constant(j), locations).numpy(),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+      graph(net, x, lam, perm, tf.constant(j), locations).numpy(),
+      mixup.mixed_forward(net, x, lam, perm, tf.constant(j), locations).numpy(),
+      rtol=1e-5,
+      atol=1e-6,
+    )
 
 
 @pytest.mark.parametrize("location", ["image", "stem", "layer1", "layer2", "layer3", "deconv", "final"])
@@ -224,8 +231,12 @@ def test_mixup_with_lambda_one_is_the_plain_consistency_loss(location):
 @pytest.mark.slow
 def test_mix_location_drawn_per_step_and_lambda_beta():
   model = _model("plus", mixup=Mixup(locations=("image", "layer3")))
-  where = [int(model.mixup_loss(model.net, tf.zeros((2, 64, 64, 3)), tf.zeros((2, 16, 16, 17)),
-                                tf.constant([s, 0], tf.int64))[2]) for s in range(12)]
+  where = [
+    int(
+      model.mixup_loss(model.net, tf.zeros((2, 64, 64, 3)), tf.zeros((2, 16, 16, 17)), tf.constant([s, 0], tf.int64))[2]
+    )
+    for s in range(12)
+  ]
   assert set(where) == {0, 1}
   for alpha in (1.0, 0.4, 2.0):  # Beta(a, a): mean 1/2, variance 1 / (4 (2a + 1)).
     lams = np.array([float(mixup.sample_lambda(tf.constant([s, 1], tf.int64), alpha)) for s in range(600)])

@@ -15,7 +15,6 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import ROOT, run_script
 from training_data import make_layout, make_lspet_layout
 
@@ -27,18 +26,44 @@ ALL_GIN = sorted(os.path.relpath(p, GIN_DIR) for p in glob.glob(os.path.join(GIN
 GIN_FILES = [f for f in ALL_GIN if not f.startswith(("base/", "examples/"))]
 LSPET = ("lspet/", "lspet_imagenet/")
 # The synthetic experiments (demo.gin, synthetic/*.gin) make their data on first use: a small version of it.
-SYNTHETIC = ["prepare_synthetic_data.train_images = 520", "prepare_synthetic_data.val_images = 4",
-             "prepare_synthetic_data.workers = 2", "BURN_IN = None"]
+SYNTHETIC = [
+  "prepare_synthetic_data.train_images = 520",
+  "prepare_synthetic_data.val_images = 4",
+  "prepare_synthetic_data.workers = 2",
+  "BURN_IN = None",
+]
 # The demo's own (easier) people, few of them: rendering is most of what a demo test costs.
-DEMO_SMALL = ["prepare_synthetic_data.train_images = 60", "prepare_synthetic_data.val_images = 4",
-              "prepare_synthetic_data.workers = 2", "BURN_IN = None", "prepare_synthetic_data.num_labeled = (30,)",
-              "train.labeled_dir = 'labeled_30/labeled'"]
-TINY = ["INPUT_SIZE = (64, 64)", "train.input_size = (64, 64)", "train.labeled_batch_size = 2",
-        "train.unlabeled_batch_size = 2", "build_pose_model.pretrained = None"]
+DEMO_SMALL = [
+  "prepare_synthetic_data.train_images = 60",
+  "prepare_synthetic_data.val_images = 4",
+  "prepare_synthetic_data.workers = 2",
+  "BURN_IN = None",
+  "prepare_synthetic_data.num_labeled = (30,)",
+  "train.labeled_dir = 'labeled_30/labeled'",
+]
+TINY = [
+  "INPUT_SIZE = (64, 64)",
+  "train.input_size = (64, 64)",
+  "train.labeled_batch_size = 2",
+  "train.unlabeled_batch_size = 2",
+  "build_pose_model.pretrained = None",
+]
 # The files whose stream is run for one batch: one per data family (COCO, MPII + AIC, LSPET, synthetic).
-PULL_A_BATCH = {"coco_1k.gin", "coco_1k_dual.gin", "mpii_aic.gin", "lspet/plus.gin", "lspet/oracle_plus.gin",
-                "lspet_imagenet/plus.gin", "synthetic/plus.gin", "demo.gin"}
-NO_EVAL = ["train.extra_callbacks = []", 'train.checkpoint_monitor = "val_heatmap_loss"', 'train.checkpoint_mode = "min"']
+PULL_A_BATCH = {
+  "coco_1k.gin",
+  "coco_1k_dual.gin",
+  "mpii_aic.gin",
+  "lspet/plus.gin",
+  "lspet/oracle_plus.gin",
+  "lspet_imagenet/plus.gin",
+  "synthetic/plus.gin",
+  "demo.gin",
+}
+NO_EVAL = [
+  "train.extra_callbacks = []",
+  'train.checkpoint_monitor = "val_heatmap_loss"',
+  'train.checkpoint_mode = "min"',
+]
 
 
 # Session-scoped: under pytest-xdist a worker may run other modules' tests between this module's, and a module
@@ -68,10 +93,23 @@ def supervised_checkpoint(tmp_path_factory):
 
 
 def test_there_are_experiments():
-  assert {"coco_1k.gin", "coco_5k.gin", "coco_10k.gin", "coco_1k_supervised.gin", "coco_1k_single.gin",
-          "mpii_aic.gin", "demo.gin", "synthetic/plus.gin", "synthetic/upper_bound.gin", "lspet/plus.gin",
-          "lspet/oracle_plus.gin", "lspet_imagenet/regime.gin", "lspet_imagenet/burn_in.gin",
-          "lspet_imagenet/plus.gin", "lspet_imagenet/oracle_plus.gin"} <= set(GIN_FILES)
+  assert {
+    "coco_1k.gin",
+    "coco_5k.gin",
+    "coco_10k.gin",
+    "coco_1k_supervised.gin",
+    "coco_1k_single.gin",
+    "mpii_aic.gin",
+    "demo.gin",
+    "synthetic/plus.gin",
+    "synthetic/upper_bound.gin",
+    "lspet/plus.gin",
+    "lspet/oracle_plus.gin",
+    "lspet_imagenet/regime.gin",
+    "lspet_imagenet/burn_in.gin",
+    "lspet_imagenet/plus.gin",
+    "lspet_imagenet/oracle_plus.gin",
+  } <= set(GIN_FILES)
   assert PULL_A_BATCH <= set(GIN_FILES)
   # Each base file is built through an experiment that includes it (directly or through another base file).
   texts = {f: open(os.path.join(GIN_DIR, f)).read() for f in ALL_GIN}
@@ -81,8 +119,9 @@ def test_there_are_experiments():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("gin_file", GIN_FILES)
-def test_every_gin_file_builds_model_and_datasets(gin_file, data_root, lspet_root, synthetic_root,
-                                                  supervised_checkpoint, tmp_path):
+def test_every_gin_file_builds_model_and_datasets(
+  gin_file, data_root, lspet_root, synthetic_root, supervised_checkpoint, tmp_path
+):
   from semipose_tf import configurable
 
   text = open(os.path.join(ROOT, "gin_configs", gin_file)).read()
@@ -94,8 +133,13 @@ def test_every_gin_file_builds_model_and_datasets(gin_file, data_root, lspet_roo
     root, extra = str(tmp_path / "demo_data"), DEMO_SMALL
   gin.clear_config()
   try:
-    configurable.parse_gin([gin_file], TINY + (SYNTHETIC if synthetic else []) + extra + [
-        f"DATA_ROOT = {root!r}", f"train.pseudopose_teacher = {supervised_checkpoint!r}"])
+    configurable.parse_gin(
+      [gin_file],
+      TINY
+      + (SYNTHETIC if synthetic else [])
+      + extra
+      + [f"DATA_ROOT = {root!r}", f"train.pseudopose_teacher = {supervised_checkpoint!r}"],
+    )
     exp = configurable.train(work_dir=str(tmp_path), dry_run=True)
   finally:
     gin.clear_config()
@@ -116,23 +160,41 @@ def test_every_gin_file_builds_model_and_datasets(gin_file, data_root, lspet_roo
 
 @pytest.mark.slow
 def test_missing_tfrecords_error_gives_the_conversion_command(tmp_path):
-  r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--gin_file=coco_1k.gin",
-                      f"--data_root={tmp_path}", f"--work_dir={tmp_path / 'wd'}"], capture_output=True, text=True)
+  r = subprocess.run(
+    [
+      sys.executable,
+      os.path.join(ROOT, "scripts", "train.py"),
+      "--gin_file=coco_1k.gin",
+      f"--data_root={tmp_path}",
+      f"--work_dir={tmp_path / 'wd'}",
+    ],
+    capture_output=True,
+    text=True,
+  )
   assert r.returncode == 2
   assert "labeled TFRecord set is missing" in r.stderr and "python scripts/make_tfrecords.py coco" in r.stderr
-  r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--gin_file=nope.gin"],
-                     capture_output=True, text=True)
+  r = subprocess.run(
+    [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--gin_file=nope.gin"], capture_output=True, text=True
+  )
   assert r.returncode == 2 and "gin file 'nope.gin' not found" in r.stderr
 
 
 def _train_cmd(data_root, work_dir, epochs=2, steps=6):
   # A narrow network: the step's graph (what resuming re-traces) is the same, its steps cost a fraction.
   narrow = ["build_pose_model.width = 8", "build_pose_model.deconv_filters = (16, 16, 16)"]
-  return [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--gin_file=coco_1k.gin",
-          f"--data_root={data_root}", f"--work_dir={work_dir}", *[f"--gin_param={p}" for p in TINY + NO_EVAL + narrow],
-          f"--gin_param=train.epochs = {epochs}", f"--gin_param=train.steps_per_epoch = {steps}",
-          "--gin_param=train.backup_every_steps = 2", "--gin_param=train.verbose = 2",
-          "--gin_param=train.log_every_steps = 2"]
+  return [
+    sys.executable,
+    os.path.join(ROOT, "scripts", "train.py"),
+    "--gin_file=coco_1k.gin",
+    f"--data_root={data_root}",
+    f"--work_dir={work_dir}",
+    *[f"--gin_param={p}" for p in TINY + NO_EVAL + narrow],
+    f"--gin_param=train.epochs = {epochs}",
+    f"--gin_param=train.steps_per_epoch = {steps}",
+    "--gin_param=train.backup_every_steps = 2",
+    "--gin_param=train.verbose = 2",
+    "--gin_param=train.log_every_steps = 2",
+  ]
 
 
 @pytest.mark.slow
@@ -173,8 +235,15 @@ def test_killed_run_resumes_and_finishes(data_root, tmp_path):
   for f in glob.glob(os.path.join(work_dir, "logs", "**", "events.out.tfevents.*"), recursive=True):
     for event in tf.compat.v1.train.summary_iterator(f):
       tags.update(v.tag for v in event.summary.value)
-  for tag in ("epoch_total_loss", "epoch_loss_u", "epoch_lr", "step/loss_m", "step/lr", "mask_count",
-              "weak | masked strong | mixed"):
+  for tag in (
+    "epoch_total_loss",
+    "epoch_loss_u",
+    "epoch_lr",
+    "step/loss_m",
+    "step/lr",
+    "mask_count",
+    "weak | masked strong | mixed",
+  ):
     assert any(tag in t for t in tags), (tag, sorted(tags))
   # Started again after it finished: nothing to do, and it says so.
   r = run_script(*cmd[1:])
@@ -184,7 +253,6 @@ def test_killed_run_resumes_and_finishes(data_root, tmp_path):
 @pytest.mark.slow
 def test_init_checkpoint_starts_the_run_from_a_saved_network(data_root, tmp_path):
   from semipose_tf import configurable
-
   from semipose_tf.models import build_pose_model
 
   saved = build_pose_model("resnet18", (64, 64), 17)
@@ -214,11 +282,25 @@ def test_demo_runs_end_to_end_from_an_empty_data_folder(tmp_path):
   """demo.gin on tiny settings: renders, converts, trains plus, evaluates before and after each epoch, exports a
   SavedModel that answers requests, draws its predictions and says where everything is."""
   data, work = str(tmp_path / "data"), str(tmp_path / "work")
-  params = DEMO_SMALL + ["train.epochs = 2", "train.steps_per_epoch = 3", "train.labeled_batch_size = 4",
-                                     "train.unlabeled_batch_size = 4", "train.warmup_epochs = 1"]
-  r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--gin_file=demo.gin",
-                      f"--data_root={data}", f"--work_dir={work}", *[f"--gin_param={p}" for p in params]],
-                     capture_output=True, text=True)
+  params = DEMO_SMALL + [
+    "train.epochs = 2",
+    "train.steps_per_epoch = 3",
+    "train.labeled_batch_size = 4",
+    "train.unlabeled_batch_size = 4",
+    "train.warmup_epochs = 1",
+  ]
+  r = subprocess.run(
+    [
+      sys.executable,
+      os.path.join(ROOT, "scripts", "train.py"),
+      "--gin_file=demo.gin",
+      f"--data_root={data}",
+      f"--work_dir={work}",
+      *[f"--gin_param={p}" for p in params],
+    ],
+    capture_output=True,
+    text=True,
+  )
   assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
   out = r.stdout
   assert "Rendering 60 synthetic train images" in out and "Writing the labeled set" in out
@@ -230,8 +312,12 @@ def test_demo_runs_end_to_end_from_an_empty_data_folder(tmp_path):
   assert "warm-up:     1 supervised epochs first" in out and "after the warm-up, " in out
   assert "val_PCK@0.2: " in out  # PCK of the same predictions as the AP, beside it.
   saved = os.path.join(work, "saved_model", "1")
-  for line in (f"SavedModel:  {saved}", f"predictions: {os.path.join(work, 'predictions.png')}",
-               f"TensorBoard: tensorboard --logdir {os.path.join(work, 'logs')}", "before training, "):
+  for line in (
+    f"SavedModel:  {saved}",
+    f"predictions: {os.path.join(work, 'predictions.png')}",
+    f"TensorBoard: tensorboard --logdir {os.path.join(work, 'logs')}",
+    "before training, ",
+  ):
     assert line in out, line
   with open(os.path.join(work, "history.csv")) as f:
     assert len(f.read().strip().splitlines()) == 3  # Header + one row per epoch, with val_AP.
@@ -288,8 +374,11 @@ def test_one_replica_equals_two_mirrored_replicas(batch_norm):
   code = _MIRRORED.format(tests=TESTS, root=ROOT, bn=batch_norm)
   r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
   assert r.returncode == 0, r.stderr[-3000:]
-  vals = {line.split()[0]: [float(v) for v in line.split()[1:]] for line in r.stdout.splitlines()
-          if line.split() and line.split()[0] in ("LOSS", "MAXDIFF", "MAXCHANGE")}
+  vals = {
+    line.split()[0]: [float(v) for v in line.split()[1:]]
+    for line in r.stdout.splitlines()
+    if line.split() and line.split()[0] in ("LOSS", "MAXDIFF", "MAXCHANGE")
+  }
   loss_one, loss_two = vals["LOSS"]
   assert abs(loss_one - loss_two) <= 1e-5 * max(1.0, abs(loss_one)), vals
   assert vals["MAXCHANGE"][0] > 1e-3  # Training moved the weights ...
@@ -328,9 +417,19 @@ def _free_port():
 def test_two_workers_train_on_loopback(data_root, tmp_path):
   p0, p1 = _free_port(), _free_port()
   work = str(tmp_path / "mw")
-  procs = [subprocess.Popen([sys.executable, "-c", _WORKER.format(p0=p0, p1=p1, index=i, tests=TESTS, root=ROOT,
-                                                                  work=work, root_data=data_root)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (0, 1)]
+  procs = [
+    subprocess.Popen(
+      [
+        sys.executable,
+        "-c",
+        _WORKER.format(p0=p0, p1=p1, index=i, tests=TESTS, root=ROOT, work=work, root_data=data_root),
+      ],
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+    )
+    for i in (0, 1)
+  ]
   outs = [p.communicate(timeout=300) for p in procs]
   for p, (out, err) in zip(procs, outs):
     assert p.returncode == 0, err[-3000:]
@@ -350,10 +449,21 @@ def test_a_seeded_run_repeats_exactly_and_another_seed_differs(data_root, tmp_pa
   def run(name, seed):
     gin.clear_config()
     try:
-      configurable.parse_gin(["coco_1k.gin"], TINY + NO_EVAL + [
-          f"DATA_ROOT = {data_root!r}", "build_pose_model.width = 8", "build_pose_model.deconv_filters = (16, 16, 16)",
-          "train.epochs = 1", "train.steps_per_epoch = 4", "train.verbose = 0", "train.deterministic = True",
-          f"train.seed = {seed}"])
+      configurable.parse_gin(
+        ["coco_1k.gin"],
+        TINY
+        + NO_EVAL
+        + [
+          f"DATA_ROOT = {data_root!r}",
+          "build_pose_model.width = 8",
+          "build_pose_model.deconv_filters = (16, 16, 16)",
+          "train.epochs = 1",
+          "train.steps_per_epoch = 4",
+          "train.verbose = 0",
+          "train.deterministic = True",
+          f"train.seed = {seed}",
+        ],
+      )
       configurable.train(work_dir=str(tmp_path / name))
     finally:
       gin.clear_config()

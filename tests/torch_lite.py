@@ -1,6 +1,7 @@
 """An independent PyTorch forward of an EfficientNet-Lite state dict (for the logit test)."""
+
 import math
-import torch
+
 import torch.nn.functional as F
 
 
@@ -12,8 +13,9 @@ def _same_pad(x, k, s):
 
 
 def _bn(x, sd, p):
-  return F.batch_norm(x, sd[p + ".running_mean"], sd[p + ".running_var"], sd[p + ".weight"], sd[p + ".bias"],
-                      False, 0.0, 1e-3)
+  return F.batch_norm(
+    x, sd[p + ".running_mean"], sd[p + ".running_var"], sd[p + ".weight"], sd[p + ".bias"], False, 0.0, 1e-3
+  )
 
 
 def _conv(x, w, s=1, groups=1):

@@ -27,26 +27,37 @@ def write_set(directory: str, set_name: str, spec: KeypointSpec, num_images: int
       kps[:, 2] = 2
       instances.append(records.Instance(i * 10 + j, np.array([5, 5, 60, 80], np.float32), kps, 1.0, 4800.0))
     entries.append(records.ImageEntry(i, path, w, h, instances))
-  convert.write_set(entries, directory, set_name, verbose=False,
-                    manifest_extra={"keypoint_spec": spec.to_json()})
+  convert.write_set(entries, directory, set_name, verbose=False, manifest_extra={"keypoint_spec": spec.to_json()})
 
 
 def make_lspet_layout(root: str) -> str:
   """data_root of the LSPET benchmark's gin files (gin_configs/lspet*/, base/lspet_bench.gin): label budgets, the
   all-labels copy (the probe and the oracles' unlabeled stream), the unlabeled set and the test set."""
-  for d, s in (("labeled_200/labeled", "labeled"), ("labeled_1000/labeled", "labeled"),
-               ("labeled_all/labeled", "labeled"), ("unlabeled", "unlabeled"), ("eval", "eval")):
+  for d, s in (
+    ("labeled_200/labeled", "labeled"),
+    ("labeled_1000/labeled", "labeled"),
+    ("labeled_all/labeled", "labeled"),
+    ("unlabeled", "unlabeled"),
+    ("eval", "eval"),
+  ):
     write_set(os.path.join(root, d), s, LSP14, seed=len(d))
   return root
 
 
 def make_layout(root: str) -> str:
   """data_root for every gin experiment: COCO budgets, COCO train/val, MPII train/val, AIC, LSPET."""
-  for d, s, spec in (("coco_1k/labeled", "labeled", COCO17), ("coco_5k/labeled", "labeled", COCO17),
-                     ("coco_10k/labeled", "labeled", COCO17), ("coco_train/unlabeled", "unlabeled", COCO17),
-                     ("coco_val/eval", "eval", COCO17), ("mpii/labeled", "labeled", MPII16),
-                     ("mpii_val/eval", "eval", MPII16), ("aic/unlabeled", "unlabeled", AIC14),
-                     ("lspet/unlabeled", "unlabeled", LSP14), ("lspet/eval", "eval", LSP14),
-                     ("lspet_1k/labeled", "labeled", LSP14)):
+  for d, s, spec in (
+    ("coco_1k/labeled", "labeled", COCO17),
+    ("coco_5k/labeled", "labeled", COCO17),
+    ("coco_10k/labeled", "labeled", COCO17),
+    ("coco_train/unlabeled", "unlabeled", COCO17),
+    ("coco_val/eval", "eval", COCO17),
+    ("mpii/labeled", "labeled", MPII16),
+    ("mpii_val/eval", "eval", MPII16),
+    ("aic/unlabeled", "unlabeled", AIC14),
+    ("lspet/unlabeled", "unlabeled", LSP14),
+    ("lspet/eval", "eval", LSP14),
+    ("lspet_1k/labeled", "labeled", LSP14),
+  ):
     write_set(os.path.join(root, d), s, spec, seed=len(d))
   return root

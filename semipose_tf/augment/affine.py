@@ -49,8 +49,13 @@ def _stateless_uniform(seed, shape):
   return tf.random.stateless_uniform(shape, seed, alg=ALG)
 
 
-def sample_affine(seed: tf.Tensor, config: AffineAugment = WEAK, shape=(), normal: Draw = _stateless_normal,
-                  uniform: Draw = _stateless_uniform) -> dict[str, tf.Tensor]:
+def sample_affine(
+  seed: tf.Tensor,
+  config: AffineAugment = WEAK,
+  shape=(),
+  normal: Draw = _stateless_normal,
+  uniform: Draw = _stateless_uniform,
+) -> dict[str, tf.Tensor]:
   """Draws affine parameters.
 
   Args:

@@ -49,8 +49,15 @@ def select_joints(scores: tf.Tensor, num: tf.Tensor) -> tf.Tensor:
   return rank < num[:, None]
 
 
-def joint_cutout(images: tf.Tensor, centers: tf.Tensor, num: tf.Tensor, seed: tf.Tensor, masking: Masking,
-                 reference_size: Sequence[int] = CUTOUT_REFERENCE_SIZE, fill_value: float = 0.0):
+def joint_cutout(
+  images: tf.Tensor,
+  centers: tf.Tensor,
+  num: tf.Tensor,
+  seed: tf.Tensor,
+  masking: Masking,
+  reference_size: Sequence[int] = CUTOUT_REFERENCE_SIZE,
+  fill_value: float = 0.0,
+):
   """Masks ``num`` random joints per image with rectangles centred near the joints (Xie et al.'s joint cutout).
 
   Each chosen joint gets a rectangle centred at its position plus N(0, ``masking.jitter``) px, with half-width

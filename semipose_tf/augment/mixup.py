@@ -45,8 +45,7 @@ def mix(features, lam: tf.Tensor, perm: tf.Tensor):
   return keras.tree.map_structure(one, features)
 
 
-def mixed_forward(net, images: tf.Tensor, lam: tf.Tensor, perm: tf.Tensor, where: tf.Tensor,
-                  locations: Sequence[str]):
+def mixed_forward(net, images: tf.Tensor, lam: tf.Tensor, perm: tf.Tensor, where: tf.Tensor, locations: Sequence[str]):
   """The network (a ``StagedPoseModel``) in training mode on ``images``, with the batch mixed at
   ``locations[where]``: the image, or the input of a named stage (the paper's "before layer3").
 

@@ -62,7 +62,7 @@ def local_slice(global_values: tf.Tensor, local_batch: tf.Tensor) -> tf.Tensor:
   """This replica's rows of a [global_batch, ...] tensor."""
   _, rid = replica_info()
   start = tf.cast(rid, tf.int32) * local_batch
-  return global_values[start:start + local_batch]
+  return global_values[start : start + local_batch]
 
 
 def global_batch(local_batch: tf.Tensor) -> tf.Tensor:

@@ -16,19 +16,27 @@ from semipose_tf.augment.affine import AffineAugment, sample_affine
 from semipose_tf.method_config import StrongView
 
 
-def strong_affines(seed: tf.Tensor, batch: tf.Tensor, input_size: Sequence[int], heatmap_size: Sequence[int],
-                   view: StrongView) -> tuple[tf.Tensor, tf.Tensor, dict]:
+def strong_affines(
+  seed: tf.Tensor, batch: tf.Tensor, input_size: Sequence[int], heatmap_size: Sequence[int], view: StrongView
+) -> tuple[tf.Tensor, tf.Tensor, dict]:
   """Draws per-sample strong affines (the distribution of ``view``, never flipped).
 
   Returns:
     (input-pixel matrices [B, 2, 3], heatmap-pixel matrices [B, 2, 3], the drawn parameters).
   """
-  config = AffineAugment(scale_factor=view.scale_factor, rotation_factor=view.rotation_factor,
-                         rotation_prob=view.rotation_prob, flip_prob=0.0)
+  config = AffineAugment(
+    scale_factor=view.scale_factor,
+    rotation_factor=view.rotation_factor,
+    rotation_prob=view.rotation_prob,
+    flip_prob=0.0,
+  )
   p = sample_affine(seed, config, batch, normal=replica_random.normal, uniform=replica_random.uniform)
   scale, rot = p["scale_mult"], p["rotation"]
-  return (codec.zoom_affine(1.0 / scale, rot, input_size), codec.zoom_affine(1.0 / scale, rot, heatmap_size),
-          {"scale": scale, "rotation": rot})
+  return (
+    codec.zoom_affine(1.0 / scale, rot, input_size),
+    codec.zoom_affine(1.0 / scale, rot, heatmap_size),
+    {"scale": scale, "rotation": rot},
+  )
 
 
 def apply_strong(images: tf.Tensor, heatmaps: tf.Tensor, m_input: tf.Tensor, m_heatmap: tf.Tensor):

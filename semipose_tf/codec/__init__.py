@@ -15,13 +15,52 @@ Everything here is TensorFlow ops on float32 tensors with arbitrary leading batc
   affine at heatmap resolution back to image pixels.
 """
 
-from semipose_tf.codec.affine import (PIXEL_STD, apply_affine, box_to_center_scale, compose_affine, crop_affine,
-                                      invert_affine, resample_affine, sanitize_box, warp_image, zoom_affine)
-from semipose_tf.codec.geometry import (DEFAULT_INPUT_SIZE, MEAN_RGB, PADDING, STD_RGB, STRIDE, Geometry,
-                                        denormalize_image, normalize_image)
+from semipose_tf.codec.affine import (
+  PIXEL_STD,
+  apply_affine,
+  box_to_center_scale,
+  compose_affine,
+  crop_affine,
+  invert_affine,
+  resample_affine,
+  sanitize_box,
+  warp_image,
+  zoom_affine,
+)
+from semipose_tf.codec.geometry import (
+  DEFAULT_INPUT_SIZE,
+  MEAN_RGB,
+  PADDING,
+  STD_RGB,
+  STRIDE,
+  Geometry,
+  denormalize_image,
+  normalize_image,
+)
 from semipose_tf.codec.heatmaps import decode_heatmaps, decode_to_image, encode_heatmaps, flip_back, heatmap_to_image
 
-__all__ = ["DEFAULT_INPUT_SIZE", "MEAN_RGB", "PADDING", "PIXEL_STD", "STD_RGB", "STRIDE", "Geometry", "apply_affine", "box_to_center_scale",
-           "compose_affine", "crop_affine", "decode_heatmaps", "decode_to_image", "denormalize_image",
-           "encode_heatmaps", "flip_back", "heatmap_to_image", "invert_affine", "normalize_image", "resample_affine",
-           "sanitize_box", "warp_image", "zoom_affine"]
+__all__ = [
+  "DEFAULT_INPUT_SIZE",
+  "MEAN_RGB",
+  "PADDING",
+  "PIXEL_STD",
+  "STD_RGB",
+  "STRIDE",
+  "Geometry",
+  "apply_affine",
+  "box_to_center_scale",
+  "compose_affine",
+  "crop_affine",
+  "decode_heatmaps",
+  "decode_to_image",
+  "denormalize_image",
+  "encode_heatmaps",
+  "flip_back",
+  "heatmap_to_image",
+  "invert_affine",
+  "normalize_image",
+  "resample_affine",
+  "sanitize_box",
+  "warp_image",
+  "zoom_affine",
+]

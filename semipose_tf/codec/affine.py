@@ -26,8 +26,9 @@ def sanitize_box(x, y, w, h, width, height, maximum=max, minimum=min):
   return x1, y1, x2 - x1, y2 - y1
 
 
-def box_to_center_scale(box: tf.Tensor, aspect_ratio: float, padding: float = PADDING,
-                        pixel_std: float = PIXEL_STD) -> tuple[tf.Tensor, tf.Tensor]:
+def box_to_center_scale(
+  box: tf.Tensor, aspect_ratio: float, padding: float = PADDING, pixel_std: float = PIXEL_STD
+) -> tuple[tf.Tensor, tf.Tensor]:
   """Converts (x, y, w, h) boxes to crop centres and scales (the reference's ``_box2cs``).
 
   The short side grows until w / h == aspect_ratio (input width / height), then both sides are padded.
@@ -51,8 +52,14 @@ def box_to_center_scale(box: tf.Tensor, aspect_ratio: float, padding: float = PA
   return center, scale
 
 
-def crop_affine(center: tf.Tensor, scale: tf.Tensor, rotation: tf.Tensor | float, output_size: Sequence[int],
-                flip: tf.Tensor | bool = False, pixel_std: float = PIXEL_STD) -> tf.Tensor:
+def crop_affine(
+  center: tf.Tensor,
+  scale: tf.Tensor,
+  rotation: tf.Tensor | float,
+  output_size: Sequence[int],
+  flip: tf.Tensor | bool = False,
+  pixel_std: float = PIXEL_STD,
+) -> tf.Tensor:
   """Affine matrix mapping image pixels to crop pixels.
 
   ``out = A @ [x, y, 1]`` with ``A = [s R(-rot) F | d - s R(-rot) F c]`` where F = diag(-1, 1) when flipping
@@ -131,8 +138,13 @@ def apply_affine(matrix: tf.Tensor, points: tf.Tensor) -> tf.Tensor:
   return tf.linalg.matmul(points, matrix[..., :2], transpose_b=True) + matrix[..., None, :, 2]
 
 
-def warp_image(image: tf.Tensor, matrix: tf.Tensor, output_size: Sequence[int], fill_value: float = 0.0,
-               interpolation: str = "BILINEAR") -> tf.Tensor:
+def warp_image(
+  image: tf.Tensor,
+  matrix: tf.Tensor,
+  output_size: Sequence[int],
+  fill_value: float = 0.0,
+  interpolation: str = "BILINEAR",
+) -> tf.Tensor:
   """Warps images with image->output affines (OpenCV ``warpAffine`` semantics, pixel centres at integers).
 
   Not XLA-compilable (``ImageProjectiveTransformV3`` has no XLA kernel).
@@ -154,13 +166,19 @@ def warp_image(image: tf.Tensor, matrix: tf.Tensor, output_size: Sequence[int], 
   inv = tf.reshape(invert_affine(matrix), [-1, 6])  # output -> input, what the op expects.
   transforms = tf.concat([inv, tf.zeros([tf.shape(inv)[0], 2], tf.float32)], axis=1)
   out = tf.raw_ops.ImageProjectiveTransformV3(
-      images=image, transforms=transforms, output_shape=tf.constant(list(output_size), tf.int32),
-      fill_value=tf.constant(fill_value, tf.float32), interpolation=interpolation, fill_mode="CONSTANT")
+    images=image,
+    transforms=transforms,
+    output_shape=tf.constant(list(output_size), tf.int32),
+    fill_value=tf.constant(fill_value, tf.float32),
+    interpolation=interpolation,
+    fill_mode="CONSTANT",
+  )
   return out[0] if single else out
 
 
-def resample_affine(images: tf.Tensor, matrix: tf.Tensor, output_size: Sequence[int],
-                    fill_value: float = 0.0) -> tf.Tensor:
+def resample_affine(
+  images: tf.Tensor, matrix: tf.Tensor, output_size: Sequence[int], fill_value: float = 0.0
+) -> tf.Tensor:
   """Bilinear affine warp built from gathers, so that it compiles under XLA (unlike :func:`warp_image`).
 
   Same semantics as :func:`warp_image` (pixel centres at integers, ``fill_value`` outside), for float batches.

@@ -11,7 +11,7 @@ from semipose_tf.codec.affine import PADDING, box_to_center_scale, crop_affine, 
 
 # The input size (H, W) every default in the project takes: COCO's 256x192 (the paper's and the reference's).
 DEFAULT_INPUT_SIZE = (256, 192)
-STRIDE = 4            # Input pixels per heatmap pixel of every network here.
+STRIDE = 4  # Input pixels per heatmap pixel of every network here.
 # ImageNet statistics (RGB), as the reference normalizes.
 MEAN_RGB = (0.485, 0.456, 0.406)
 STD_RGB = (0.229, 0.224, 0.225)

@@ -10,9 +10,14 @@ import tensorflow as tf
 from semipose_tf.codec.affine import apply_affine, crop_affine, invert_affine
 
 
-def encode_heatmaps(keypoints: tf.Tensor, visible: tf.Tensor, input_size: Sequence[int],
-                    heatmap_size: Sequence[int], sigma: float = 2.0,
-                    subpixel: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
+def encode_heatmaps(
+  keypoints: tf.Tensor,
+  visible: tf.Tensor,
+  input_size: Sequence[int],
+  heatmap_size: Sequence[int],
+  sigma: float = 2.0,
+  subpixel: bool = False,
+) -> tuple[tf.Tensor, tf.Tensor]:
   """Gaussian heatmap targets and per-joint weights (the reference's ``generate_target``).
 
   Args:
@@ -104,8 +109,7 @@ def flip_back(heatmaps: tf.Tensor, flip_index, shift: bool = True) -> tf.Tensor:
   return flipped
 
 
-def heatmap_to_image(coords: tf.Tensor, center: tf.Tensor, scale: tf.Tensor,
-                     heatmap_size: Sequence[int]) -> tf.Tensor:
+def heatmap_to_image(coords: tf.Tensor, center: tf.Tensor, scale: tf.Tensor, heatmap_size: Sequence[int]) -> tf.Tensor:
   """Maps heatmap-pixel coordinates [..., K, 2] back to image pixels (the reference's ``transform_preds``)."""
   to_heatmap = crop_affine(center, scale, 0.0, heatmap_size)
   return apply_affine(invert_affine(to_heatmap), coords)

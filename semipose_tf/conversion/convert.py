@@ -76,8 +76,13 @@ def _safe_check(info: ImageInfo) -> bytes | BadInputError:
     return e
 
 
-def select_labeled(source: Source, num_labeled: int | None, split: str = "first", seed: int = 0,
-                   is_good: Callable[[ImageInfo], bool] | None = None) -> list[int]:
+def select_labeled(
+  source: Source,
+  num_labeled: int | None,
+  split: str = "first",
+  seed: int = 0,
+  is_good: Callable[[ImageInfo], bool] | None = None,
+) -> list[int]:
   """Indices into ``source.items`` of the labeled split, in annotation-file order.
 
   Args:
@@ -103,11 +108,14 @@ def select_labeled(source: Source, num_labeled: int | None, split: str = "first"
       chosen.append(int(i))
   where = ", ".join(source.files)
   if not chosen:
-    raise BadInputError(f"the labeled split is empty: {where} has no usable instance with labeled keypoints "
-                        f"(counts: {source.stats})")
+    raise BadInputError(
+      f"the labeled split is empty: {where} has no usable instance with labeled keypoints (counts: {source.stats})"
+    )
   if num_labeled is not None and len(chosen) < num_labeled:
-    raise BadInputError(f"asked for {num_labeled} labeled instances but {where} has only {len(chosen)} usable "
-                        "ones; lower --num_labeled or pass --num_labeled all")
+    raise BadInputError(
+      f"asked for {num_labeled} labeled instances but {where} has only {len(chosen)} usable "
+      "ones; lower --num_labeled or pass --num_labeled all"
+    )
   return sorted(chosen)
 
 
@@ -127,10 +135,18 @@ def default_num_shards(entries: Sequence[ImageEntry], target_bytes: int = 128 <<
   return max(1, min(len(entries), math.ceil(total / target_bytes)))
 
 
-def write_set(entries: Sequence[ImageEntry], directory: str, set_name: str, *, num_shards: int | None = None,
-              skip_bad: bool = False, workers: int | None = None, verbose: bool = True,
-              manifest_extra: dict[str, Any] | None = None,
-              _before_write: Callable[[int], None] | None = None) -> dict[str, Any]:
+def write_set(
+  entries: Sequence[ImageEntry],
+  directory: str,
+  set_name: str,
+  *,
+  num_shards: int | None = None,
+  skip_bad: bool = False,
+  workers: int | None = None,
+  verbose: bool = True,
+  manifest_extra: dict[str, Any] | None = None,
+  _before_write: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
   """Writes one set: sharded TFRecords, then the manifest. Returns the manifest.
 
   Images are checked and read in a thread pool; records are written in order, image i into shard
@@ -140,13 +156,26 @@ def write_set(entries: Sequence[ImageEntry], directory: str, set_name: str, *, n
   """
   if not entries:
     raise BadInputError(f"{directory}: the {set_name} set is empty")
-  return atomic.write_directory(directory, lambda staging: _write_into(
-      entries, staging, set_name, num_shards=num_shards, skip_bad=skip_bad, workers=workers, verbose=verbose,
-      manifest_extra=manifest_extra, before_write=_before_write, shown_as=directory))
+  return atomic.write_directory(
+    directory,
+    lambda staging: _write_into(
+      entries,
+      staging,
+      set_name,
+      num_shards=num_shards,
+      skip_bad=skip_bad,
+      workers=workers,
+      verbose=verbose,
+      manifest_extra=manifest_extra,
+      before_write=_before_write,
+      shown_as=directory,
+    ),
+  )
 
 
-def _write_into(entries, directory, set_name, *, num_shards, skip_bad, workers, verbose, manifest_extra,
-                before_write, shown_as) -> dict[str, Any]:
+def _write_into(
+  entries, directory, set_name, *, num_shards, skip_bad, workers, verbose, manifest_extra, before_write, shown_as
+) -> dict[str, Any]:
   """:func:`write_set`'s work, into ``directory`` (the staging folder); messages name ``shown_as``."""
   num_shards = num_shards or default_num_shards(entries)
   num_shards = max(1, min(num_shards, len(entries)))
@@ -156,12 +185,15 @@ def _write_into(entries, directory, set_name, *, num_shards, skip_bad, workers, 
   source_bytes = 0
   progbar = keras.utils.Progbar(len(entries), unit_name="image") if verbose else None
   if verbose:
-    print(f"Writing the {set_name} set to {shown_as}: {len(entries)} images, "
-          f"{sum(len(e.instances) for e in entries)} instances, {num_shards} shard(s)")
+    print(
+      f"Writing the {set_name} set to {shown_as}: {len(entries)} images, "
+      f"{sum(len(e.instances) for e in entries)} instances, {num_shards} shard(s)"
+    )
   current = -1
   try:
-    for i, fut in enumerate(_ordered_map(_safe_check, [ImageInfo(e.image_id, e.path, e.width, e.height)
-                                                       for e in entries], workers)):
+    for i, fut in enumerate(
+      _ordered_map(_safe_check, [ImageInfo(e.image_id, e.path, e.width, e.height) for e in entries], workers)
+    ):
       entry = entries[i]
       data = fut.result()
       if isinstance(data, BadInputError):
@@ -196,22 +228,24 @@ def _write_into(entries, directory, set_name, *, num_shards, skip_bad, workers, 
   if num_instances == 0:
     raise BadInputError(f"{shown_as}: every image of the {set_name} set was bad; nothing written")
   manifest = {
-      "format": records.FORMAT,
-      "set": set_name,
-      "num_images": sum(s["num_images"] for s in shards),
-      "num_instances": num_instances,
-      "source_image_bytes": source_bytes,
-      "record_bytes": sum(s["bytes"] for s in shards),
-      "shards": shards,
-      "skipped": [_problem_json(p) for p in problems],
-      "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    "format": records.FORMAT,
+    "set": set_name,
+    "num_images": sum(s["num_images"] for s in shards),
+    "num_instances": num_instances,
+    "source_image_bytes": source_bytes,
+    "record_bytes": sum(s["bytes"] for s in shards),
+    "shards": shards,
+    "skipped": [_problem_json(p) for p in problems],
+    "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
   }
   manifest.update(manifest_extra or {})
   atomic.write_json(os.path.join(directory, records.MANIFEST), manifest)
   if verbose:
-    print(f"  {manifest['num_instances']} instances in {manifest['num_images']} images, "
-          f"{manifest['record_bytes'] / 1e6:.1f} MB of records for {source_bytes / 1e6:.1f} MB of images"
-          + (f", {len(problems)} instance(s) skipped" if problems else ""))
+    print(
+      f"  {manifest['num_instances']} instances in {manifest['num_images']} images, "
+      f"{manifest['record_bytes'] / 1e6:.1f} MB of records for {source_bytes / 1e6:.1f} MB of images"
+      + (f", {len(problems)} instance(s) skipped" if problems else "")
+    )
   return manifest
 
 
@@ -221,14 +255,28 @@ def _problem_json(p: Problem) -> dict[str, Any]:
 
 def strip_labels(entries: Sequence[ImageEntry]) -> list[ImageEntry]:
   """The same images and boxes with every keypoint zeroed: an unlabeled set that holds no label at all."""
-  return [dataclasses.replace(e, instances=[dataclasses.replace(inst, keypoints=np.zeros_like(inst.keypoints))
-                                            for inst in e.instances]) for e in entries]
+  return [
+    dataclasses.replace(
+      e, instances=[dataclasses.replace(inst, keypoints=np.zeros_like(inst.keypoints)) for inst in e.instances]
+    )
+    for e in entries
+  ]
 
 
-def convert(source: Source, out_dir: str, sets: Sequence[str] = ("labeled", "unlabeled"),
-            num_labeled: int | None = None, split: str = "first", seed: int = 0, num_shards: int | None = None,
-            skip_bad: bool = False, workers: int | None = None, verbose: bool = True,
-            strip_unlabeled: bool = False, command: str | None = None) -> dict[str, dict]:
+def convert(
+  source: Source,
+  out_dir: str,
+  sets: Sequence[str] = ("labeled", "unlabeled"),
+  num_labeled: int | None = None,
+  split: str = "first",
+  seed: int = 0,
+  num_shards: int | None = None,
+  skip_bad: bool = False,
+  workers: int | None = None,
+  verbose: bool = True,
+  strip_unlabeled: bool = False,
+  command: str | None = None,
+) -> dict[str, dict]:
   """Writes the requested sets of a source under ``out_dir/<set>/``; returns their manifests by set name.
 
   With ``strip_unlabeled`` the unlabeled set's records hold no keypoints (all zero) instead of ignored ones.
@@ -246,10 +294,14 @@ def convert(source: Source, out_dir: str, sets: Sequence[str] = ("labeled", "unl
     return checked[info]
 
   common = {
-      "keypoint_spec": source.spec.to_json(),
-      "source": {"kind": source.kind, "files": [os.path.abspath(f) for f in source.files],
-                 "image_dir": os.path.abspath(source.image_dir), "stats": source.stats,
-                 "skipped_annotations": [_problem_json(p) for p in source.problems]},
+    "keypoint_spec": source.spec.to_json(),
+    "source": {
+      "kind": source.kind,
+      "files": [os.path.abspath(f) for f in source.files],
+      "image_dir": os.path.abspath(source.image_dir),
+      "stats": source.stats,
+      "skipped_annotations": [_problem_json(p) for p in source.problems],
+    },
   }
   if command:
     common["command"] = command
@@ -257,20 +309,32 @@ def convert(source: Source, out_dir: str, sets: Sequence[str] = ("labeled", "unl
   for set_name in sets:
     if set_name == "labeled":
       idx = select_labeled(source, num_labeled, split, seed, is_good if skip_bad else None)
-      extra = {"split": {"mode": split, "num_labeled": num_labeled, "seed": seed if split == "random" else None},
-               "labels": "used"}
+      extra = {
+        "split": {"mode": split, "num_labeled": num_labeled, "seed": seed if split == "random" else None},
+        "labels": "used",
+      }
     elif set_name == "unlabeled":
       idx = range(len(source.items))
-      extra = {"split": {"mode": split, "num_labeled": num_labeled,
-                         "seed": seed if split == "random" else None} if "labeled" in sets else None,
-               "labels": "removed from the records" if strip_unlabeled else "ignored"}
+      extra = {
+        "split": {"mode": split, "num_labeled": num_labeled, "seed": seed if split == "random" else None}
+        if "labeled" in sets
+        else None,
+        "labels": "removed from the records" if strip_unlabeled else "ignored",
+      }
     else:  # Evaluation: labeled persons with their ground-truth boxes, or every detection box (and its score).
       idx = [i for i, it in enumerate(source.items) if it[2] or source.kind == "detections"]
       extra = {"labels": "used" if source.kind != "detections" else "none (detection boxes)"}
     entries = group_by_image(source, idx)
     if set_name == "unlabeled" and strip_unlabeled:
       entries = strip_labels(entries)
-    out[set_name] = write_set(entries, os.path.join(out_dir, set_name), set_name, num_shards=num_shards,
-                              skip_bad=skip_bad, workers=workers, verbose=verbose,
-                              manifest_extra={**common, **extra})
+    out[set_name] = write_set(
+      entries,
+      os.path.join(out_dir, set_name),
+      set_name,
+      num_shards=num_shards,
+      skip_bad=skip_bad,
+      workers=workers,
+      verbose=verbose,
+      manifest_extra={**common, **extra},
+    )
   return out

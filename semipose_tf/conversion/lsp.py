@@ -41,9 +41,16 @@ import os
 
 import numpy as np
 
+from semipose_tf.conversion.sources import (
+  BadInputError,
+  ImageInfo,
+  Problem,
+  Source,
+  clean_box,
+  image_size,
+  report_problems,
+)
 from semipose_tf.data.records import Instance
-from semipose_tf.conversion.sources import (BadInputError, ImageInfo, Problem, Source, clean_box, image_size,
-                                      report_problems)
 from semipose_tf.keypoints import LSP14, KeypointSpec
 
 DEFAULT_NUM_TEST = 1000
@@ -90,21 +97,29 @@ def load_joints(path: str) -> tuple[np.ndarray, np.ndarray, str]:
   if joints.ndim == 3 and joints.shape[:2] == (3, 14):
     xy = joints[:2].transpose(2, 1, 0) - 1.0
     return xy, np.ones(xy.shape[:2], bool), "lsp"
-  raise BadInputError(f"{path}: 'joints' has shape {list(joints.shape)}; expected [14, 3, N] (LSPET) or "
-                      "[3, 14, N] (LSP)")
+  raise BadInputError(
+    f"{path}: 'joints' has shape {list(joints.shape)}; expected [14, 3, N] (LSPET) or [3, 14, N] (LSP)"
+  )
 
 
 def image_pattern(image_dir: str) -> str:
   """``im%05d.jpg`` (LSPET) unless the folder holds ``im0001.jpg`` and no ``im00001.jpg`` (LSP: ``im%04d.jpg``)."""
   if not os.path.isfile(os.path.join(image_dir, "im00001.jpg")) and os.path.isfile(
-      os.path.join(image_dir, "im0001.jpg")):
+    os.path.join(image_dir, "im0001.jpg")
+  ):
     return "im%04d.jpg"
   return "im%05d.jpg"
 
 
-def load_lsp(joints_file: str, image_dir: str, spec: KeypointSpec = LSP14, skip_bad: bool = False,
-             indices: range | None = None,
-             joints: tuple[np.ndarray, np.ndarray, str] | None = None, box: str = DEFAULT_BOX) -> Source:
+def load_lsp(
+  joints_file: str,
+  image_dir: str,
+  spec: KeypointSpec = LSP14,
+  skip_bad: bool = False,
+  indices: range | None = None,
+  joints: tuple[np.ndarray, np.ndarray, str] | None = None,
+  box: str = DEFAULT_BOX,
+) -> Source:
   """The people of ``joints.mat`` (one per image) as a :class:`Source`.
 
   Args:
@@ -125,10 +140,14 @@ def load_lsp(joints_file: str, image_dir: str, spec: KeypointSpec = LSP14, skip_
     raise ValueError(f"box must be one of {', '.join(BOXES)}, got {box!r}")
   xy, labeled, layout = joints or load_joints(joints_file)
   indices = range(len(xy)) if indices is None else indices
-  rule = (f"the annotated joints' extent x {JOINT_BOX_SCALE:g} + {JOINT_BOX_MARGIN:g} px" if box == "joints"
-          else "the whole image")
-  stats = dict(annotations=len(indices), zero_keypoints=0, bad=0, layout=layout, box=box, box_rule=rule,
-               whole_image_boxes=0)
+  rule = (
+    f"the annotated joints' extent x {JOINT_BOX_SCALE:g} + {JOINT_BOX_MARGIN:g} px"
+    if box == "joints"
+    else "the whole image"
+  )
+  stats = dict(
+    annotations=len(indices), zero_keypoints=0, bad=0, layout=layout, box=box, box_rule=rule, whole_image_boxes=0
+  )
   pattern = image_pattern(image_dir)
   items, problems = [], []
   for i in indices:
@@ -153,11 +172,22 @@ def load_lsp(joints_file: str, image_dir: str, spec: KeypointSpec = LSP14, skip_
       stats["whole_image_boxes"] += 1
     clean = clean_box(person, width, height)
     if clean is None:
-      problems.append(Problem(number, path, f"the box around its annotated joints {[round(v, 1) for v in person]} "
-                                            f"lies outside the {width}x{height} image"))
+      problems.append(
+        Problem(
+          number,
+          path,
+          f"the box around its annotated joints {[round(v, 1) for v in person]} "
+          f"lies outside the {width}x{height} image",
+        )
+      )
       continue
-    items.append((ImageInfo(number, path, width, height),
-                  Instance(number, clean, kps, 1.0, float(clean[2] * clean[3])), has_labels))
+    items.append(
+      (
+        ImageInfo(number, path, width, height),
+        Instance(number, clean, kps, 1.0, float(clean[2] * clean[3])),
+        has_labels,
+      )
+    )
   stats["bad"] = len(problems)
   report_problems(problems, skip_bad, joints_file)
   stats["labeled_candidates"] = sum(1 for it in items if it[2])
@@ -165,8 +195,14 @@ def load_lsp(joints_file: str, image_dir: str, spec: KeypointSpec = LSP14, skip_
   return Source("lsp", spec, items, [joints_file], image_dir, stats, problems)
 
 
-def split(joints_file: str, image_dir: str, num_test: int = DEFAULT_NUM_TEST, spec: KeypointSpec = LSP14,
-          skip_bad: bool = False, box: str = DEFAULT_BOX) -> tuple[Source, Source]:
+def split(
+  joints_file: str,
+  image_dir: str,
+  num_test: int = DEFAULT_NUM_TEST,
+  spec: KeypointSpec = LSP14,
+  skip_bad: bool = False,
+  box: str = DEFAULT_BOX,
+) -> tuple[Source, Source]:
   """``(train, test)`` sources of the fixed split: test = the last ``num_test`` images, train = the rest."""
   joints = load_joints(joints_file)
   n = len(joints[0])

@@ -80,8 +80,10 @@ def report_problems(problems: list[Problem], skip_bad: bool, what: str) -> None:
   if problems and not skip_bad:
     listed = "\n  ".join(str(p) for p in problems[:20])
     more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-    raise BadInputError(f"{len(problems)} bad annotation(s) in {what}:\n  {listed}{more}\n"
-                        "Fix the input, or pass --skip_bad to skip them (they are counted and listed in the manifest).")
+    raise BadInputError(
+      f"{len(problems)} bad annotation(s) in {what}:\n  {listed}{more}\n"
+      "Fix the input, or pass --skip_bad to skip them (they are counted and listed in the manifest)."
+    )
 
 
 def clean_box(bbox, width: int, height: int, area: float | None = None) -> np.ndarray | None:
@@ -99,12 +101,11 @@ def check_values(keypoints, bbox, area, width: int, height: int) -> str | None:
   """Why an annotation's numbers cannot be used, or None: values that are not numbers, not finite, a box
   without positive width and height, or a labeled keypoint far outside the image (more than one image size beyond
   its border: a coordinate error, not a joint just out of frame)."""
-  def numbers(values) -> bool:  # JSON numbers only: numpy would quietly parse "12.5".
-    return isinstance(values, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                            for v in values)
 
-  if not (numbers(keypoints) and (bbox is None or numbers(bbox)) and
-          (area is None or numbers([area]))):
+  def numbers(values) -> bool:  # JSON numbers only: numpy would quietly parse "12.5".
+    return isinstance(values, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+  if not (numbers(keypoints) and (bbox is None or numbers(bbox)) and (area is None or numbers([area]))):
     return f"keypoints, bbox and area must be numbers (bbox {bbox!r:.60}, keypoints {keypoints!r:.60})"
   try:
     kps = np.asarray(keypoints, np.float64).reshape(-1, 3)
@@ -122,8 +123,7 @@ def check_values(keypoints, bbox, area, width: int, height: int) -> str | None:
     j = int(np.argmax(odd))
     return f"keypoint {j} has visibility {flags[j]:g}; COCO visibility is 0 (not labeled), 1 (occluded) or 2 (visible)"
   labeled = kps[:, 2] > 0
-  far = labeled & ((kps[:, 0] < -width) | (kps[:, 0] > 2 * width) | (kps[:, 1] < -height) |
-                   (kps[:, 1] > 2 * height))
+  far = labeled & ((kps[:, 0] < -width) | (kps[:, 0] > 2 * width) | (kps[:, 1] < -height) | (kps[:, 1] > 2 * height))
   if far.any():
     j = int(np.argmax(far))
     return f"keypoint {j} at ({kps[j, 0]:g}, {kps[j, 1]:g}) lies far outside the {width}x{height} image"
@@ -161,27 +161,71 @@ def image_size(path: str) -> tuple[int, int]:
   return int(w), int(h)
 
 
-def load_coco(annotations: str, image_dir: str, spec: KeypointSpec, skip_bad: bool = False,
-              include_unannotated: bool = False, kind: str = "coco") -> Source:
+def _coco_images(entries: list, annotations: str, image_dir: str) -> dict[int, ImageInfo]:
+  """The ``images`` list of a COCO file by id: each file inside ``image_dir``, its size given, ids unique."""
+  images: dict[int, ImageInfo] = {}
+  for im in entries:
+    where = f"{annotations}: image id {im.get('id')}"
+    path = inside(image_dir, im.get("file_name", ""), where)
+    missing = [key for key in ("id", "width", "height") if key not in im]
+    if missing:
+      raise BadInputError(
+        f"{where} ({im.get('file_name')!r}) has no {' or '.join(missing)}: a COCO image entry "
+        "needs id, file_name, width and height"
+      )
+    if im["id"] in images:
+      if images[im["id"]].path != path:  # Its people would be stored with the first image's pixels.
+        raise BadInputError(
+          f"{annotations}: image id {im['id']} is listed twice, as {images[im['id']].path} and "
+          f"{path}; image ids must be unique"
+        )
+      continue
+    images[im["id"]] = ImageInfo(int(im["id"]), path, int(im["width"]), int(im["height"]))
+  return images
+
+
+def _coco_annotation_problem(ann: dict, info: ImageInfo, spec: KeypointSpec) -> tuple[str | None, np.ndarray | None]:
+  """``(why the annotation cannot be used, None)`` or ``(None, its sanitized box)``."""
+  k = spec.num_keypoints
+  kps = ann.get("keypoints", [])
+  if not isinstance(kps, list) or len(kps) != 3 * k:
+    n = len(kps) if isinstance(kps, list) else type(kps).__name__
+    return f"{n} keypoint values, expected {3 * k} ({k} keypoints x 3) for spec {spec.name!r}", None
+  reason = check_values(kps, ann.get("bbox"), ann.get("area"), info.width, info.height)
+  if reason:
+    return reason, None
+  box = clean_box(ann.get("bbox", [0, 0, 0, 0]), info.width, info.height, ann.get("area"))
+  if box is None:
+    return f"box {ann.get('bbox')} lies outside the {info.width}x{info.height} image or is empty", None
+  return None, box
+
+
+def load_coco(
+  annotations: str,
+  image_dir: str,
+  spec: KeypointSpec,
+  skip_bad: bool = False,
+  include_unannotated: bool = False,
+  kind: str = "coco",
+) -> Source:
   """Reads a COCO-format person keypoint json (COCO-17, AI Challenger-14 or any spec of the same layout)."""
   data = _load_json(annotations)
   for key in ("images", "annotations"):
     if key not in data:
       raise BadInputError(f"{annotations}: no {key!r} list; is this a COCO-format keypoint file?")
-  images = {}
-  for im in data["images"]:
-    path = inside(image_dir, im.get("file_name", ""), f"{annotations}: image id {im.get('id')}")
-    if im["id"] in images:
-      if images[im["id"]].path != path:  # Its people would be stored with the first image's pixels.
-        raise BadInputError(f"{annotations}: image id {im['id']} is listed twice, as {images[im['id']].path} and "
-                            f"{path}; image ids must be unique")
-      continue
-    images[im["id"]] = ImageInfo(int(im["id"]), path, int(im["width"]), int(im["height"]))
+  images = _coco_images(data["images"], annotations, image_dir)
   person_ids = {c["id"] for c in data.get("categories", []) if c.get("name") == "person"} or {1}
   exists: dict[str, bool] = {}
   k = spec.num_keypoints
-  stats = dict(annotations=len(data["annotations"]), non_person=0, crowd=0, zero_keypoints=0, bad=0,
-               labeled_candidates=0, unlabeled_candidates=0)
+  stats = dict(
+    annotations=len(data["annotations"]),
+    non_person=0,
+    crowd=0,
+    zero_keypoints=0,
+    bad=0,
+    labeled_candidates=0,
+    unlabeled_candidates=0,
+  )
   items, problems = [], []
   seen_ids: set[int] = set()
   for ann in data["annotations"]:
@@ -205,21 +249,11 @@ def load_coco(annotations: str, image_dir: str, spec: KeypointSpec, skip_bad: bo
       problems.append(Problem(ann_id, annotations, "duplicate annotation id"))
       continue
     seen_ids.add(ann_id)
-    kps = ann.get("keypoints", [])
-    if not isinstance(kps, list) or len(kps) != 3 * k:
-      n = len(kps) if isinstance(kps, list) else type(kps).__name__
-      problems.append(Problem(ann_id, info.path, f"{n} keypoint values, expected {3 * k} "
-                                                 f"({k} keypoints x 3) for spec {spec.name!r}"))
-      continue
-    reason = check_values(kps, ann.get("bbox"), ann.get("area"), info.width, info.height)
+    reason, box = _coco_annotation_problem(ann, info, spec)
     if reason:
       problems.append(Problem(ann_id, info.path, reason))
       continue
-    box = clean_box(ann.get("bbox", [0, 0, 0, 0]), info.width, info.height, ann.get("area"))
-    if box is None:
-      problems.append(Problem(ann_id, info.path, f"box {ann.get('bbox')} lies outside the {info.width}x"
-                                                 f"{info.height} image or is empty"))
-      continue
+    kps = ann["keypoints"]
     kps = np.asarray(kps, np.float32).reshape(k, 3)
     has_labels = bool(kps.max() > 0)
     if not has_labels:
@@ -261,8 +295,14 @@ def load_mpii(annotations: str, image_dir: str, spec: KeypointSpec, skip_bad: bo
     joints = np.asarray(ann.get("joints", []), np.float32)
     vis = np.asarray(ann.get("joints_vis", []), np.float32).reshape(-1)
     if joints.shape != (k, 2) or vis.shape != (k,):
-      problems.append(Problem(ann_id, path, f"joints {list(joints.shape)} / joints_vis {list(vis.shape)}, "
-                                            f"expected [{k}, 2] / [{k}] for spec {spec.name!r}"))
+      problems.append(
+        Problem(
+          ann_id,
+          path,
+          f"joints {list(joints.shape)} / joints_vis {list(vis.shape)}, "
+          f"expected [{k}, 2] / [{k}] for spec {spec.name!r}",
+        )
+      )
       continue
     s = float(ann["scale"])
     cx, cy = (float(v) for v in ann["center"])
@@ -272,8 +312,9 @@ def load_mpii(annotations: str, image_dir: str, spec: KeypointSpec, skip_bad: bo
     side = s * 200.0
     box = clean_box([cx - side / 2, cy - side / 2, side, side], width, height)
     if box is None or s <= 0:
-      problems.append(Problem(ann_id, path, f"person box (center {ann['center']}, scale {s}) lies outside the "
-                                            f"{width}x{height} image"))
+      problems.append(
+        Problem(ann_id, path, f"person box (center {ann['center']}, scale {s}) lies outside the {width}x{height} image")
+      )
       continue
     # Keep the unclipped square: clipping would move the centre away from the reference's.
     box = np.array([cx - side / 2, cy - side / 2, side, side], np.float32)
@@ -292,8 +333,14 @@ def load_mpii(annotations: str, image_dir: str, spec: KeypointSpec, skip_bad: bo
   return Source("mpii", spec, items, [annotations], image_dir, stats, problems)
 
 
-def load_detections(detections: str, image_dir: str, spec: KeypointSpec, score_threshold: float = 0.5,
-                    image_info: str | None = None, skip_bad: bool = False) -> Source:
+def load_detections(
+  detections: str,
+  image_dir: str,
+  spec: KeypointSpec,
+  score_threshold: float = 0.5,
+  image_info: str | None = None,
+  skip_bad: bool = False,
+) -> Source:
   """Reads person detections in the COCO results format ([{image_id, category_id, bbox, score}]).
 
   Image file names come from ``image_info`` (a json with a COCO ``images`` list, e.g. COCO's
@@ -306,8 +353,9 @@ def load_detections(detections: str, image_dir: str, spec: KeypointSpec, score_t
   infos: dict[int, ImageInfo] = {}
   if image_info:
     for im in _load_json(image_info)["images"]:
-      infos[int(im["id"])] = ImageInfo(int(im["id"]), os.path.join(image_dir, im["file_name"]), int(im["width"]),
-                                       int(im["height"]))
+      infos[int(im["id"])] = ImageInfo(
+        int(im["id"]), os.path.join(image_dir, im["file_name"]), int(im["width"]), int(im["height"])
+      )
   stats = dict(annotations=len(dets), non_person=0, below_threshold=0, bad=0)
   items, problems = [], []
   missing: set[int] = set()
@@ -329,13 +377,19 @@ def load_detections(detections: str, image_dir: str, spec: KeypointSpec, score_t
         info = infos[image_id] = ImageInfo(image_id, path, w, h)
     if info is None or not os.path.isfile(info.path):
       where = info.path if info else os.path.join(image_dir, f"{image_id:012d}.jpg")
-      problems.append(Problem(ann_id, where, "image file not found" if info or not image_info
-                              else f"image_id {image_id} has no entry in {image_info}"))
+      problems.append(
+        Problem(
+          ann_id,
+          where,
+          "image file not found" if info or not image_info else f"image_id {image_id} has no entry in {image_info}",
+        )
+      )
       continue
     box = clean_box(det["bbox"], info.width, info.height)
     if box is None:
-      problems.append(Problem(ann_id, info.path, f"box {det['bbox']} lies outside the {info.width}x{info.height} "
-                                                 "image or is empty"))
+      problems.append(
+        Problem(ann_id, info.path, f"box {det['bbox']} lies outside the {info.width}x{info.height} image or is empty")
+      )
       continue
     kps = np.zeros((spec.num_keypoints, 3), np.float32)
     items.append((info, Instance(ann_id, box, kps, float(det.get("score", 1.0)), float(box[2] * box[3])), False))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Callable
+from typing import Callable, Sequence
 
 import keras
 import tensorflow as tf
@@ -62,9 +62,14 @@ class EvaluationCallback(keras.callbacks.Callback):
     data_dirs: The TFRecord sets it reads.
   """
 
-  def __init__(self, make_evaluator: Callable[[Evaluated], Callable[[Callable], dict[str, float]]],
-               every: int = 1,
-               prefix: str = "val_", at_start: bool = False, data_dirs: Sequence[str] = ()):
+  def __init__(
+    self,
+    make_evaluator: Callable[[Evaluated], Callable[[Callable], dict[str, float]]],
+    every: int = 1,
+    prefix: str = "val_",
+    at_start: bool = False,
+    data_dirs: Sequence[str] = (),
+  ):
     super().__init__()
     self.make_evaluator, self.every, self.prefix = make_evaluator, max(1, int(every)), prefix
     self.data_dirs = tuple(data_dirs)  # The sets it reads (named when one of them turns out corrupt).
@@ -114,8 +119,9 @@ def _annotation_file(eval_dir: str) -> str:
   return files[0]
 
 
-def evaluation_spec(eval_dir: str, spec: str | KeypointSpec | None, model_spec: KeypointSpec | None,
-                    binding: str) -> KeypointSpec:
+def evaluation_spec(
+  eval_dir: str, spec: str | KeypointSpec | None, model_spec: KeypointSpec | None, binding: str
+) -> KeypointSpec:
   """The spec to evaluate with: the configured one, else the network's, else the evaluation set's; every one
   that is known must agree with the others (an error names both sides and ``binding``)."""
   data_spec = pipeline.set_spec(eval_dir)
@@ -128,8 +134,9 @@ def evaluation_spec(eval_dir: str, spec: str | KeypointSpec | None, model_spec: 
   return chosen
 
 
-def _spec_and_data(eval_dir: str, spec, evaluated: Evaluated, binding: str,
-                   batch_size: int) -> tuple[KeypointSpec, tf.data.Dataset]:
+def _spec_and_data(
+  eval_dir: str, spec, evaluated: Evaluated, binding: str, batch_size: int
+) -> tuple[KeypointSpec, tf.data.Dataset]:
   """The spec to evaluate with and the evaluation crops at the trained network's input size."""
   if evaluated.input_size is None:
     raise ValueError(f"{eval_dir}: the network takes no fixed-size image, so there is no crop size to evaluate at")
@@ -138,9 +145,17 @@ def _spec_and_data(eval_dir: str, spec, evaluated: Evaluated, binding: str,
   return the_spec, pipeline.eval_dataset(eval_dir, the_spec, batch_size, config)
 
 
-def coco_eval_callback(eval_dir: str, annotation_file: str | None = None, data_root: str | None = None,
-                       spec: str | KeypointSpec | None = None, batch_size: int = 64, flip_test: bool = False,
-                       every: int = 1, results_file: str | None = None, at_start: bool = False) -> EvaluationCallback:
+def coco_eval_callback(
+  eval_dir: str,
+  annotation_file: str | None = None,
+  data_root: str | None = None,
+  spec: str | KeypointSpec | None = None,
+  batch_size: int = 64,
+  flip_test: bool = False,
+  every: int = 1,
+  results_file: str | None = None,
+  at_start: bool = False,
+) -> EvaluationCallback:
   """COCO OKS AP / AR every ``every`` epochs on an evaluation set (ground-truth or detection boxes), at the trained
   network's input size.
 
@@ -156,9 +171,15 @@ def coco_eval_callback(eval_dir: str, annotation_file: str | None = None, data_r
   return EvaluationCallback(make, every, at_start=at_start, data_dirs=[eval_dir])
 
 
-def pck_eval_callback(eval_dir: str, data_root: str | None = None, spec: str | KeypointSpec | None = None,
-                      batch_size: int = 64, flip_test: bool = False, every: int = 1,
-                      at_start: bool = False) -> EvaluationCallback:
+def pck_eval_callback(
+  eval_dir: str,
+  data_root: str | None = None,
+  spec: str | KeypointSpec | None = None,
+  batch_size: int = 64,
+  flip_test: bool = False,
+  every: int = 1,
+  at_start: bool = False,
+) -> EvaluationCallback:
   """PCK (torso) every ``every`` epochs: logged as ``val_PCK`` (PCK@0.2, for best-checkpoint selection),
   ``val_PCK@0.1`` and per joint group (``val_Head`` ... ``val_Ankle``). The set's records hold the ground truth.
   ``spec`` defaults to the trained network's."""
@@ -171,8 +192,14 @@ def pck_eval_callback(eval_dir: str, data_root: str | None = None, spec: str | K
   return EvaluationCallback(make, every, at_start=at_start, data_dirs=[eval_dir])
 
 
-def mpii_eval_callback(eval_dir: str, gt_file: str, data_root: str | None = None, batch_size: int = 64,
-                       flip_test: bool = True, every: int = 1) -> EvaluationCallback:
+def mpii_eval_callback(
+  eval_dir: str,
+  gt_file: str,
+  data_root: str | None = None,
+  batch_size: int = 64,
+  flip_test: bool = True,
+  every: int = 1,
+) -> EvaluationCallback:
   """MPII PCKh every ``every`` epochs (logged as ``val_Mean``, ``val_Head``, ...)."""
   eval_dir, gt_file = records.under_root(data_root, eval_dir), records.under_root(data_root, gt_file)
 
@@ -185,5 +212,13 @@ def mpii_eval_callback(eval_dir: str, gt_file: str, data_root: str | None = None
   return EvaluationCallback(make, every, data_dirs=[eval_dir])
 
 
-__all__ = ["EvaluationCallback", "Evaluated", "MPIIEvaluator", "STAT_NAMES", "coco_eval_callback", "evaluation_spec",
-           "mpii_eval_callback", "pck_eval_callback"]
+__all__ = [
+  "EvaluationCallback",
+  "Evaluated",
+  "MPIIEvaluator",
+  "STAT_NAMES",
+  "coco_eval_callback",
+  "evaluation_spec",
+  "mpii_eval_callback",
+  "pck_eval_callback",
+]

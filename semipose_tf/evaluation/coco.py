@@ -50,8 +50,9 @@ def oks_nms(persons: list[dict], threshold: float, sigmas: np.ndarray) -> list[i
   return keep
 
 
-def rescore_and_nms(persons: list[dict], sigmas: Sequence[float], keypoint_threshold: float = 0.2,
-                    oks_threshold: float = 0.9) -> list[dict]:
+def rescore_and_nms(
+  persons: list[dict], sigmas: Sequence[float], keypoint_threshold: float = 0.2, oks_threshold: float = 0.9
+) -> list[dict]:
   """COCO results (``image_id``, ``category_id``, ``keypoints`` flat [3K], ``score``) after rescoring and
   per-image OKS-NMS."""
   sigmas = np.asarray(sigmas, np.float64)
@@ -65,18 +66,25 @@ def rescore_and_nms(persons: list[dict], sigmas: Sequence[float], keypoint_thres
   for image_id, people in by_image.items():
     for i in oks_nms(people, oks_threshold, sigmas):
       p = people[i]
-      results.append({"image_id": image_id, "category_id": 1,
-                      "keypoints": [float(v) for v in np.asarray(p["keypoints"], np.float64).ravel()],
-                      "score": float(p["score"])})
+      results.append(
+        {
+          "image_id": image_id,
+          "category_id": 1,
+          "keypoints": [float(v) for v in np.asarray(p["keypoints"], np.float64).ravel()],
+          "score": float(p["score"]),
+        }
+      )
   return results
 
 
 def require_sigmas(spec: KeypointSpec) -> tuple[float, ...]:
   if spec.sigmas is None:
-    raise ValueError(f"keypoint spec {spec.name!r} has no OKS sigmas, and COCO-style AP (OKS) needs one per "
-                     f"keypoint: set {spec.name}/custom_spec.sigmas = [...] ({spec.num_keypoints} values; COCO's "
-                     "are 0.025 (eyes) to 0.107 (hips): a joint's sigma is how far annotators scatter it, relative "
-                     "to the person's size), or evaluate with PCK")
+    raise ValueError(
+      f"keypoint spec {spec.name!r} has no OKS sigmas, and COCO-style AP (OKS) needs one per "
+      f"keypoint: set {spec.name}/custom_spec.sigmas = [...] ({spec.num_keypoints} values; COCO's "
+      "are 0.025 (eyes) to 0.107 (hips): a joint's sigma is how far annotators scatter it, relative "
+      "to the person's size), or evaluate with PCK"
+    )
   return spec.sigmas
 
 
@@ -104,14 +112,17 @@ def check_results(results: list, gt, num_keypoints: int, where: str) -> None:
     except (TypeError, ValueError):
       raise ValueError(f"{tag}: keypoints and score must be numbers") from None
     if values.size != 3 * num_keypoints:
-      raise ValueError(f"{tag}: {values.size} keypoint values, expected {3 * num_keypoints} "
-                       f"({num_keypoints} keypoints x 3: x, y, score)")
+      raise ValueError(
+        f"{tag}: {values.size} keypoint values, expected {3 * num_keypoints} "
+        f"({num_keypoints} keypoints x 3: x, y, score)"
+      )
     if not (np.isfinite(values).all() and np.isfinite(score)):
       raise ValueError(f"{tag}: non-finite keypoint value or score")
 
 
-def coco_eval(annotation_file: str, results: str | list[dict], sigmas: Sequence[float] | None = None,
-              verbose: bool = False) -> dict[str, float]:
+def coco_eval(
+  annotation_file: str, results: str | list[dict], sigmas: Sequence[float] | None = None, verbose: bool = False
+) -> dict[str, float]:
   """pycocotools keypoint evaluation of a results list or json file against an annotation file.
 
   Args:
@@ -141,14 +152,18 @@ def coco_eval(annotation_file: str, results: str | list[dict], sigmas: Sequence[
         except ValueError as e:  # Not JSON (a truncated or wrong file): name it.
           raise ValueError(f"{where}: not a JSON file ({e})") from None
       if not isinstance(results, list):
-        raise ValueError(f"{where}: a COCO results file is a JSON list of {{image_id, category_id, keypoints, "
-                         f"score}}; this one holds a {type(results).__name__}")
+        raise ValueError(
+          f"{where}: a COCO results file is a JSON list of {{image_id, category_id, keypoints, "
+          f"score}}; this one holds a {type(results).__name__}"
+        )
     k = len(sigmas) if sigmas is not None else 17
     annotated = {len(a["keypoints"]) // 3 for a in gt.dataset.get("annotations", []) if "keypoints" in a}
     if annotated and annotated != {k}:
       counts = " or ".join(map(str, sorted(annotated)))
-      raise ValueError(f"{annotation_file} has {counts} keypoints per person but {k} OKS sigmas were given: "
-                       "evaluate with the keypoint spec of that file (evaluate.py --spec NAME)")
+      raise ValueError(
+        f"{annotation_file} has {counts} keypoints per person but {k} OKS sigmas were given: "
+        "evaluate with the keypoint spec of that file (evaluate.py --spec NAME)"
+      )
     check_results(results, gt, k, where)
     dt = gt.loadRes(results)
     ev = COCOeval(gt, dt, iouType="keypoints")
@@ -176,8 +191,14 @@ class COCOEvaluator:
   boxes) and the spec has a torso (left shoulder, right hip).
   """
 
-  def __init__(self, annotation_file: str, dataset: tf.data.Dataset, spec: KeypointSpec, flip_test: bool = False,
-               results_file: str | None = None):
+  def __init__(
+    self,
+    annotation_file: str,
+    dataset: tf.data.Dataset,
+    spec: KeypointSpec,
+    flip_test: bool = False,
+    results_file: str | None = None,
+  ):
     if not os.path.exists(annotation_file):
       raise FileNotFoundError(f"COCO annotation file not found: {annotation_file}")
     require_sigmas(spec)
@@ -203,8 +224,11 @@ class COCOEvaluator:
       return {}
     if self._truth is None:  # Every epoch evaluates the same file: read it at the first evaluation only.
       with open(self.annotation_file) as f:
-        self._truth = {a["id"]: np.asarray(a["keypoints"], np.float64).reshape(-1, 3)
-                       for a in json.load(f).get("annotations", []) if "keypoints" in a}
+        self._truth = {
+          a["id"]: np.asarray(a["keypoints"], np.float64).reshape(-1, 3)
+          for a in json.load(f).get("annotations", [])
+          if "keypoints" in a
+        }
     truth = self._truth
     matched = [p for p in persons if p["ann_id"] in truth]
     if not matched or len(matched) < len(persons):  # Detection boxes: no person is an annotation of its own.

@@ -17,8 +17,7 @@ from semipose_tf.keypoints import KeypointSpec
 PredictFn = Callable[[tf.Tensor], tf.Tensor]  # normalized crops [N, H, W, 3] -> heatmaps [N, h, w, K]
 
 
-def predict_heatmaps(predict_fn: PredictFn, images: tf.Tensor,
-                     flip_index: Sequence[int] | None = None) -> tf.Tensor:
+def predict_heatmaps(predict_fn: PredictFn, images: tf.Tensor, flip_index: Sequence[int] | None = None) -> tf.Tensor:
   """Heatmaps [N, h, w, K] of normalized crops [N, H, W, 3]; with ``flip_index``, averaged with the flipped input's
   (flip test)."""
   heatmaps = tf.convert_to_tensor(predict_fn(images), tf.float32)
@@ -28,8 +27,9 @@ def predict_heatmaps(predict_fn: PredictFn, images: tf.Tensor,
   return heatmaps
 
 
-def predict_batches(predict_fn: PredictFn, dataset: tf.data.Dataset, spec: KeypointSpec | None = None,
-                    flip_test: bool = False) -> Iterator[tuple[dict, tf.Tensor, np.ndarray, np.ndarray]]:
+def predict_batches(
+  predict_fn: PredictFn, dataset: tf.data.Dataset, spec: KeypointSpec | None = None, flip_test: bool = False
+) -> Iterator[tuple[dict, tf.Tensor, np.ndarray, np.ndarray]]:
   """Per batch of ``pipeline.eval_dataset``: (the batch, heatmaps [N, h, w, K], keypoints [N, K, 2] in image
   pixels, scores [N, K])."""
   flip_index = None
@@ -43,8 +43,13 @@ def predict_batches(predict_fn: PredictFn, dataset: tf.data.Dataset, spec: Keypo
     yield batch, heatmaps, coords.numpy(), scores.numpy()
 
 
-def predict_persons(predict_fn: PredictFn, dataset: tf.data.Dataset, spec: KeypointSpec | None = None,
-                    flip_test: bool = False, with_ids: bool = False) -> list[dict]:
+def predict_persons(
+  predict_fn: PredictFn,
+  dataset: tf.data.Dataset,
+  spec: KeypointSpec | None = None,
+  flip_test: bool = False,
+  with_ids: bool = False,
+) -> list[dict]:
   """Runs ``predict_fn`` over an evaluation dataset (``pipeline.eval_dataset``); one dict per person:
   ``image_id``, ``keypoints`` [K, 3] (x, y, score) in image pixels, ``box_score``, ``area`` (crop box area), and
   with ``with_ids`` the ``ann_id``."""
@@ -52,8 +57,12 @@ def predict_persons(predict_fn: PredictFn, dataset: tf.data.Dataset, spec: Keypo
   for batch, _, coords, scores in predict_batches(predict_fn, dataset, spec, flip_test):
     scale = batch["scale"].numpy()
     for i, image_id in enumerate(batch["image_id"].numpy()):
-      person = {"image_id": int(image_id), "keypoints": np.concatenate([coords[i], scores[i][:, None]], 1),
-                "box_score": float(batch["score"][i]), "area": float(np.prod(scale[i] * codec.PIXEL_STD))}
+      person = {
+        "image_id": int(image_id),
+        "keypoints": np.concatenate([coords[i], scores[i][:, None]], 1),
+        "box_score": float(batch["score"][i]),
+        "area": float(np.prod(scale[i] * codec.PIXEL_STD)),
+      }
       if with_ids:
         person["ann_id"] = int(batch["ann_id"][i])
       persons.append(person)

@@ -17,10 +17,18 @@ from semipose_tf.evaluation.inference import predict_persons
 from semipose_tf.keypoints import KeypointSpec
 
 # MPII joint indices (gt_valid.mat order, as semipose_tf.keypoints.MPII16).
-R_ANK, R_KNE, R_HIP, L_HIP, L_KNE, L_ANK, PELVIS, THORAX, NECK, HEAD, R_WRI, R_ELB, R_SHO, L_SHO, L_ELB, L_WRI = \
-    range(16)
-GROUPS = (("Head", (HEAD,)), ("Shoulder", (L_SHO, R_SHO)), ("Elbow", (L_ELB, R_ELB)), ("Wrist", (L_WRI, R_WRI)),
-          ("Hip", (L_HIP, R_HIP)), ("Knee", (L_KNE, R_KNE)), ("Ankle", (L_ANK, R_ANK)))
+R_ANK, R_KNE, R_HIP, L_HIP, L_KNE, L_ANK, PELVIS, THORAX, NECK, HEAD, R_WRI, R_ELB, R_SHO, L_SHO, L_ELB, L_WRI = range(
+  16
+)
+GROUPS = (
+  ("Head", (HEAD,)),
+  ("Shoulder", (L_SHO, R_SHO)),
+  ("Elbow", (L_ELB, R_ELB)),
+  ("Wrist", (L_WRI, R_WRI)),
+  ("Hip", (L_HIP, R_HIP)),
+  ("Knee", (L_KNE, R_KNE)),
+  ("Ankle", (L_ANK, R_ANK)),
+)
 NUM_VALID = 2958
 
 
@@ -33,8 +41,13 @@ def load_ground_truth(gt_file: str) -> dict[str, np.ndarray]:
   return loadmat(gt_file)
 
 
-def pckh(predictions: np.ndarray, gt_file: str | dict, one_based: bool = False, threshold: float = 0.5,
-         head_factor: float = 0.6) -> dict[str, float]:
+def pckh(
+  predictions: np.ndarray,
+  gt_file: str | dict,
+  one_based: bool = False,
+  threshold: float = 0.5,
+  head_factor: float = 0.6,
+) -> dict[str, float]:
   """PCKh of predictions [N, 16, 2] in ``gt_valid.mat`` order.
 
   Args:
@@ -97,16 +110,25 @@ class MPIIEvaluator:
     preds = np.zeros((n, self.spec.num_keypoints, 2))
     for p in persons:  # ann_id is the person's index in valid.json, which is gt_valid.mat's order.
       if p["ann_id"] >= n:
-        raise ValueError(f"{self.gt_file} has {n} people but the evaluation set has annotation id {p['ann_id']}: "
-                         "convert the MPII valid.json that goes with it")
+        raise ValueError(
+          f"{self.gt_file} has {n} people but the evaluation set has annotation id {p['ann_id']}: "
+          "convert the MPII valid.json that goes with it"
+        )
       preds[p["ann_id"]] = p["keypoints"][:, :2]
     return pckh(preds, self.gt, one_based=False)
 
 
 def format_table(result: dict[str, float]) -> str:
   names = [g for g, _ in GROUPS] + ["Mean"]
-  return "| " + " | ".join(names) + " |\n|" + "---|" * len(names) + "\n| " + " | ".join(
-      f"{result[n]:.2f}" for n in names) + " |"
+  return (
+    "| "
+    + " | ".join(names)
+    + " |\n|"
+    + "---|" * len(names)
+    + "\n| "
+    + " | ".join(f"{result[n]:.2f}" for n in names)
+    + " |"
+  )
 
 
 def read_array(path: str, names: tuple[str, ...]) -> np.ndarray:
@@ -151,7 +173,9 @@ def to_person_major(arr: np.ndarray, where: str = "predictions") -> np.ndarray:
   joints = [i for i, n in enumerate(shape) if n == 16]
   coords = [i for i, n in enumerate(shape) if n == 2]
   if len(joints) != 1 or len(coords) != 1:
-    raise ValueError(f"{where}: cannot tell the axes of shape {shape} apart (need exactly one axis of 16 joints, "
-                     "one of 2 coordinates and one of people); save it as [N, 16, 2]")
+    raise ValueError(
+      f"{where}: cannot tell the axes of shape {shape} apart (need exactly one axis of 16 joints, "
+      "one of 2 coordinates and one of people); save it as [N, 16, 2]"
+    )
   people = 3 - joints[0] - coords[0]
   return np.transpose(arr, [people, joints[0], coords[0]])

@@ -47,12 +47,14 @@ def torso_joints(spec: KeypointSpec) -> tuple[int, int]:
   try:
     return spec.names.index("left_shoulder"), spec.names.index("right_hip")
   except ValueError:
-    raise ValueError(f"PCK (torso) needs 'left_shoulder' and 'right_hip' keypoints; spec {spec.name!r} has "
-                     f"{list(spec.names)}") from None
+    raise ValueError(
+      f"PCK (torso) needs 'left_shoulder' and 'right_hip' keypoints; spec {spec.name!r} has {list(spec.names)}"
+    ) from None
 
 
-def correct_joints(predictions: np.ndarray, ground_truth: np.ndarray, annotated: np.ndarray, spec: KeypointSpec,
-                   threshold: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+def correct_joints(
+  predictions: np.ndarray, ground_truth: np.ndarray, annotated: np.ndarray, spec: KeypointSpec, threshold: float = 0.2
+) -> tuple[np.ndarray, np.ndarray]:
   """Which joints are within ``threshold`` x the torso of the ground truth.
 
   Args:
@@ -74,8 +76,10 @@ def correct_joints(predictions: np.ndarray, ground_truth: np.ndarray, annotated:
   ann = np.asarray(annotated, bool)
   n, k = ann.shape
   if preds.shape != (n, k, 2) or gt.shape != (n, k, 2) or k != spec.num_keypoints:
-    raise ValueError(f"PCK: predictions {list(preds.shape)} and ground truth {list(gt.shape)} must both be "
-                     f"[{n}, {spec.num_keypoints}, 2] for spec {spec.name!r}")
+    raise ValueError(
+      f"PCK: predictions {list(preds.shape)} and ground truth {list(gt.shape)} must both be "
+      f"[{n}, {spec.num_keypoints}, 2] for spec {spec.name!r}"
+    )
   bad = ann & ~np.isfinite(preds).all(-1)
   if bad.any():
     person, joint = np.argwhere(bad)[0]
@@ -94,8 +98,13 @@ def correct_joints(predictions: np.ndarray, ground_truth: np.ndarray, annotated:
   return (correct if np.ndim(threshold) else correct[0]), scored
 
 
-def pck(predictions: np.ndarray, ground_truth: np.ndarray, annotated: np.ndarray, spec: KeypointSpec,
-        thresholds: tuple[float, ...] = (0.2, 0.1)) -> dict[str, float]:
+def pck(
+  predictions: np.ndarray,
+  ground_truth: np.ndarray,
+  annotated: np.ndarray,
+  spec: KeypointSpec,
+  thresholds: tuple[float, ...] = (0.2, 0.1),
+) -> dict[str, float]:
   """PCK of predictions against the ground truth.
 
   Args:
@@ -185,12 +194,21 @@ def load_lsp_predictions(path: str, joints_file: str, num_test: int = 1000) -> d
   if len(arr) == num_test:
     xy, labeled = xy[-num_test:], labeled[-num_test:]
   elif len(arr) != len(xy):
-    raise ValueError(f"{path} holds {len(arr)} people; {joints_file} has {len(xy)} (or pass predictions for the "
-                     f"last {num_test}, the test split)")
+    raise ValueError(
+      f"{path} holds {len(arr)} people; {joints_file} has {len(xy)} (or pass predictions for the "
+      f"last {num_test}, the test split)"
+    )
   return pck(arr[..., :2], xy, labeled, LSP14)
 
 
 def format_table(result: dict[str, float]) -> str:
   names = [g for g in GROUP_NAMES if g in result] + ["PCK", "PCK@0.1"]
-  return ("| " + " | ".join(n if n != "PCK" else "PCK@0.2" for n in names) + " |\n|" + "---|" * len(names) +
-          "\n| " + " | ".join(f"{result[n]:.2f}" for n in names) + " |")
+  return (
+    "| "
+    + " | ".join(n if n != "PCK" else "PCK@0.2" for n in names)
+    + " |\n|"
+    + "---|" * len(names)
+    + "\n| "
+    + " | ".join(f"{result[n]:.2f}" for n in names)
+    + " |"
+  )

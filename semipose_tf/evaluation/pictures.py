@@ -14,8 +14,14 @@ from semipose_tf.keypoints import KeypointSpec, get_spec
 KeypointsFn = Callable[[tf.Tensor, tf.Tensor], dict]
 
 
-def prediction_sheet(keypoints_fn: KeypointsFn, set_dir: str, spec: KeypointSpec | str = "coco17",
-                     num_images: int = 6, columns: int = 3, threshold: float = 0.2) -> np.ndarray:
+def prediction_sheet(
+  keypoints_fn: KeypointsFn,
+  set_dir: str,
+  spec: KeypointSpec | str = "coco17",
+  num_images: int = 6,
+  columns: int = 3,
+  threshold: float = 0.2,
+) -> np.ndarray:
   """Draws the predicted skeletons of every person of the first images of a set and tiles the images.
 
   Args:
@@ -59,13 +65,19 @@ def tile(drawn: list[np.ndarray], columns: int) -> np.ndarray:
   sheet = np.zeros((rows * h, columns * w, 3), np.uint8)
   for i, im in enumerate(drawn):
     r, c = divmod(i, columns)
-    sheet[r * h:r * h + im.shape[0], c * w:c * w + im.shape[1]] = im
+    sheet[r * h : r * h + im.shape[0], c * w : c * w + im.shape[1]] = im
   return sheet
 
 
-def comparison_sheet(networks: dict[str, Callable], set_dir: str, spec: KeypointSpec | str,
-                     input_size: Sequence[int], image_ids: Sequence[int], min_size: int = 256,
-                     ground_truth: bool = True) -> tuple[np.ndarray, list[str]]:
+def comparison_sheet(
+  networks: dict[str, Callable],
+  set_dir: str,
+  spec: KeypointSpec | str,
+  input_size: Sequence[int],
+  image_ids: Sequence[int],
+  min_size: int = 256,
+  ground_truth: bool = True,
+) -> tuple[np.ndarray, list[str]]:
   """The same images through several networks, side by side: one row per image, one column per network (and a
   first column with the ground truth), every skeleton drawn on its person.
 
@@ -101,10 +113,12 @@ def comparison_sheet(networks: dict[str, Callable], set_dir: str, spec: Keypoint
     big = np.repeat(np.repeat(image, zoom, 0), zoom, 1)
     radius = max(2, int(round(max(big.shape[:2]) / 100)))
     if ground_truth:
-      rows.append(visualize.draw_keypoints(big, truth[0, :, :2] * zoom, spec, (truth[0, :, 2] > 0).astype(float),
-                                           0.5, radius))
+      rows.append(
+        visualize.draw_keypoints(big, truth[0, :, :2] * zoom, spec, (truth[0, :, 2] > 0).astype(float), 0.5, radius)
+      )
     for predict in networks.values():
       coords, scores = codec.decode_to_image(predict(batch["image"]), batch["center"], batch["scale"])
-      rows.append(visualize.draw_keypoints(big, coords.numpy()[0] * zoom, spec, np.ones(spec.num_keypoints), 0.5,
-                                           radius))
+      rows.append(
+        visualize.draw_keypoints(big, coords.numpy()[0] * zoom, spec, np.ones(spec.num_keypoints), 0.5, radius)
+      )
   return tile(rows, len(titles)), titles

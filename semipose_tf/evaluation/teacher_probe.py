@@ -27,7 +27,7 @@ import numpy as np
 from semipose_tf.augment.cutout import adaptive_mask_count
 from semipose_tf.data import pipeline, records
 from semipose_tf.evaluation import pck
-from semipose_tf.evaluation.callback import EvaluationCallback, Evaluated, evaluation_spec
+from semipose_tf.evaluation.callback import Evaluated, EvaluationCallback, evaluation_spec
 from semipose_tf.evaluation.inference import predict_batches
 from semipose_tf.keypoints import KeypointSpec
 from semipose_tf.method_config import Masking
@@ -57,8 +57,16 @@ class TeacherProbe:
     masking: Algorithm 1's settings: the trained model's (``MethodConfig.masking``).
   """
 
-  def __init__(self, set_dir: str, spec: KeypointSpec, input_size: Sequence[int], masking: Masking,
-               first_id: int = 0, num: int = 500, batch_size: int = 64):
+  def __init__(
+    self,
+    set_dir: str,
+    spec: KeypointSpec,
+    input_size: Sequence[int],
+    masking: Masking,
+    first_id: int = 0,
+    num: int = 500,
+    batch_size: int = 64,
+  ):
     pck.torso_joints(spec)
     self.spec, self.masking = spec, masking
     config = pipeline.PipelineConfig(input_size=tuple(input_size))
@@ -114,8 +122,9 @@ def count_vs_teacher(counts: np.ndarray, correct: np.ndarray, scored: np.ndarray
   return out
 
 
-def teacher_probe_callback(set_dir: str, data_root: str | None = None, spec=None, first_id: int = 0, num: int = 500,
-                           every: int = 1) -> EvaluationCallback:
+def teacher_probe_callback(
+  set_dir: str, data_root: str | None = None, spec=None, first_id: int = 0, num: int = 500, every: int = 1
+) -> EvaluationCallback:
   """The teacher monitor every ``every`` epochs, logged as ``probe_PCK@0.2``, ``probe_PCK@0.1``,
   ``probe_mask_count``, ``probe_mask_count_<all|most|few>_joints``, ``probe_mask_count_teacher_<right|wrong>``
   and ``probe_mask_count_rank_corr`` (History, TensorBoard, history.csv). Input size and Algorithm 1's settings

@@ -45,8 +45,15 @@ from semipose_tf.models.staged import StagedPoseModel
 # (width multiplier, depth multiplier, ImageNet resolution) of efficientnet_lite_builder.py.
 VARIANTS = {0: (1.0, 1.0, 224), 1: (1.0, 1.1, 240), 2: (1.1, 1.2, 260), 3: (1.2, 1.4, 280), 4: (1.4, 1.8, 300)}
 # EfficientNet-B0's block groups: (repeats, kernel, stride, expand ratio, input filters, output filters).
-GROUPS = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
-          (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320))
+GROUPS = (
+  (1, 3, 1, 1, 32, 16),
+  (2, 3, 2, 6, 16, 24),
+  (2, 5, 2, 6, 24, 40),
+  (3, 3, 2, 6, 40, 80),
+  (3, 5, 1, 6, 80, 112),
+  (4, 5, 2, 6, 112, 192),
+  (1, 3, 1, 6, 192, 320),
+)
 STAGE_GROUPS = {"stem": (0,), "layer1": (1,), "layer2": (2,), "layer3": (3, 4), "layer4": (5, 6)}
 STEM_FILTERS, HEAD_FILTERS = 32, 1280
 # The checkpoint's input: (pixel - 127) / 128 with pixels in 0..255.
@@ -91,8 +98,16 @@ def _bn(name: str, dtype=None) -> layers.Layer:
 
 
 def _conv_bn_relu6(x, filters: int, kernel: int, stride: int, name: str, relu: bool = True, dtype=None):
-  x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, kernel_initializer=conv_init(),
-                    name=f"{name}_conv", dtype=dtype)(x)
+  x = layers.Conv2D(
+    filters,
+    kernel,
+    strides=stride,
+    padding="same",
+    use_bias=False,
+    kernel_initializer=conv_init(),
+    name=f"{name}_conv",
+    dtype=dtype,
+  )(x)
   x = _bn(f"{name}_bn", dtype)(x)
   return layers.ReLU(6.0, name=f"{name}_relu", dtype=dtype)(x) if relu else x
 
@@ -103,8 +118,15 @@ def mbconv(x, index: int, kernel: int, stride: int, expand: int, cin: int, cout:
   y = x
   if expand != 1:
     y = _conv_bn_relu6(y, cin * expand, 1, 1, f"{name}_expand", dtype=dtype)
-  y = layers.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False,
-                             depthwise_initializer=conv_init(), name=f"{name}_dwconv", dtype=dtype)(y)
+  y = layers.DepthwiseConv2D(
+    kernel,
+    strides=stride,
+    padding="same",
+    use_bias=False,
+    depthwise_initializer=conv_init(),
+    name=f"{name}_dwconv",
+    dtype=dtype,
+  )(y)
   y = layers.ReLU(6.0, name=f"{name}_dwconv_relu", dtype=dtype)(_bn(f"{name}_dwconv_bn", dtype)(y))
   y = _conv_bn_relu6(y, cout, 1, 1, f"{name}_project", relu=False, dtype=dtype)
   if stride == 1 and cin == cout:
@@ -148,9 +170,17 @@ class EfficientNetLitePose(StagedPoseModel):
     name, dtype, trainable: As for any Keras model; ``dtype`` may be a mixed policy ("mixed_bfloat16").
   """
 
-  def __init__(self, variant: int = 0, num_keypoints: int = 17, input_shape: Sequence[int | None] = (*DEFAULT_INPUT_SIZE, 3),
-               deconv_filters: Sequence[int] = (128, 128, 128), deconv_kernel: int = 4, name: str | None = None,
-               dtype=None, **kwargs):
+  def __init__(
+    self,
+    variant: int = 0,
+    num_keypoints: int = 17,
+    input_shape: Sequence[int | None] = (*DEFAULT_INPUT_SIZE, 3),
+    deconv_filters: Sequence[int] = (128, 128, 128),
+    deconv_kernel: int = 4,
+    name: str | None = None,
+    dtype=None,
+    **kwargs,
+  ):
     block_plan(variant)  # Validates the variant.
     stages = [(s, lite_stage(variant, s, dtype)) for s in STAGE_GROUPS]
     stages.append(("deconv", deconv_head(HEAD_FILTERS, deconv_filters, deconv_kernel, dtype)))
@@ -167,6 +197,11 @@ class EfficientNetLitePose(StagedPoseModel):
     return ("stem", "layer1", "layer2", "layer3", "layer4")
 
   def get_config(self):
-    return {**self._base_config(), "variant": self.variant, "num_keypoints": self.num_keypoints,
-            "input_shape": list(self.image_shape), "deconv_filters": list(self.deconv_filters),
-            "deconv_kernel": self.deconv_kernel}
+    return {
+      **self._base_config(),
+      "variant": self.variant,
+      "num_keypoints": self.num_keypoints,
+      "input_shape": list(self.image_shape),
+      "deconv_filters": list(self.deconv_filters),
+      "deconv_kernel": self.deconv_kernel,
+    }

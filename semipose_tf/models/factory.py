@@ -15,13 +15,27 @@ from semipose_tf.models.pretrained import load_backbone_weights
 from semipose_tf.models.simple_baseline import SimpleBaseline
 from semipose_tf.models.staged import StagedPoseModel
 
-BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "hrnet_w32", "hrnet_w48",
-             *(f"efficientnet_lite{v}" for v in VARIANTS))
+BACKBONES = (
+  "resnet18",
+  "resnet34",
+  "resnet50",
+  "resnet101",
+  "resnet152",
+  "hrnet_w32",
+  "hrnet_w48",
+  *(f"efficientnet_lite{v}" for v in VARIANTS),
+)
 
 
-def build_pose_model(backbone: str = "resnet18", input_size: Sequence[int] = DEFAULT_INPUT_SIZE, num_keypoints: int = 17,
-                     pretrained: str | None = None, dtype: str | None = None, width: int = 64,
-                     deconv_filters: Sequence[int] | None = None) -> StagedPoseModel:
+def build_pose_model(
+  backbone: str = "resnet18",
+  input_size: Sequence[int] = DEFAULT_INPUT_SIZE,
+  num_keypoints: int = 17,
+  pretrained: str | None = None,
+  dtype: str | None = None,
+  width: int = 64,
+  deconv_filters: Sequence[int] | None = None,
+) -> StagedPoseModel:
   """Builds a pose network.
 
   Args:
@@ -43,8 +57,9 @@ def build_pose_model(backbone: str = "resnet18", input_size: Sequence[int] = DEF
   """
   shape = (int(input_size[0]), int(input_size[1]), 3)
   if backbone.startswith("resnet") and backbone[6:].isdigit():
-    model = SimpleBaseline(int(backbone[6:]), num_keypoints, shape, deconv_filters=deconv_filters or (256,) * 3,
-                           width=width, dtype=dtype)
+    model = SimpleBaseline(
+      int(backbone[6:]), num_keypoints, shape, deconv_filters=deconv_filters or (256,) * 3, width=width, dtype=dtype
+    )
   elif backbone.startswith("hrnet_w") and backbone[7:].isdigit():
     if width != 64 or deconv_filters is not None:
       raise ValueError(f"width and deconv_filters apply to ResNet backbones; {backbone!r} sets its own width")
@@ -52,8 +67,9 @@ def build_pose_model(backbone: str = "resnet18", input_size: Sequence[int] = DEF
   elif backbone.startswith("efficientnet_lite") and backbone[17:].isdigit() and int(backbone[17:]) in VARIANTS:
     if width != 64:
       raise ValueError(f"width applies to ResNet backbones; {backbone!r} has its own width multiplier")
-    model = EfficientNetLitePose(int(backbone[17:]), num_keypoints, shape,
-                                 deconv_filters=deconv_filters or (128,) * 3, dtype=dtype)
+    model = EfficientNetLitePose(
+      int(backbone[17:]), num_keypoints, shape, deconv_filters=deconv_filters or (128,) * 3, dtype=dtype
+    )
   else:
     raise ValueError(f"unknown backbone {backbone!r}; choose from {BACKBONES}")
   if pretrained:
@@ -89,10 +105,13 @@ def load_network(path: str, what: str = "network") -> keras.Model:
   if not os.path.isfile(path):
     raise FileNotFoundError(f"{what} not found: {path}")
   if not zipfile.is_zipfile(path):
-    raise ValueError(f"{path} is not a complete .keras file ({os.path.getsize(path)} bytes, not a zip archive: "
-                     "truncated or damaged); use another checkpoint (last.keras, best.keras, final.keras)")
+    raise ValueError(
+      f"{path} is not a complete .keras file ({os.path.getsize(path)} bytes, not a zip archive: "
+      "truncated or damaged); use another checkpoint (last.keras, best.keras, final.keras)"
+    )
   try:
     return keras.models.load_model(path)
   except (ValueError, OSError, KeyError, TypeError, zipfile.BadZipFile) as e:
-    raise ValueError(f"{path}: cannot load the {what}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
-                     ) from None
+    raise ValueError(
+      f"{path}: cannot load the {what}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+    ) from None

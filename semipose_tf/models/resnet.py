@@ -11,12 +11,14 @@ import keras
 from keras import layers
 
 DEPTHS = {
-    18: ("basic", (2, 2, 2, 2)),
-    34: ("basic", (3, 4, 6, 3)),
-    50: ("bottleneck", (3, 4, 6, 3)),
-    101: ("bottleneck", (3, 4, 23, 3)),
-    152: ("bottleneck", (3, 8, 36, 3)),
+  18: ("basic", (2, 2, 2, 2)),
+  34: ("basic", (3, 4, 6, 3)),
+  50: ("bottleneck", (3, 4, 6, 3)),
+  101: ("bottleneck", (3, 4, 23, 3)),
+  152: ("bottleneck", (3, 8, 36, 3)),
 }
+
+
 def conv_init() -> keras.initializers.Initializer:
   """torchvision's init for convolutions: kaiming normal, fan_out, relu. A new initializer per layer: a Keras 3
   initializer draws its seed once, when it is made, and gives every layer it initializes the same values, so a
@@ -40,8 +42,16 @@ def conv(filters: int, kernel: int, stride: int, name: str, dtype=None, init=con
       padding = "valid"
     else:
       padding = "same"
-    return layers.Conv2D(filters, kernel, strides=stride, padding=padding, use_bias=False,
-                         kernel_initializer=init(), name=name, dtype=dtype)(x)
+    return layers.Conv2D(
+      filters,
+      kernel,
+      strides=stride,
+      padding=padding,
+      use_bias=False,
+      kernel_initializer=init(),
+      name=name,
+      dtype=dtype,
+    )(x)
 
   return apply
 
@@ -72,7 +82,7 @@ def bottleneck_block(x, filters: int, stride: int, shortcut: bool, name: str, dt
 
 def stack_filters(stack: int, width: int = 64) -> int:
   """Filters of stack ``stack`` (0..3) for base width ``width`` (64: the standard ResNet)."""
-  return width * 2 ** stack
+  return width * 2**stack
 
 
 def stem(dtype=None, width: int = 64) -> keras.Model:
@@ -100,7 +110,9 @@ def layer(depth: int, stack: int, dtype=None, width: int = 64) -> keras.Model:
   for b in range(blocks[stack]):
     first = b == 0
     shortcut = first and (kind == "bottleneck" or stack > 0)
-    x = block(x, stack_filters(stack, width), 2 if first and stack > 0 else 1, shortcut, f"stack{stack}_block{b}", dtype)
+    x = block(
+      x, stack_filters(stack, width), 2 if first and stack > 0 else 1, shortcut, f"stack{stack}_block{b}", dtype
+    )
   return keras.Model(inp, x, name=f"layer{stack + 1}")
 
 

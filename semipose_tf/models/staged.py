@@ -25,12 +25,19 @@ class StagedPoseModel(keras.Model):
   prediction and export need no ``--spec``.
   """
 
-  def _init_chain(self, stages: Sequence[tuple[str, keras.Model]], input_shape: Sequence[int],
-                  keypoint_spec: KeypointSpec | dict | str | None = None, **kwargs):
+  def _init_chain(
+    self,
+    stages: Sequence[tuple[str, keras.Model]],
+    input_shape: Sequence[int],
+    keypoint_spec: KeypointSpec | dict | str | None = None,
+    **kwargs,
+  ):
     for side in input_shape[:2]:
       if side is not None and side % 32:
-        raise ValueError(f"input size {tuple(input_shape[:2])}: height and width must be multiples of 32 "
-                         "(the network downsamples by 32 and upsamples back to 1/4)")
+        raise ValueError(
+          f"input size {tuple(input_shape[:2])}: height and width must be multiples of 32 "
+          "(the network downsamples by 32 and upsamples back to 1/4)"
+        )
     inputs = keras.Input(tuple(input_shape), name="image")
     x = inputs
     for _, stage in stages:
@@ -51,8 +58,9 @@ class StagedPoseModel(keras.Model):
     spec = None if spec is None else get_spec(spec)
     channels = self.output_shape[-1]
     if spec is not None and spec.num_keypoints != channels:
-      raise ValueError(f"keypoint spec {spec.name!r} has {spec.num_keypoints} keypoints but {self.name} predicts "
-                       f"{channels} heatmaps")
+      raise ValueError(
+        f"keypoint spec {spec.name!r} has {spec.num_keypoints} keypoints but {self.name} predicts {channels} heatmaps"
+      )
     self._keypoint_spec = spec
 
   @property
@@ -103,8 +111,11 @@ class StagedPoseModel(keras.Model):
     return cls(**config)
 
   def _base_config(self) -> dict:
-    config = {"name": self.name, "trainable": self.trainable,
-              "dtype": keras.dtype_policies.serialize(self.dtype_policy)}
+    config = {
+      "name": self.name,
+      "trainable": self.trainable,
+      "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+    }
     if self.keypoint_spec is not None:
       config["keypoint_spec"] = self.keypoint_spec.to_json()
     return config

@@ -24,8 +24,8 @@ import tensorflow as tf
 from semipose_tf import atomic
 from semipose_tf.conversion import convert, sources
 from semipose_tf.data import records
-from semipose_tf.synthetic import render
 from semipose_tf.keypoints import COCO17
+from semipose_tf.synthetic import render
 
 _SPLIT_IDS = {"train": 1, "val": 2, "test": 3}
 
@@ -35,9 +35,14 @@ def _render(args):
   return render.render_image((seed, split_id, index), config)
 
 
-def generate(out_dir: str, splits: Mapping[str, int], seed: int = 0,
-             config: render.SyntheticConfig = render.SyntheticConfig(), workers: int | None = None,
-             verbose: bool = True) -> dict[str, str]:
+def generate(
+  out_dir: str,
+  splits: Mapping[str, int],
+  seed: int = 0,
+  config: render.SyntheticConfig = render.SyntheticConfig(),
+  workers: int | None = None,
+  verbose: bool = True,
+) -> dict[str, str]:
   """Renders and writes the splits; returns the annotation file of each split.
 
   Args:
@@ -83,22 +88,37 @@ def generate(out_dir: str, splits: Mapping[str, int], seed: int = 0,
         for a in anns:
           kps = np.asarray(a["keypoints"], np.float32)
           kps[:, :2] = np.round(kps[:, :2], 2)
-          annotations.append({
-              "id": len(annotations) + 1, "image_id": image_id, "category_id": 1, "iscrowd": 0,
-              "bbox": [round(v, 2) for v in a["bbox"]], "area": a["area"],
+          annotations.append(
+            {
+              "id": len(annotations) + 1,
+              "image_id": image_id,
+              "category_id": 1,
+              "iscrowd": 0,
+              "bbox": [round(v, 2) for v in a["bbox"]],
+              "area": a["area"],
               "keypoints": [float(v) if k % 3 < 2 else int(v) for k, v in enumerate(kps.ravel())],
-              "num_keypoints": int((kps[:, 2] > 0).sum()), "hard": a["hard"], "difficulty": a["difficulty"],
-          })
+              "num_keypoints": int((kps[:, 2] > 0).sum()),
+              "hard": a["hard"],
+              "difficulty": a["difficulty"],
+            }
+          )
         if progbar is not None:
           progbar.update(i + 1)
     finally:
       if pool is not None:
         pool.shutdown()
-    data = {"info": {"description": "semipose_tf synthetic people", "seed": seed, "split": split,
-                     "config": {k: list(v) if isinstance(v, tuple) else v
-                                for k, v in config.__dict__.items()}},
-            "licenses": [], "images": images, "annotations": annotations,
-            "categories": render.coco_categories()}
+    data = {
+      "info": {
+        "description": "semipose_tf synthetic people",
+        "seed": seed,
+        "split": split,
+        "config": {k: list(v) if isinstance(v, tuple) else v for k, v in config.__dict__.items()},
+      },
+      "licenses": [],
+      "images": images,
+      "annotations": annotations,
+      "categories": render.coco_categories(),
+    }
     ann_file = os.path.join(ann_dir, f"person_keypoints_{split}.json")
     atomic.write_json(ann_file, data)
     out[split] = ann_file
@@ -113,10 +133,20 @@ def labeled_dir_name(num_labeled: int | None) -> str:
   return "labeled_all" if num_labeled is None else f"labeled_{int(num_labeled)}"
 
 
-def prepare(data_root: str, train_images: int = 1000, val_images: int = 100,
-            num_labeled: Sequence[int | None] = (200,), seed: int = 0, image_size: Sequence[int] = (240, 320),
-            hard_prob: float = 0.25, max_people: int = 3, clutter: int = 14, occluder_prob: float = 0.35,
-            workers: int | None = None, verbose: bool = True) -> dict[str, str]:
+def prepare(
+  data_root: str,
+  train_images: int = 1000,
+  val_images: int = 100,
+  num_labeled: Sequence[int | None] = (200,),
+  seed: int = 0,
+  image_size: Sequence[int] = (240, 320),
+  hard_prob: float = 0.25,
+  max_people: int = 3,
+  clutter: int = 14,
+  occluder_prob: float = 0.35,
+  workers: int | None = None,
+  verbose: bool = True,
+) -> dict[str, str]:
   """Generates a synthetic dataset and converts it to TFRecord sets, unless that was done before.
 
   Layout under ``data_root``::
@@ -142,19 +172,28 @@ def prepare(data_root: str, train_images: int = 1000, val_images: int = 100,
   Returns:
     The set directories by name: ``unlabeled``, ``eval`` and ``labeled_<N>`` / ``labeled_all``.
   """
-  config = render.SyntheticConfig(image_size=tuple(int(v) for v in image_size), max_people=int(max_people),
-                                     hard_prob=float(hard_prob), clutter=int(clutter),
-                                     occluder_prob=float(occluder_prob))
-  params = {"train_images": int(train_images), "val_images": int(val_images), "seed": int(seed),
-            "config": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}}
+  config = render.SyntheticConfig(
+    image_size=tuple(int(v) for v in image_size),
+    max_people=int(max_people),
+    hard_prob=float(hard_prob),
+    clutter=int(clutter),
+    occluder_prob=float(occluder_prob),
+  )
+  params = {
+    "train_images": int(train_images),
+    "val_images": int(val_images),
+    "seed": int(seed),
+    "config": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()},
+  }
   raw = os.path.join(data_root, "raw")
   stamp = os.path.join(raw, "synthetic.json")
   if os.path.exists(stamp):
     with open(stamp) as f:
       old = json.load(f)
     if old != params:
-      raise ValueError(f"{data_root} holds synthetic data made with {old}, not {params}; delete the folder or "
-                       "choose another data root")
+      raise ValueError(
+        f"{data_root} holds synthetic data made with {old}, not {params}; delete the folder or choose another data root"
+      )
   sets = {"unlabeled": os.path.join(data_root, "train", "unlabeled"), "eval": os.path.join(data_root, "val", "eval")}
   for n in num_labeled:
     sets[labeled_dir_name(n)] = os.path.join(data_root, labeled_dir_name(n), "labeled")
@@ -177,8 +216,14 @@ def prepare(data_root: str, train_images: int = 1000, val_images: int = 100,
     convert.convert(train_src, os.path.join(data_root, "train"), ("unlabeled",), workers=workers, verbose=verbose)
   for n in num_labeled:
     if not complete(sets[labeled_dir_name(n)]):
-      convert.convert(train_src, os.path.dirname(sets[labeled_dir_name(n)]), ("labeled",), num_labeled=n,
-                      workers=workers, verbose=verbose)
+      convert.convert(
+        train_src,
+        os.path.dirname(sets[labeled_dir_name(n)]),
+        ("labeled",),
+        num_labeled=n,
+        workers=workers,
+        verbose=verbose,
+      )
   if not complete(sets["eval"]):
     val_src = sources.load_coco(ann["val"], os.path.join(raw, "val"), COCO17)
     convert.convert(val_src, os.path.join(data_root, "val"), ("eval",), workers=workers, verbose=verbose)

@@ -26,16 +26,41 @@ import numpy as np
 from semipose_tf.keypoints import COCO17
 
 # Part ids (per person); the joints each part "owns" for the visibility test.
-_PARTS = ("torso", "head", "l_upper_arm", "l_forearm", "r_upper_arm", "r_forearm", "l_thigh", "l_shin", "r_thigh",
-          "r_shin", "l_hand", "r_hand", "l_foot", "r_foot", "neck")
+_PARTS = (
+  "torso",
+  "head",
+  "l_upper_arm",
+  "l_forearm",
+  "r_upper_arm",
+  "r_forearm",
+  "l_thigh",
+  "l_shin",
+  "r_thigh",
+  "r_shin",
+  "l_hand",
+  "r_hand",
+  "l_foot",
+  "r_foot",
+  "neck",
+)
 _OWNERS = {
-    0: ("head",), 1: ("head",), 2: ("head",), 3: ("head",), 4: ("head",),
-    5: ("torso", "l_upper_arm"), 6: ("torso", "r_upper_arm"),
-    7: ("l_upper_arm", "l_forearm"), 8: ("r_upper_arm", "r_forearm"),
-    9: ("l_forearm", "l_hand"), 10: ("r_forearm", "r_hand"),
-    11: ("torso", "l_thigh"), 12: ("torso", "r_thigh"),
-    13: ("l_thigh", "l_shin"), 14: ("r_thigh", "r_shin"),
-    15: ("l_shin", "l_foot"), 16: ("r_shin", "r_foot"),
+  0: ("head",),
+  1: ("head",),
+  2: ("head",),
+  3: ("head",),
+  4: ("head",),
+  5: ("torso", "l_upper_arm"),
+  6: ("torso", "r_upper_arm"),
+  7: ("l_upper_arm", "l_forearm"),
+  8: ("r_upper_arm", "r_forearm"),
+  9: ("l_forearm", "l_hand"),
+  10: ("r_forearm", "r_hand"),
+  11: ("torso", "l_thigh"),
+  12: ("torso", "r_thigh"),
+  13: ("l_thigh", "l_shin"),
+  14: ("r_thigh", "r_shin"),
+  15: ("l_shin", "l_foot"),
+  16: ("r_shin", "r_foot"),
 }
 
 
@@ -137,7 +162,7 @@ class _Canvas:
 def _background(rng: np.random.Generator, canvas: _Canvas, clutter: int) -> None:
   h, w = canvas.h, canvas.w
   c0, c1 = rng.uniform(20, 235, 3), rng.uniform(20, 235, 3)
-  t = (canvas.yy / h * rng.uniform(-1, 1) + canvas.xx / w * rng.uniform(-1, 1))
+  t = canvas.yy / h * rng.uniform(-1, 1) + canvas.xx / w * rng.uniform(-1, 1)
   t = (t - t.min()) / max(t.max() - t.min(), 1e-6)
   canvas.rgb[:] = c0 + (c1 - c0) * t[..., None]
   # Low-frequency texture.
@@ -149,17 +174,25 @@ def _background(rng: np.random.Generator, canvas: _Canvas, clutter: int) -> None
     c = rng.uniform([0, 0], [w, h])
     size = rng.uniform(0.03, 0.25) * min(h, w)
     if kind == 0:
-      canvas.polygon([c, c + [size * rng.uniform(.5, 2), 0], c + [size * rng.uniform(.5, 2), size],
-                      c + [0, size * rng.uniform(.5, 2)]], color, -1)
+      canvas.polygon(
+        [
+          c,
+          c + [size * rng.uniform(0.5, 2), 0],
+          c + [size * rng.uniform(0.5, 2), size],
+          c + [0, size * rng.uniform(0.5, 2)],
+        ],
+        color,
+        -1,
+      )
     elif kind == 1:
-      canvas.ellipse(c, size * rng.uniform(.3, 1), size * rng.uniform(.3, 1), rng.uniform(0, np.pi), color, -1)
+      canvas.ellipse(c, size * rng.uniform(0.3, 1), size * rng.uniform(0.3, 1), rng.uniform(0, np.pi), color, -1)
     else:  # Limb-like distractors: capsules and bent "arms" in skin and cloth colours.
       a = rng.uniform(0, 2 * np.pi)
       q = c + _rot(np.array([size, 0.0]), a)
       r = rng.uniform(0.015, 0.04) * min(h, w)
       canvas.capsule(c, q, r, color, -1)
       if kind == 3:
-        canvas.capsule(q, q + _rot(q - c, rng.uniform(-1.5, 1.5)) * rng.uniform(.6, 1), r * 0.9, color, -1)
+        canvas.capsule(q, q + _rot(q - c, rng.uniform(-1.5, 1.5)) * rng.uniform(0.6, 1), r * 0.9, color, -1)
 
 
 def _person(rng: np.random.Generator, height_px: float, hip: np.ndarray):
@@ -179,16 +212,24 @@ def _person(rng: np.random.Generator, height_px: float, hip: np.ndarray):
   kp = np.zeros((17, 2))
   kp_depth = np.zeros(17)
   # Face on a sphere: azimuth 0 faces the camera.
-  for j, az, lift in ((0, yaw, -0.05), (1, yaw + 0.35, 0.25), (2, yaw - 0.35, 0.25),
-                      (3, yaw + math.pi / 2, 0.15), (4, yaw - math.pi / 2, 0.15)):
+  for j, az, lift in (
+    (0, yaw, -0.05),
+    (1, yaw + 0.35, 0.25),
+    (2, yaw - 0.35, 0.25),
+    (3, yaw + math.pi / 2, 0.15),
+    (4, yaw - math.pi / 2, 0.15),
+  ):
     kp[j] = head + lateral * head_r * math.sin(az) + up * head_r * lift
     kp_depth[j] = math.cos(az)
   limbs = {}
   pose = rng.random()
   for side, sign in (("l", 1.0), ("r", -1.0)):
     out = lateral * side_off[side]
-    sh = neck - up * (0.08 * torso_len) + out * shoulder_w / max(abs(side_off[side]), 1e-3) * max(
-        abs(side_off[side]), 0.25)
+    sh = (
+      neck
+      - up * (0.08 * torso_len)
+      + out * shoulder_w / max(abs(side_off[side]), 1e-3) * max(abs(side_off[side]), 0.25)
+    )
     hp = hip + out * hip_w / max(abs(side_off[side]), 1e-3) * max(abs(side_off[side]), 0.25)
     outward = 1.0 if side_off[side] >= 0 else -1.0
     if pose < 0.15:  # Arms raised.
@@ -235,35 +276,40 @@ def _draw_person(canvas: _Canvas, rng: np.random.Generator, pid: int, kp, limbs,
     canvas.capsule(L["hip"], L["knee"], geo["leg"], pants * s, part(f"{side}_thigh"))
     canvas.capsule(L["knee"], L["ankle"], geo["leg"] * 0.85, pants * s, part(f"{side}_shin"))
     foot_dir = _rot(-geo["up"], -L["walk"] * 1.3)
-    canvas.capsule(L["ankle"], L["ankle"] + foot_dir * geo["leg"] * 1.6, geo["leg"] * 0.55, skin * 0.4 * s + 20,
-                   part(f"{side}_foot"))
+    canvas.capsule(
+      L["ankle"], L["ankle"] + foot_dir * geo["leg"] * 1.6, geo["leg"] * 0.55, skin * 0.4 * s + 20, part(f"{side}_foot")
+    )
 
   def arm_set(side):
     L = limbs[side]
     s = shade[side]
     canvas.capsule(L["sh"], L["elbow"], geo["arm"], cloth * s, part(f"{side}_upper_arm"))
     canvas.capsule(L["elbow"], L["wrist"], geo["arm"] * 0.85, cloth * s * 0.9, part(f"{side}_forearm"))
-    canvas.ellipse(L["wrist"] + (L["wrist"] - L["elbow"]) * 0.15, geo["arm"] * 1.05, geo["arm"] * 0.9, 0,
-                   skin, part(f"{side}_hand"))
+    canvas.ellipse(
+      L["wrist"] + (L["wrist"] - L["elbow"]) * 0.15, geo["arm"] * 1.05, geo["arm"] * 0.9, 0, skin, part(f"{side}_hand")
+    )
 
   arm_set(back)
   limb_set(back)
-  l, r = limbs["l"], limbs["r"]
-  canvas.polygon([l["sh"], r["sh"], r["hip"], l["hip"]], cloth, part("torso"))
-  canvas.capsule(l["sh"], r["sh"], geo["arm"], cloth, part("torso"))
-  canvas.capsule(l["hip"], r["hip"], geo["leg"] * 0.9, pants, part("torso"))
+  left, right = limbs["l"], limbs["r"]
+  canvas.polygon([left["sh"], right["sh"], right["hip"], left["hip"]], cloth, part("torso"))
+  canvas.capsule(left["sh"], right["sh"], geo["arm"], cloth, part("torso"))
+  canvas.capsule(left["hip"], right["hip"], geo["leg"] * 0.9, pants, part("torso"))
   canvas.capsule(geo["neck"], geo["head"], geo["head_r"] * 0.45, skin, part("neck"))
   limb_set(front)
   hair = rng.uniform(10, 120, 3)
-  canvas.ellipse(geo["head"], geo["head_r"], geo["head_r"] * 1.12, math.atan2(geo["up"][0], -geo["up"][1]),
-                 skin, part("head"))
+  canvas.ellipse(
+    geo["head"], geo["head_r"], geo["head_r"] * 1.12, math.atan2(geo["up"][0], -geo["up"][1]), skin, part("head")
+  )
   facing = math.cos(geo["yaw"])
   if facing < 0.3:  # Back of the head: hair over most of it.
-    canvas.ellipse(geo["head"] + geo["up"] * geo["head_r"] * 0.1, geo["head_r"] * 0.95, geo["head_r"] * 1.05,
-                   0, hair, part("head"))
+    canvas.ellipse(
+      geo["head"] + geo["up"] * geo["head_r"] * 0.1, geo["head_r"] * 0.95, geo["head_r"] * 1.05, 0, hair, part("head")
+    )
   else:
-    canvas.ellipse(geo["head"] + geo["up"] * geo["head_r"] * 0.75, geo["head_r"] * 0.9, geo["head_r"] * 0.45,
-                   0, hair, part("head"))
+    canvas.ellipse(
+      geo["head"] + geo["up"] * geo["head_r"] * 0.75, geo["head_r"] * 0.9, geo["head_r"] * 0.45, 0, hair, part("head")
+    )
   er = max(geo["head_r"] * 0.14, 0.8)
   for j in (3, 4):  # Ears, when not behind the head.
     if math.cos(geo["yaw"] + (math.pi / 2 if j == 3 else -math.pi / 2)) > -0.2:
@@ -279,7 +325,7 @@ def _draw_person(canvas: _Canvas, rng: np.random.Generator, pid: int, kp, limbs,
 
 def _blur(img: np.ndarray, sigma: float) -> np.ndarray:
   r = max(1, int(3 * sigma))
-  k = np.exp(-np.arange(-r, r + 1) ** 2 / (2 * sigma * sigma))
+  k = np.exp(-(np.arange(-r, r + 1) ** 2) / (2 * sigma * sigma))
   k /= k.sum()
   for axis in (0, 1):
     pad = [(0, 0)] * 3
@@ -288,6 +334,61 @@ def _blur(img: np.ndarray, sigma: float) -> np.ndarray:
     n = img.shape[axis]
     img = sum(w * np.take(p, np.arange(i, i + n), axis=axis) for i, w in enumerate(k))
   return img
+
+
+def _add_occluders(rng: np.random.Generator, canvas, people: list[dict], probability: float) -> set[int]:
+  """Draws an occluder in front of each person with ``probability``; the ids of the people it covered."""
+  occluded_people = set()
+  for pid, p in enumerate(people):
+    if rng.random() < probability:
+      ys, xs = np.nonzero(p["mask"])
+      if len(xs) == 0:
+        continue
+      j = rng.integers(len(xs))
+      c = np.array([xs[j], ys[j]], np.float32)
+      size = p["height"] * rng.uniform(0.12, 0.35)
+      color = rng.uniform(0, 255, 3)
+      if rng.random() < 0.5:
+        canvas.polygon([c - size / 2, c + [size / 2, -size / 2], c + size / 2, c + [-size / 2, size / 2]], color, -2)
+      else:
+        canvas.ellipse(c, size * rng.uniform(0.4, 0.8), size * rng.uniform(0.4, 0.8), rng.uniform(0, 3), color, -2)
+      occluded_people.add(pid)
+  return occluded_people
+
+
+def _degrade(rng: np.random.Generator, img: np.ndarray, hard_prob: float) -> tuple[np.ndarray, float, float]:
+  """Sensor noise on every image; blur and darkness on a hard one. ``(uint8 image, blur sigma, darkness)``."""
+  blur = dark = 0.0
+  if rng.random() < hard_prob:
+    if rng.random() < 0.6:
+      blur = float(rng.uniform(1.2, 3.0))
+      img = _blur(img, blur)
+    if rng.random() < 0.6:
+      dark = float(rng.uniform(0.55, 0.85))
+      img = img * (1 - dark)
+    img = img + rng.normal(0, rng.uniform(4, 14), img.shape)
+  else:
+    img = img + rng.normal(0, 3, img.shape)
+  return np.clip(img, 0, 255).astype(np.uint8), blur, dark
+
+
+def _labels(canvas, p: dict, pid: int) -> np.ndarray:
+  """A person's [17, 3] COCO keypoints as an annotator would mark them: 2 where its own part is seen there, 1 where
+  something else covers it, 0 outside the image or for a face point looking away."""
+  h, w = canvas.owner.shape
+  kps = np.zeros((17, 3), np.float32)
+  for j in range(17):
+    x, y = p["kp"][j]
+    xi, yi = int(round(x)), int(round(y))
+    if not (0 <= xi < w and 0 <= yi < h):
+      continue
+    if j <= 2 and p["depth"][j] <= 0:  # Nose and eyes looking away: not labeled, as COCO annotators do.
+      continue
+    owner = canvas.owner[yi, xi]
+    mine = owner >= 0 and owner // 64 == pid and _PARTS[owner % 64] in _OWNERS[j]
+    behind_head = j in (3, 4) and p["depth"][j] < -0.2
+    kps[j] = (x, y, 2 if mine and not behind_head else 1)
+  return kps
 
 
 def render_image(seed, config: SyntheticConfig = SyntheticConfig()) -> tuple[np.ndarray, list[dict]]:
@@ -315,51 +416,13 @@ def render_image(seed, config: SyntheticConfig = SyntheticConfig()) -> tuple[np.
     # The silhouette right after drawing, before anything in front covers it.
     mask = (canvas.owner // 64 == pid) & (canvas.owner >= 0)
     people.append(dict(kp=kp, depth=depth, yaw=geo["yaw"], height=ph, mask=mask))
-  occluded_people = set()
-  for pid, p in enumerate(people):  # Occluders in front of some people.
-    if rng.random() < config.occluder_prob:
-      ys, xs = np.nonzero(p["mask"])
-      if len(xs) == 0:
-        continue
-      j = rng.integers(len(xs))
-      c = np.array([xs[j], ys[j]], np.float32)
-      size = p["height"] * rng.uniform(0.12, 0.35)
-      color = rng.uniform(0, 255, 3)
-      if rng.random() < 0.5:
-        canvas.polygon([c - size / 2, c + [size / 2, -size / 2], c + size / 2, c + [-size / 2, size / 2]], color, -2)
-      else:
-        canvas.ellipse(c, size * rng.uniform(.4, .8), size * rng.uniform(.4, .8), rng.uniform(0, 3), color, -2)
-      occluded_people.add(pid)
-  hard_image = rng.random() < config.hard_prob
-  img = canvas.rgb
-  blur = dark = 0.0
-  if hard_image:
-    if rng.random() < 0.6:
-      blur = float(rng.uniform(1.2, 3.0))
-      img = _blur(img, blur)
-    if rng.random() < 0.6:
-      dark = float(rng.uniform(0.55, 0.85))
-      img = img * (1 - dark)
-    img = img + rng.normal(0, rng.uniform(4, 14), img.shape)
-  else:
-    img = img + rng.normal(0, 3, img.shape)
-  image = np.clip(img, 0, 255).astype(np.uint8)
+  occluded_people = _add_occluders(rng, canvas, people, config.occluder_prob)
+  image, blur, dark = _degrade(rng, canvas.rgb, config.hard_prob)
   anns = []
   for pid, p in enumerate(people):
     own = (canvas.owner // 64 == pid) & (canvas.owner >= 0)
     full = p["mask"]
-    kps = np.zeros((17, 3), np.float32)
-    for j in range(17):
-      x, y = p["kp"][j]
-      xi, yi = int(round(x)), int(round(y))
-      if not (0 <= xi < w and 0 <= yi < h):
-        continue
-      if j <= 2 and p["depth"][j] <= 0:  # Nose and eyes looking away: not labeled, as COCO annotators do.
-        continue
-      owner = canvas.owner[yi, xi]
-      mine = owner >= 0 and owner // 64 == pid and _PARTS[owner % 64] in _OWNERS[j]
-      behind_head = j in (3, 4) and p["depth"][j] < -0.2
-      kps[j] = (x, y, 2 if mine and not behind_head else 1)
+    kps = _labels(canvas, p, pid)
     if not kps[:, 2].any():
       continue
     ys, xs = np.nonzero(full)
@@ -379,15 +442,33 @@ def render_image(seed, config: SyntheticConfig = SyntheticConfig()) -> tuple[np.
       reasons.append("occluded")
     if p["height"] < 0.2 * h or y1 - y0 < 40:
       reasons.append("small")
-    anns.append(dict(keypoints=kps, bbox=[float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
-                     area=float(visible_px), hard=bool(reasons),
-                     difficulty=dict(reasons=reasons, occlusion=round(occlusion, 3), height=round(float(p["height"]), 1),
-                                     blur=round(blur, 2), darkness=round(dark, 2),
-                                     occluder=pid in occluded_people)))
+    anns.append(
+      dict(
+        keypoints=kps,
+        bbox=[float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+        area=float(visible_px),
+        hard=bool(reasons),
+        difficulty=dict(
+          reasons=reasons,
+          occlusion=round(occlusion, 3),
+          height=round(float(p["height"]), 1),
+          blur=round(blur, 2),
+          darkness=round(dark, 2),
+          occluder=pid in occluded_people,
+        ),
+      )
+    )
   return image, anns
 
 
 def coco_categories() -> list[dict]:
   """The COCO person category with the COCO-17 keypoint names and 1-based skeleton."""
-  return [{"supercategory": "person", "id": 1, "name": "person", "keypoints": list(COCO17.names),
-           "skeleton": [[a + 1, b + 1] for a, b in COCO17.skeleton]}]
+  return [
+    {
+      "supercategory": "person",
+      "id": 1,
+      "name": "person",
+      "keypoints": list(COCO17.names),
+      "skeleton": [[a + 1, b + 1] for a, b in COCO17.skeleton],
+    }
+  ]

@@ -51,8 +51,9 @@ class PoseCheckpoint(keras.callbacks.Callback):
   checkpoint holds the last finite network.
   """
 
-  def __init__(self, net: keras.Model, directory: str, monitor: str | None = None, mode: str = "max",
-               keep_every: int = 0):
+  def __init__(
+    self, net: keras.Model, directory: str, monitor: str | None = None, mode: str = "max", keep_every: int = 0
+  ):
     super().__init__()
     if mode not in ("max", "min"):
       raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
@@ -89,14 +90,18 @@ class PoseCheckpoint(keras.callbacks.Callback):
       if np.isfinite(value) and ((value > self.best) if self.mode == "max" else (value < self.best)):
         self.best, self.best_epoch = value, epoch + 1
         save_model_atomic(self.net, os.path.join(self.directory, "best.keras"))
-        atomic.write_json(self._best_file, {"monitor": self.monitor, "mode": self.mode, "value": value,
-                                                    "epoch": epoch + 1})
+        atomic.write_json(
+          self._best_file, {"monitor": self.monitor, "mode": self.mode, "value": value, "epoch": epoch + 1}
+        )
 
 
 def nonfinite_losses(logs: dict | None) -> dict[str, float]:
   """The losses of a Keras logs dict that are NaN or infinite (``loss*`` and ``total_loss``)."""
-  return {k: float(v) for k, v in (logs or {}).items()
-          if (k.startswith("loss") or k == "total_loss") and not np.isfinite(float(v))}
+  return {
+    k: float(v)
+    for k, v in (logs or {}).items()
+    if (k.startswith("loss") or k == "total_loss") and not np.isfinite(float(v))
+  }
 
 
 class FiniteCSVLogger(keras.callbacks.CSVLogger):
@@ -122,9 +127,11 @@ class NaNGuard(keras.callbacks.Callback):
   def on_train_batch_end(self, batch, logs=None):
     bad = nonfinite_losses(logs)
     if bad:
-      self.message = (f"training diverged: non-finite loss at epoch {self._epoch + 1}, step {batch + 1} ({bad}). "
-                      "Try a lower learning rate (train.learning_rate), float32 or mixed_bfloat16 instead of "
-                      "mixed_float16, or check the input data (python scripts/make_tfrecords.py --skip_bad).")
+      self.message = (
+        f"training diverged: non-finite loss at epoch {self._epoch + 1}, step {batch + 1} ({bad}). "
+        "Try a lower learning rate (train.learning_rate), float32 or mixed_bfloat16 instead of "
+        "mixed_float16, or check the input data (python scripts/make_tfrecords.py --skip_bad)."
+      )
       print(f"\n{self.message}")
       self.model.stop_training = True
 
@@ -135,8 +142,14 @@ class SemiSupervisedSummaries(keras.callbacks.Callback):
   fixed unlabeled batch (weak view with the teacher's keypoints | masked strong view with its targets' keypoints |
   mixed view). Keras's TensorBoard callback adds the per-epoch scalars."""
 
-  def __init__(self, log_dir: str, probe: dict | Callable[[], dict] | None, spec: KeypointSpec, num_images: int = 4,
-               every_steps: int = 100):
+  def __init__(
+    self,
+    log_dir: str,
+    probe: dict | Callable[[], dict] | None,
+    spec: KeypointSpec,
+    num_images: int = 4,
+    every_steps: int = 100,
+  ):
     """Args: probe: the pictures' batch (``"image"`` [N, H, W, 3], and the ground truth for the "labels" teacher),
     or a function that makes it, called at the first epoch end that draws pictures; None draws none."""
     super().__init__()
@@ -150,7 +163,7 @@ class SemiSupervisedSummaries(keras.callbacks.Callback):
     """The first ``num_images`` of the probe batch (made on first use when a function was given)."""
     if callable(self._probe):
       self._probe = self._probe()
-    return None if self._probe is None else {k: v[:self.num_images] for k, v in self._probe.items()}
+    return None if self._probe is None else {k: v[: self.num_images] for k, v in self._probe.items()}
 
   def on_train_batch_end(self, batch, logs=None):
     step = int(self.model.optimizer.iterations.numpy())
@@ -203,8 +216,9 @@ class SemiSupervisedSummaries(keras.callbacks.Callback):
         pic = ops.denormalize(img[i]).numpy()
         if hm is not None:
           kps, scores = codec.decode_heatmaps(hm[i])
-          pic = visualize.draw_keypoints(pic, model.geometry.to_input(kps).numpy(), self.spec, scores.numpy(),
-                                         threshold=0.1)
+          pic = visualize.draw_keypoints(
+            pic, model.geometry.to_input(kps).numpy(), self.spec, scores.numpy(), threshold=0.1
+          )
         panels.append(pic)
       rows.append(np.concatenate(panels, axis=1))
     return np.stack(rows)

@@ -61,8 +61,9 @@ def worker_index() -> int:
   task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
   if task.get("type") == "chief":
     return 0
-  return int(task.get("index", 0)) + (1 if "chief" in json.loads(os.environ.get("TF_CONFIG", "{}")).get(
-      "cluster", {}) else 0)
+  return int(task.get("index", 0)) + (
+    1 if "chief" in json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}) else 0
+  )
 
 
 def is_chief() -> bool:

@@ -34,8 +34,16 @@ from semipose_tf.method_config import MethodConfig
 from semipose_tf.models.factory import build_pose_model
 from semipose_tf.train import callbacks as cb
 from semipose_tf.train import distribute, finish, recovery
-from semipose_tf.train.task import (DataConfig, Experiment, FitConfig, OptimizerConfig, PoseTask, RuntimeConfig,
-                                    TaskConfig, write_method_config)
+from semipose_tf.train.task import (
+  DataConfig,
+  Experiment,
+  FitConfig,
+  OptimizerConfig,
+  PoseTask,
+  RuntimeConfig,
+  TaskConfig,
+  write_method_config,
+)
 from semipose_tf.train.teacher_student import SemiSupervisedPose
 
 
@@ -45,38 +53,80 @@ class TrainingDiverged(RuntimeError):
 
 # The flat train.* names gin binds, by the part of the TaskConfig that holds them.
 _PARTS = {"data": DataConfig, "optimizer": OptimizerConfig, "runtime": RuntimeConfig, "fit": FitConfig}
-_OWN = {"work_dir", "labeled_dir", "unlabeled_dir", "val_dir", "picture_set", "data_root", "method",
-        "method_config", "init_checkpoint", "pseudopose_teacher", "warmup_epochs", "extra_callbacks", "dry_run",
-        "operative_config", "prepare_data", "model_fn", "ssl_model_fn"}
+_OWN = {
+  "work_dir",
+  "labeled_dir",
+  "unlabeled_dir",
+  "val_dir",
+  "picture_set",
+  "data_root",
+  "method",
+  "method_config",
+  "init_checkpoint",
+  "pseudopose_teacher",
+  "warmup_epochs",
+  "extra_callbacks",
+  "dry_run",
+  "operative_config",
+  "prepare_data",
+  "model_fn",
+  "ssl_model_fn",
+}
 
 
-def task_config(work_dir: str, labeled_dir: str, data_root: str | None = None, unlabeled_dir: str | None = None,
-                val_dir: str | None = None, picture_set: str | None = None, method: str = "plus",
-                method_config: MethodConfig | None = None, init_checkpoint: str | None = None,
-                pseudopose_teacher: str | None = None, **settings) -> TaskConfig:
+def task_config(
+  work_dir: str,
+  labeled_dir: str,
+  data_root: str | None = None,
+  unlabeled_dir: str | None = None,
+  val_dir: str | None = None,
+  picture_set: str | None = None,
+  method: str = "plus",
+  method_config: MethodConfig | None = None,
+  init_checkpoint: str | None = None,
+  pseudopose_teacher: str | None = None,
+  **settings,
+) -> TaskConfig:
   """The :class:`TaskConfig` of :func:`train`'s flat arguments: every data path under ``data_root`` (resolved
   here, once), the method's name set into its configuration, each other setting given to the part that owns it."""
   fields = {name: {f.name for f in dataclasses.fields(part)} for name, part in _PARTS.items()}
   unknown = sorted(k for k in settings if not any(k in f for f in fields.values()))
   if unknown:
     known = sorted(_OWN - {"work_dir"} | set().union(*fields.values()))
-    raise ValueError(f"unknown parameter train.{unknown[0]}" + (f" (and {unknown[1:]})" if unknown[1:] else "") +
-                     f"; train takes: {', '.join(known)}")
+    raise ValueError(
+      f"unknown parameter train.{unknown[0]}"
+      + (f" (and {unknown[1:]})" if unknown[1:] else "")
+      + f"; train takes: {', '.join(known)}"
+    )
   parts = {name: {k: v for k, v in settings.items() if k in fields[name]} for name in _PARTS}
   under = lambda path: records.under_root(data_root, path)  # noqa: E731
   data = DataConfig(under(labeled_dir), under(unlabeled_dir), under(val_dir), **parts["data"])
   fit = FitConfig(picture_set=under(picture_set), **parts["fit"])
-  return TaskConfig(work_dir, data, dataclasses.replace(method_config or MethodConfig(), method=method),
-                    OptimizerConfig(**parts["optimizer"]), RuntimeConfig(**parts["runtime"]), fit,
-                    init_checkpoint=init_checkpoint, pseudopose_teacher=pseudopose_teacher)
+  return TaskConfig(
+    work_dir,
+    data,
+    dataclasses.replace(method_config or MethodConfig(), method=method),
+    OptimizerConfig(**parts["optimizer"]),
+    RuntimeConfig(**parts["runtime"]),
+    fit,
+    init_checkpoint=init_checkpoint,
+    pseudopose_teacher=pseudopose_teacher,
+  )
 
 
-def train(work_dir: str, labeled_dir: str, epochs: int = 30, warmup_epochs: int = 0,
-          extra_callbacks: Sequence[keras.callbacks.Callback] = (), dry_run: bool = False,
-          operative_config: Callable[[], str] | None = None, prepare_data: Callable[[], object] | None = None,
-          model_fn: Callable[..., keras.Model] = build_pose_model,
-          ssl_model_fn: Callable[..., SemiSupervisedPose] = SemiSupervisedPose,
-          **kwargs) -> keras.callbacks.History | Experiment:
+def train(
+  work_dir: str,
+  labeled_dir: str,
+  epochs: int = 30,
+  warmup_epochs: int = 0,
+  extra_callbacks: Sequence[keras.callbacks.Callback] = (),
+  dry_run: bool = False,
+  operative_config: Callable[[], str] | None = None,
+  prepare_data: Callable[[], object] | None = None,
+  model_fn: Callable[..., keras.Model] = build_pose_model,
+  ssl_model_fn: Callable[..., SemiSupervisedPose] = SemiSupervisedPose,
+  **kwargs,
+) -> keras.callbacks.History | Experiment:
   """Trains a pose network with a method of the paper; a killed run started again resumes.
 
   Args:
@@ -137,8 +187,10 @@ def train(work_dir: str, labeled_dir: str, epochs: int = 30, warmup_epochs: int 
     warm = config.warmup(warmup_epochs)
     final = os.path.join(warm.work_dir, "checkpoints", "final.keras")
     if not os.path.exists(final):
-      print(f"Supervised warm-up: {warmup_epochs} epochs on the labeled data before the unlabeled branches switch "
-            f"on ({warm.work_dir})")
+      print(
+        f"Supervised warm-up: {warmup_epochs} epochs on the labeled data before the unlabeled branches switch "
+        f"on ({warm.work_dir})"
+      )
       run(warm, callbacks, operative_config, model_fn, ssl_model_fn)
     # The untrained network was measured before the warm-up; the method's phase does not measure it again.
     callbacks = [_without_start(c) for c in callbacks]
@@ -159,9 +211,13 @@ def _without_start(callback: keras.callbacks.Callback) -> keras.callbacks.Callba
   return phase
 
 
-def run(config: TaskConfig, extra_callbacks: Sequence[keras.callbacks.Callback] = (),
-        operative_config: Callable[[], str] | None = None, model_fn: Callable[..., keras.Model] = build_pose_model,
-        ssl_model_fn: Callable[..., SemiSupervisedPose] = SemiSupervisedPose) -> keras.callbacks.History:
+def run(
+  config: TaskConfig,
+  extra_callbacks: Sequence[keras.callbacks.Callback] = (),
+  operative_config: Callable[[], str] | None = None,
+  model_fn: Callable[..., keras.Model] = build_pose_model,
+  ssl_model_fn: Callable[..., SemiSupervisedPose] = SemiSupervisedPose,
+) -> keras.callbacks.History:
   """Builds the task of ``config`` and fits it under the work directory's lock (a second run is refused)."""
   exp = PoseTask(config, model_fn, ssl_model_fn).build()
   chief = distribute.is_chief()
@@ -170,35 +226,53 @@ def run(config: TaskConfig, extra_callbacks: Sequence[keras.callbacks.Callback] 
     return _fit(exp, config, out_dir, chief, list(extra_callbacks), operative_config)
 
 
-def _fit(exp: Experiment, config: TaskConfig, out_dir: str, chief: bool, extra_callbacks: list,
-         operative_config: Callable[[], str] | None) -> keras.callbacks.History:
+def _fit(
+  exp: Experiment,
+  config: TaskConfig,
+  out_dir: str,
+  chief: bool,
+  extra_callbacks: list,
+  operative_config: Callable[[], str] | None,
+) -> keras.callbacks.History:
   """Fits with the callbacks of a run and writes its final outputs."""
   fit, work_dir = config.fit, config.work_dir
   ckpt_dir = os.path.join(work_dir, "checkpoints")
-  restart = (f"Start again from the last checkpoint: remove {os.path.join(out_dir, 'backup')} and train with "
-             f"train.init_checkpoint = '{os.path.join(ckpt_dir, 'last.keras')}' (weights only; the optimizer and "
-             "the schedule start over), or remove the work directory to start from scratch.")
+  restart = (
+    f"Start again from the last checkpoint: remove {os.path.join(out_dir, 'backup')} and train with "
+    f"train.init_checkpoint = '{os.path.join(ckpt_dir, 'last.keras')}' (weights only; the optimizer and "
+    "the schedule start over), or remove the work directory to start from scratch."
+  )
   guard = cb.NaNGuard()
-  backup = recovery.Backup(os.path.join(out_dir, "backup"), save_freq=fit.backup_every_steps or "epoch",
-                           restart_hint=restart)
+  backup = recovery.Backup(
+    os.path.join(out_dir, "backup"), save_freq=fit.backup_every_steps or "epoch", restart_hint=restart
+  )
   callbacks = [backup, guard, *extra_callbacks]
   checkpoint = None
   if chief:
     write_method_config(work_dir, exp.model.method_config)
     log_dir = os.path.join(work_dir, "logs")
-    checkpoint = cb.PoseCheckpoint(exp.model.net, ckpt_dir, fit.checkpoint_monitor, fit.checkpoint_mode,
-                                   fit.keep_every)
-    callbacks += [checkpoint, keras.callbacks.TensorBoard(log_dir),
-                  cb.FiniteCSVLogger(os.path.join(work_dir, "history.csv"), append=True),
-                  cb.SemiSupervisedSummaries(log_dir, exp.probe, exp.spec, every_steps=fit.log_every_steps)]
+    checkpoint = cb.PoseCheckpoint(exp.model.net, ckpt_dir, fit.checkpoint_monitor, fit.checkpoint_mode, fit.keep_every)
+    callbacks += [
+      checkpoint,
+      keras.callbacks.TensorBoard(log_dir),
+      cb.FiniteCSVLogger(os.path.join(work_dir, "history.csv"), append=True),
+      cb.SemiSupervisedSummaries(log_dir, exp.probe, exp.spec, every_steps=fit.log_every_steps),
+    ]
     if operative_config is not None:  # Gin knows the operative bindings once the step has run.
       callbacks.append(cb.WriteOnce(os.path.join(work_dir, "operative_config.gin"), operative_config))
   callbacks.append(recovery.EpochDone(backup))  # Last: an epoch is done once everything above has seen it.
 
   try:
-    history = exp.model.fit(exp.train_data, epochs=fit.epochs, steps_per_epoch=exp.steps_per_epoch,
-                            validation_data=exp.val_data, validation_steps=exp.val_steps,
-                            callbacks=callbacks, verbose=fit.verbose, shuffle=False)  # tf.data shuffles.
+    history = exp.model.fit(
+      exp.train_data,
+      epochs=fit.epochs,
+      steps_per_epoch=exp.steps_per_epoch,
+      validation_data=exp.val_data,
+      validation_steps=exp.val_steps,
+      callbacks=callbacks,
+      verbose=fit.verbose,
+      shuffle=False,
+    )  # tf.data shuffles.
   except tf.errors.DataLossError:
     # TFRecord's message ("corrupted record at 1159245") names no file: find the shard, name it and its set.
     sets = list(exp.data_dirs) + [d for c in extra_callbacks for d in getattr(c, "data_dirs", ())]
@@ -208,14 +282,30 @@ def _fit(exp: Experiment, config: TaskConfig, out_dir: str, chief: bool, extra_c
     raise error from None
   if guard.message:
     good = checkpoint.last_good if checkpoint else None
-    raise TrainingDiverged(guard.message + (f" Nothing non-finite was saved: the last good checkpoint is {good}."
-                                            if good else " Nothing non-finite was saved (no checkpoint yet).") +
-                           (" The backup holds the last finite state, so the same command resumes from there."
-                            if backup.has_generation else
-                            " No backup was written before it diverged: the same command starts over."))
+    raise TrainingDiverged(
+      guard.message
+      + (
+        f" Nothing non-finite was saved: the last good checkpoint is {good}."
+        if good
+        else " Nothing non-finite was saved (no checkpoint yet)."
+      )
+      + (
+        " The backup holds the last finite state, so the same command resumes from there."
+        if backup.has_generation
+        else " No backup was written before it diverged: the same command starts over."
+      )
+    )
   if chief:
-    finish.write_outputs(exp.model.net, exp.spec, work_dir, extra_callbacks, operative_config, fit.export,
-                         fit.picture_set, fit.picture_count)
+    finish.write_outputs(
+      exp.model.net,
+      exp.spec,
+      work_dir,
+      extra_callbacks,
+      operative_config,
+      fit.export,
+      fit.picture_set,
+      fit.picture_count,
+    )
   return history
 
 

@@ -17,9 +17,16 @@ from semipose_tf.keypoints import KeypointSpec
 from semipose_tf.train.callbacks import save_model_atomic
 
 
-def write_outputs(net: keras.Model, spec: KeypointSpec, work_dir: str, evaluations: Sequence[keras.callbacks.Callback],
-                  operative_config: Callable[[], str] | None, export: bool, picture_set: str | None,
-                  picture_count: int) -> None:
+def write_outputs(
+  net: keras.Model,
+  spec: KeypointSpec,
+  work_dir: str,
+  evaluations: Sequence[keras.callbacks.Callback],
+  operative_config: Callable[[], str] | None,
+  export: bool,
+  picture_set: str | None,
+  picture_count: int,
+) -> None:
   """Writes the run's final outputs into ``work_dir``.
 
   Args:

@@ -29,22 +29,23 @@ class Method:
 
 
 METHODS = {
-    m.name: m for m in (
-        Method("supervised", unlabeled=False, mask="none"),
-        Method("pseudopose", mask="none", teacher="frozen"),
-        Method("affine", mask="none"),                       # Table 3 "A".
-        Method("affine_mixup", mask="none", mixup=True),     # Table 3 "A+Mixup".
-        Method("single", mask="fixed"),                      # Xie et al., 5 joints masked.
-        Method("adaptive", mask="adaptive"),                 # "Ours" = Table 3 "A+Adapt".
-        Method("plus", mask="adaptive", mixup=True),         # "Ours(plus)" = Table 3 "A+Adapt+Mixup".
-        Method("dual", mask="fixed", dual=True),             # Beyond the paper: Xie et al.'s two networks.
-        # Diagnostics beyond the paper: the same branches against ground-truth targets (the unlabeled set must
-        # hold keypoints). Whatever they lose against a supervised run with every label is the branches' own cost.
-        # oracle_plus counts its masks from the ground-truth heatmaps: floor(8 x labeled joints / K), within [2, 8].
-        Method("oracle_affine", mask="none", teacher="labels"),
-        Method("oracle_single", mask="fixed", teacher="labels"),
-        Method("oracle_plus", mask="adaptive", mixup=True, teacher="labels"),
-    )
+  m.name: m
+  for m in (
+    Method("supervised", unlabeled=False, mask="none"),
+    Method("pseudopose", mask="none", teacher="frozen"),
+    Method("affine", mask="none"),  # Table 3 "A".
+    Method("affine_mixup", mask="none", mixup=True),  # Table 3 "A+Mixup".
+    Method("single", mask="fixed"),  # Xie et al., 5 joints masked.
+    Method("adaptive", mask="adaptive"),  # "Ours" = Table 3 "A+Adapt".
+    Method("plus", mask="adaptive", mixup=True),  # "Ours(plus)" = Table 3 "A+Adapt+Mixup".
+    Method("dual", mask="fixed", dual=True),  # Beyond the paper: Xie et al.'s two networks.
+    # Diagnostics beyond the paper: the same branches against ground-truth targets (the unlabeled set must
+    # hold keypoints). Whatever they lose against a supervised run with every label is the branches' own cost.
+    # oracle_plus counts its masks from the ground-truth heatmaps: floor(8 x labeled joints / K), within [2, 8].
+    Method("oracle_affine", mask="none", teacher="labels"),
+    Method("oracle_single", mask="fixed", teacher="labels"),
+    Method("oracle_plus", mask="adaptive", mixup=True, teacher="labels"),
+  )
 }
 
 

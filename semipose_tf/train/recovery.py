@@ -101,8 +101,10 @@ class Backup(keras.callbacks.BackupAndRestore):
     os.makedirs(self.backup_dir, exist_ok=True)
     self._remove_stale_temps()
     # Checked before writing: h5py crashes the process (a segfault) when the disk fills during save_weights.
-    need = 64 * 1024 + 1.2 * sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in
-                                 list(self.model.weights) + list(getattr(self.model.optimizer, "variables", [])))
+    need = 64 * 1024 + 1.2 * sum(
+      int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize
+      for v in list(self.model.weights) + list(getattr(self.model.optimizer, "variables", []))
+    )
     free = shutil.disk_usage(self.backup_dir).free
     if free < need:
       raise BackupWriteError(self._full_message(f"needs about {need / 1e6:.1f} MB, {free / 1e6:.1f} MB free"))
@@ -124,8 +126,11 @@ class Backup(keras.callbacks.BackupAndRestore):
     os.replace(tmp, current)
 
   def _full_message(self, why: str) -> str:
-    then = ("the previous backup is whole: free some space and run the same command again to resume from it"
-            if self.has_generation else "no backup was written yet: free some space and run the same command again")
+    then = (
+      "the previous backup is whole: free some space and run the same command again to resume from it"
+      if self.has_generation
+      else "no backup was written yet: free some space and run the same command again"
+    )
     return f"cannot write the backup into {self.backup_dir} ({why}); {then}"
 
   def _remove_stale_temps(self):
@@ -160,8 +165,11 @@ class Backup(keras.callbacks.BackupAndRestore):
         print(f"warning: the newest backup could not be read ({failures[0]}); resumed from {folder} instead")
       return
     if failures:
-      raise RuntimeError("no backup generation of this run can be read: " + "; ".join(failures) +
-                         (f". {self.restart_hint}" if self.restart_hint else ""))
+      raise RuntimeError(
+        "no backup generation of this run can be read: "
+        + "; ".join(failures)
+        + (f". {self.restart_hint}" if self.restart_hint else "")
+      )
 
 
 class WorkDirLock:
@@ -185,8 +193,11 @@ class WorkDirLock:
 
   def acquire(self) -> None:
     os.makedirs(os.path.dirname(self.path), exist_ok=True)
-    me = {"pid": os.getpid(), "host": socket.gethostname(),
-          "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    me = {
+      "pid": os.getpid(),
+      "host": socket.gethostname(),
+      "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
     for _ in range(2):
       try:
         fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -197,10 +208,12 @@ class WorkDirLock:
           print(f"warning: removing the stale lock of pid {pid} (no longer running) on {self.path}")
           os.remove(self.path)
           continue
-        raise RuntimeError(f"{'work directory' if self.option == '--work_dir' else 'folder'} "
-                           f"{os.path.dirname(self.path)} is in use by pid {pid} on {host} (since "
-                           f"{holder.get('started')}); wait for that {self.user}, stop it, or use another "
-                           f"{self.option} (a lock left by a crash on another host: delete {self.path})") from None
+        raise RuntimeError(
+          f"{'work directory' if self.option == '--work_dir' else 'folder'} "
+          f"{os.path.dirname(self.path)} is in use by pid {pid} on {host} (since "
+          f"{holder.get('started')}); wait for that {self.user}, stop it, or use another "
+          f"{self.option} (a lock left by a crash on another host: delete {self.path})"
+        ) from None
       with os.fdopen(fd, "w") as f:
         json.dump(me, f)
       self.held = True

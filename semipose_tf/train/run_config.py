@@ -54,8 +54,9 @@ def changed_bindings(old: str, new: str, harmless=HARMLESS) -> list[str]:
 
 def holds_a_run(work_dir: str) -> bool:
   """Whether the work directory has training to resume (a backup) or a finished network."""
-  return (os.path.isdir(os.path.join(work_dir, "backup"))
-          or os.path.exists(os.path.join(work_dir, "checkpoints", "final.keras")))
+  return os.path.isdir(os.path.join(work_dir, "backup")) or os.path.exists(
+    os.path.join(work_dir, "checkpoints", "final.keras")
+  )
 
 
 def check_resume(work_dir: str, new_config: str, allow_change: bool = False) -> None:
@@ -78,6 +79,7 @@ def check_resume(work_dir: str, new_config: str, allow_change: bool = False) -> 
     return
   shown = "; ".join(changes[:6]) + (f"; and {len(changes) - 6} more" if len(changes) > 6 else "")
   raise ConfigChanged(
-      f"{work_dir} holds a run with another configuration ({len(changes)} binding(s) differ from {path}: "
-      f"{shown}). Resume it with its own settings, train into a new --work_dir, or pass --allow_config_change "
-      "to resume it under the new ones")
+    f"{work_dir} holds a run with another configuration ({len(changes)} binding(s) differ from {path}: "
+    f"{shown}). Resume it with its own settings, train into a new --work_dir, or pass --allow_config_change "
+    "to resume it under the new ones"
+  )

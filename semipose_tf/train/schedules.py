@@ -31,5 +31,9 @@ class MultiStepSchedule(keras.optimizers.schedules.LearningRateSchedule):
     return self.base_lr * tf.pow(self.factor, passed)
 
   def get_config(self):
-    return {"base_lr": self.base_lr, "milestones": self.milestones, "steps_per_epoch": self.steps_per_epoch,
-            "factor": self.factor}
+    return {
+      "base_lr": self.base_lr,
+      "milestones": self.milestones,
+      "steps_per_epoch": self.steps_per_epoch,
+      "factor": self.factor,
+    }

@@ -46,8 +46,8 @@ class DataConfig:
   val_dir: str | None = None
   spec: str | KeypointSpec = "coco17"
   input_size: tuple[int, int] = DEFAULT_INPUT_SIZE
-  labeled_batch_size: int = 32          # Per replica.
-  unlabeled_batch_size: int = 32        # Per replica.
+  labeled_batch_size: int = 32  # Per replica.
+  unlabeled_batch_size: int = 32  # Per replica.
   augment: AffineAugment = WEAK
   subpixel_targets: bool = False
   conversion_hint: str = ""
@@ -87,8 +87,10 @@ class RuntimeConfig:
 
   def __post_init__(self):
     if self.mixed_precision not in MIXED_PRECISION:
-      raise ValueError(f"train.mixed_precision must be None, 'float32', 'mixed_float16' or 'mixed_bfloat16', got "
-                       f"{self.mixed_precision!r}")
+      raise ValueError(
+        f"train.mixed_precision must be None, 'float32', 'mixed_float16' or 'mixed_bfloat16', got "
+        f"{self.mixed_precision!r}"
+      )
 
   @property
   def policy(self) -> str | None:
@@ -100,7 +102,7 @@ class FitConfig:
   """How long, what is kept and what is reported."""
 
   epochs: int = 30
-  steps_per_epoch: int | None = None    # None: one pass over the unlabeled (or labeled) set.
+  steps_per_epoch: int | None = None  # None: one pass over the unlabeled (or labeled) set.
   backup_every_steps: int | None = 500  # None: every epoch.
   checkpoint_monitor: str | None = "val_heatmap_loss"
   checkpoint_mode: str = "min"
@@ -108,7 +110,7 @@ class FitConfig:
   log_every_steps: int = 100
   verbose: str | int = "auto"
   export: bool = False
-  picture_set: str | None = None        # Already under the data root.
+  picture_set: str | None = None  # Already under the data root.
   picture_count: int = 6
 
   def __post_init__(self):
@@ -134,10 +136,12 @@ class TaskConfig:
     """The supervised warm-up phase of this run: ``<work_dir>/warmup``, constant learning rate, ``epochs``
     epochs, the same data, networks and seed."""
     return dataclasses.replace(
-        self, work_dir=os.path.join(self.work_dir, "warmup"),
-        method=dataclasses.replace(self.method, method="supervised"),
-        optimizer=dataclasses.replace(self.optimizer, lr_milestones=()),
-        fit=dataclasses.replace(self.fit, epochs=epochs, export=False, picture_set=None))
+      self,
+      work_dir=os.path.join(self.work_dir, "warmup"),
+      method=dataclasses.replace(self.method, method="supervised"),
+      optimizer=dataclasses.replace(self.optimizer, lr_milestones=()),
+      fit=dataclasses.replace(self.fit, epochs=epochs, export=False, picture_set=None),
+    )
 
 
 @dataclasses.dataclass
@@ -174,8 +178,12 @@ class PoseTask:
     ssl_model_fn: ``ssl_model_fn(net, method_config, net2=, frozen_teacher=, seed=)`` -> the training model.
   """
 
-  def __init__(self, config: TaskConfig, model_fn: Callable[..., keras.Model] = build_pose_model,
-               ssl_model_fn: Callable[..., SemiSupervisedPose] = SemiSupervisedPose):
+  def __init__(
+    self,
+    config: TaskConfig,
+    model_fn: Callable[..., keras.Model] = build_pose_model,
+    ssl_model_fn: Callable[..., SemiSupervisedPose] = SemiSupervisedPose,
+  ):
     self.config, self.model_fn, self.ssl_model_fn = config, model_fn, ssl_model_fn
     self.preset = get_method(config.method.method)
 
@@ -197,8 +205,9 @@ class PoseTask:
     """The training stream, the validation set, the pictures' probe batch (a function that makes it on first call:
     building its stream traces the augmentation once more), the steps per epoch."""
     data, seed = self.config.data, self.config.runtime.seed
-    config = pipeline.PipelineConfig(input_size=data.input_size, augment=data.augment,
-                                     subpixel_targets=data.subpixel_targets)
+    config = pipeline.PipelineConfig(
+      input_size=data.input_size, augment=data.augment, subpixel_targets=data.subpixel_targets
+    )
     spec = get_spec(data.spec)
     gl, gu = data.labeled_batch_size * replicas, data.unlabeled_batch_size * replicas
     steps = self.config.fit.steps_per_epoch
@@ -207,16 +216,20 @@ class PoseTask:
       steps = max(1, pipeline.steps_per_epoch(source, batch))
     oracle = self.preset.teacher == "labels"
     if self.preset.unlabeled:
-      stream = pipeline.semi_supervised_dataset(data.labeled_dir, data.unlabeled_dir, spec, gl, gu, config,
-                                                seed=seed, repeat=True, unlabeled_targets=oracle)
+      stream = pipeline.semi_supervised_dataset(
+        data.labeled_dir, data.unlabeled_dir, spec, gl, gu, config, seed=seed, repeat=True, unlabeled_targets=oracle
+      )
+
       # The pictures' batch: what the step's teacher reads (with the ground truth for the "labels" teacher).
       def probe():
-        probe_set = (pipeline.labeled_dataset(data.unlabeled_dir, spec, 4, config, seed=seed + 99) if oracle else
-                     pipeline.unlabeled_dataset(data.unlabeled_dir, None, 4, config, seed=seed + 99))
+        probe_set = (
+          pipeline.labeled_dataset(data.unlabeled_dir, spec, 4, config, seed=seed + 99)
+          if oracle
+          else pipeline.unlabeled_dataset(data.unlabeled_dir, None, 4, config, seed=seed + 99)
+        )
         return next(iter(probe_set))
     else:
-      stream = pipeline.labeled_dataset(data.labeled_dir, spec, gl, config, seed=seed).map(
-          lambda ex: {"labeled": ex})
+      stream = pipeline.labeled_dataset(data.labeled_dir, spec, gl, config, seed=seed).map(lambda ex: {"labeled": ex})
       probe = None
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
       options = tf.data.Options()
@@ -224,15 +237,23 @@ class PoseTask:
       stream = stream.with_options(options)
     val, val_steps = None, None
     if data.val_dir is not None:
-      val = pipeline.labeled_dataset(data.val_dir, spec, gl, dataclasses.replace(config, augment=NONE),
-                                     repeat=False, shuffle=False, drop_remainder=False)
+      val = pipeline.labeled_dataset(
+        data.val_dir,
+        spec,
+        gl,
+        dataclasses.replace(config, augment=NONE),
+        repeat=False,
+        shuffle=False,
+        drop_remainder=False,
+      )
       val_steps = -(-pipeline.num_instances(data.val_dir) // gl)  # Every batch, so Keras never runs past the end.
     return {"train_data": stream, "val_data": val, "val_steps": val_steps, "probe": probe, "steps_per_epoch": steps}
 
   def build_network(self, spec: KeypointSpec) -> keras.Model:
     """One pose network of the run (call inside the strategy's scope)."""
-    net = self.model_fn(input_size=self.config.data.input_size, num_keypoints=spec.num_keypoints,
-                        dtype=self.config.runtime.policy)
+    net = self.model_fn(
+      input_size=self.config.data.input_size, num_keypoints=spec.num_keypoints, dtype=self.config.runtime.policy
+    )
     if hasattr(net, "keypoint_spec"):  # The spec travels with the saved network (evaluate, predict, export).
       net.keypoint_spec = spec
     if self.config.runtime.synchronized_bn:
@@ -250,17 +271,20 @@ class PoseTask:
     if self.preset.teacher == "frozen":
       if not cfg.pseudopose_teacher or not os.path.exists(cfg.pseudopose_teacher):
         raise FileNotFoundError(
-            f"method 'pseudopose' needs train.pseudopose_teacher: a supervised checkpoint (.keras), e.g. "
-            f"work_dirs/coco_1k_supervised/checkpoints/best.keras; got {cfg.pseudopose_teacher!r}")
+          f"method 'pseudopose' needs train.pseudopose_teacher: a supervised checkpoint (.keras), e.g. "
+          f"work_dirs/coco_1k_supervised/checkpoints/best.keras; got {cfg.pseudopose_teacher!r}"
+        )
       frozen = load_network(cfg.pseudopose_teacher, "train.pseudopose_teacher")
     model = self.ssl_model_fn(net, cfg.method, net2=net2, frozen_teacher=frozen, seed=cfg.runtime.seed)
     opt = cfg.optimizer
-    optimizer = keras.optimizers.Adam(MultiStepSchedule(opt.learning_rate, opt.lr_milestones, steps_per_epoch,
-                                                        opt.lr_factor))
+    optimizer = keras.optimizers.Adam(
+      MultiStepSchedule(opt.learning_rate, opt.lr_milestones, steps_per_epoch, opt.lr_factor)
+    )
     if cfg.runtime.policy == "mixed_float16":
       optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    model.compile(optimizer=optimizer, jit_compile=cfg.runtime.jit_compile,
-                  steps_per_execution=cfg.runtime.steps_per_execution)
+    model.compile(
+      optimizer=optimizer, jit_compile=cfg.runtime.jit_compile, steps_per_execution=cfg.runtime.steps_per_execution
+    )
     return model
 
   def build(self) -> Experiment:
@@ -282,8 +306,14 @@ class PoseTask:
     with strategy.scope():
       model = self.build_model(spec, inputs["steps_per_epoch"])
     data = cfg.data
-    return Experiment(model, strategy, spec=spec, work_dir=cfg.work_dir,
-                      data_dirs=(data.labeled_dir, data.unlabeled_dir, data.val_dir), **inputs)
+    return Experiment(
+      model,
+      strategy,
+      spec=spec,
+      work_dir=cfg.work_dir,
+      data_dirs=(data.labeled_dir, data.unlabeled_dir, data.val_dir),
+      **inputs,
+    )
 
 
 def init_from(net: keras.Model, path: str) -> None:
@@ -292,8 +322,10 @@ def init_from(net: keras.Model, path: str) -> None:
   theirs, ours = source.get_weights(), net.get_weights()
   shapes = [(a.shape, b.shape) for a, b in zip(theirs, ours)]
   if len(theirs) != len(ours) or any(a != b for a, b in shapes):
-    raise ValueError(f"train.init_checkpoint {path} ({source.name}, {len(theirs)} arrays) does not match the "
-                     f"configured network {net.name} ({len(ours)} arrays)")
+    raise ValueError(
+      f"train.init_checkpoint {path} ({source.name}, {len(theirs)} arrays) does not match the "
+      f"configured network {net.name} ({len(ours)} arrays)"
+    )
   net.set_weights(theirs)
 
 
@@ -319,6 +351,16 @@ def read_method_config(path: str) -> MethodConfig | None:
   return None
 
 
-__all__ = ["DataConfig", "Experiment", "FitConfig", "METHOD_CONFIG_FILE", "OptimizerConfig", "PoseTask",
-           "RuntimeConfig", "TaskConfig", "init_from", "read_method_config", "write_method_config"]
-
+__all__ = [
+  "DataConfig",
+  "Experiment",
+  "FitConfig",
+  "METHOD_CONFIG_FILE",
+  "OptimizerConfig",
+  "PoseTask",
+  "RuntimeConfig",
+  "TaskConfig",
+  "init_from",
+  "read_method_config",
+  "write_method_config",
+]

@@ -44,8 +44,15 @@ class SemiSupervisedPose(keras.Model):
     seed: Base seed of the step randomness.
   """
 
-  def __init__(self, net: StagedPoseModel, config: MethodConfig | str = "plus", net2: StagedPoseModel | None = None,
-               frozen_teacher: keras.Model | None = None, seed: int = 0, **kwargs):
+  def __init__(
+    self,
+    net: StagedPoseModel,
+    config: MethodConfig | str = "plus",
+    net2: StagedPoseModel | None = None,
+    frozen_teacher: keras.Model | None = None,
+    seed: int = 0,
+    **kwargs,
+  ):
     super().__init__(**kwargs)
     self.method_config = MethodConfig(method=config) if isinstance(config, str) else config
     if not isinstance(self.method_config, MethodConfig):
@@ -70,8 +77,9 @@ class SemiSupervisedPose(keras.Model):
     self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
     self.val_tracker = keras.metrics.Mean(name="heatmap_loss")
     # Counts of samples per mask count since the last reset: a histogram over an epoch, summed over replicas.
-    self.mask_count_bins = keras.Variable(tf.zeros([self.masking.mask_max + 1]), trainable=False,
-                                          aggregation="sum", name="mask_count_bins")
+    self.mask_count_bins = keras.Variable(
+      tf.zeros([self.masking.mask_max + 1]), trainable=False, aggregation="sum", name="mask_count_bins"
+    )
     self.built = True
 
   def get_config(self) -> dict:
@@ -102,8 +110,7 @@ class SemiSupervisedPose(keras.Model):
   def step_seeds(self) -> tf.Tensor:
     """[8, 2] stateless seeds for this step: from (seed, optimizer step), the same on every replica."""
     step = tf.cast(self.optimizer.iterations, tf.int64)
-    return tf.random.experimental.stateless_split(tf.stack([tf.constant(self.seed, tf.int64), step]), 8,
-                                                  alg=ALG)
+    return tf.random.experimental.stateless_split(tf.stack([tf.constant(self.seed, tf.int64), step]), 8, alg=ALG)
 
   def supervised_loss(self, net, labeled) -> tf.Tensor:
     return joints_mse(net(labeled["image"], training=True), labeled["heatmaps"], labeled["weights"])
@@ -153,13 +160,12 @@ class SemiSupervisedPose(keras.Model):
     """
     seeds = tf.random.experimental.stateless_split(seed, 2, alg=ALG)
     coords, _ = codec.decode_heatmaps(heatmaps)
-    masked, boxes, selected = cutout.joint_cutout(images, self.geometry.to_input(coords), num, seeds[0],
-                                                  self.masking)
-    m_in, m_hm, _ = strong.strong_affines(seeds[1], tf.shape(images)[0], self.geometry.input_size,
-                                          self.geometry.heatmap_size, self.strong)
+    masked, boxes, selected = cutout.joint_cutout(images, self.geometry.to_input(coords), num, seeds[0], self.masking)
+    m_in, m_hm, _ = strong.strong_affines(
+      seeds[1], tf.shape(images)[0], self.geometry.input_size, self.geometry.heatmap_size, self.strong
+    )
     x_s, targets = strong.apply_strong(masked, heatmaps, m_in, m_hm)
-    return {"strong": x_s, "targets": targets, "masked": masked, "boxes": boxes, "selected": selected,
-            "affine": m_in}
+    return {"strong": x_s, "targets": targets, "masked": masked, "boxes": boxes, "selected": selected, "affine": m_in}
 
   def mixup_loss(self, student, images, heatmaps, seed, weights=None):
     """L_m per sample at a location drawn for this step; returns (loss [B], lambda, location index).
@@ -172,8 +178,7 @@ class SemiSupervisedPose(keras.Model):
     where = tf.minimum(tf.cast(hash_uniform(seeds[2], []) * len(locations), tf.int32), len(locations) - 1)
     pred = mixup.mixed_forward(student, images, lam, perm, where, locations)
     w_perm = None if weights is None else tf.gather(weights, perm)
-    loss = (lam * joints_mse(pred, heatmaps, weights)
-            + (1 - lam) * joints_mse(pred, tf.gather(heatmaps, perm), w_perm))
+    loss = lam * joints_mse(pred, heatmaps, weights) + (1 - lam) * joints_mse(pred, tf.gather(heatmaps, perm), w_perm)
     return loss, lam, where
 
   # --- The step. ---------------------------------------------------------------------------------------------
@@ -217,8 +222,10 @@ class SemiSupervisedPose(keras.Model):
     return self._measure(total, loss_s, loss_u, loss_m, counts, lam, where, lr)
 
   def _measure(self, total, loss_s, loss_u, loss_m, counts, lam, where, lr):
-    means = {k: tf.reduce_mean(v) if v is not None else tf.constant(0.0)
-             for k, v in (("loss_s", loss_s), ("loss_u", loss_u), ("loss_m", loss_m))}
+    means = {
+      k: tf.reduce_mean(v) if v is not None else tf.constant(0.0)
+      for k, v in (("loss_s", loss_s), ("loss_u", loss_u), ("loss_m", loss_m))
+    }
     # The loss that was differentiated. Each replica holds its share of the global-batch average (sum over its
     # samples / global batch); times the replica count it is this replica's mean, like the terms above.
     means["total_loss"] = total * tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, tf.float32)
@@ -234,8 +241,9 @@ class SemiSupervisedPose(keras.Model):
 
   def test_step(self, data):
     """Validation on labeled, un-augmented examples: the heatmap loss."""
-    self.val_tracker.update_state(joints_mse(self.net(data["image"], training=False), data["heatmaps"],
-                                             data["weights"]))
+    self.val_tracker.update_state(
+      joints_mse(self.net(data["image"], training=False), data["heatmaps"], data["weights"])
+    )
     return reducible_logs({"heatmap_loss": self.val_tracker.result()})
 
   def reset_mask_histogram(self) -> list[float]:
