@@ -6,11 +6,12 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from conftest import ROOT
 
 from semipose_tf.conversion import sources
-from semipose_tf.keypoints import COCO17
+from semipose_tf.keypoints import COCO17, get_spec
 
 
 def _with(ann_file, tmp_path, change):
@@ -161,3 +162,65 @@ def test_one_converter_per_output_folder(synthetic_coco, tmp_path):
   assert r.returncode == 2 and r.stderr.strip().splitlines() == [r.stderr.strip()], r.stderr[-2000:]
   assert f"folder {out} is in use by pid {holder.pid}" in r.stderr and "another --out" in r.stderr
   assert not any(n.endswith("manifest.json") for _, _, fs in os.walk(out) for n in fs)
+
+
+@pytest.mark.parametrize("name", ["../outside.jpg", "/etc/hostname"])
+def test_mpii_and_detection_image_names_outside_the_folder_are_refused(tmp_path, name):
+  """MPII's ``image`` and --image_info's ``file_name`` follow COCO's rule: a path inside --images or an error."""
+  images = tmp_path / "images"
+  images.mkdir()
+  (tmp_path / "outside.jpg").write_bytes(b"not read")
+  mpii = tmp_path / "mpii.json"
+  mpii.write_text(
+    json.dumps([{"image": name, "center": [10, 10], "scale": 1.0, "joints": [[1, 1]] * 16, "joints_vis": [1] * 16}])
+  )
+  with pytest.raises(sources.BadInputError, match=r"mpii.json: entry 0: file_name .* is not a path inside --images"):
+    sources.load_mpii(str(mpii), str(images), get_spec("mpii16"))
+  info = tmp_path / "info.json"
+  info.write_text(json.dumps({"images": [{"id": 7, "file_name": name, "width": 20, "height": 20}]}))
+  dets = tmp_path / "dets.json"
+  dets.write_text(json.dumps([{"image_id": 7, "category_id": 1, "bbox": [1, 1, 5, 5], "score": 0.9}]))
+  with pytest.raises(sources.BadInputError, match=r"info.json: image id 7: file_name .* is not a path inside"):
+    sources.load_detections(str(dets), str(images), COCO17, image_info=str(info))
+
+
+def test_a_link_inside_the_image_folder_to_a_file_outside_it_is_refused(tmp_path):
+  """LSP (and every converter): a symbolic link in --images that points outside it is refused, naming both."""
+  from scipy.io import savemat
+
+  from semipose_tf.conversion import lsp
+
+  images = tmp_path / "images"
+  images.mkdir()
+  (tmp_path / "secret.jpg").write_bytes(b"outside")
+  os.symlink(tmp_path / "secret.jpg", images / "im00001.jpg")
+  savemat(tmp_path / "joints.mat", {"joints": np.ones((14, 3, 1))})
+  with pytest.raises(
+    sources.BadInputError, match=r"image 1: .*im00001.jpg is a link to .*secret.jpg, outside --images"
+  ):
+    lsp.load_lsp(str(tmp_path / "joints.mat"), str(images))
+  info = tmp_path / "info.json"
+  info.write_text(json.dumps({"images": [{"id": 7, "file_name": "im00001.jpg", "width": 20, "height": 20}]}))
+  dets = tmp_path / "dets.json"
+  dets.write_text(json.dumps([{"image_id": 7, "category_id": 1, "bbox": [1, 1, 5, 5], "score": 0.9}]))
+  with pytest.raises(sources.BadInputError, match=r"is a link to .*secret.jpg, outside --images"):
+    sources.load_detections(str(dets), str(images), COCO17, image_info=str(info))
+
+
+def test_a_detection_with_a_score_that_is_not_a_number_is_refused(tmp_path):
+  images = tmp_path / "images"
+  images.mkdir()
+  dets = tmp_path / "dets.json"
+  dets.write_text('[{"image_id": 7, "category_id": 1, "bbox": [1, 1, 5, 5], "score": NaN}]')
+  with pytest.raises(sources.BadInputError, match=r"annotation 0 .*dets.json.*: score nan is not a finite number"):
+    sources.load_detections(str(dets), str(images), COCO17)
+
+
+def test_a_coco_image_entry_without_its_size_is_one_line_naming_it(synthetic_coco, tmp_path):
+  ann, images = synthetic_coco
+  d = json.load(open(ann))
+  del d["images"][0]["width"]
+  path = str(tmp_path / "nowidth.json")
+  json.dump(d, open(path, "w"))
+  with pytest.raises(sources.BadInputError, match=f"image id {d['images'][0]['id']} .* has no width"):
+    sources.load_coco(path, images, COCO17)

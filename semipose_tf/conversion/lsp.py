@@ -48,6 +48,7 @@ from semipose_tf.conversion.sources import (
   Source,
   clean_box,
   image_size,
+  inside,
   report_problems,
 )
 from semipose_tf.data.records import Instance
@@ -152,7 +153,7 @@ def load_lsp(
   items, problems = [], []
   for i in indices:
     number = i + 1
-    path = os.path.join(image_dir, pattern % number)
+    path = inside(image_dir, pattern % number, f"{joints_file}: image {number}")
     if not os.path.isfile(path):
       problems.append(Problem(number, path, "image file not found"))
       continue

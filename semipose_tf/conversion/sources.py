@@ -131,12 +131,22 @@ def check_values(keypoints, bbox, area, width: int, height: int) -> str | None:
 
 
 def inside(image_dir: str, file_name: str, what: str) -> str:
-  """``image_dir/file_name``, refusing a name that leaves ``image_dir`` (absolute, or through ``..``)."""
-  root = os.path.realpath(image_dir)
-  path = os.path.realpath(os.path.join(image_dir, file_name))
-  if not file_name or os.path.isabs(file_name) or os.path.commonpath([root, path]) != root:
+  """``image_dir/file_name``, refusing a name that leaves ``image_dir``: absolute, through ``..``, or a symbolic
+  link inside it that points outside (the one containment rule of every converter: nothing is read from outside
+  the folder the user named)."""
+  if not isinstance(file_name, str) or not file_name or os.path.isabs(file_name):
     raise BadInputError(f"{what}: file_name {file_name!r} is not a path inside --images {image_dir}")
-  return os.path.join(image_dir, file_name)
+  root = os.path.realpath(image_dir)
+  joined = os.path.join(image_dir, file_name)
+  if os.path.commonpath([root, os.path.normpath(os.path.join(root, file_name))]) != root:
+    raise BadInputError(f"{what}: file_name {file_name!r} is not a path inside --images {image_dir}")
+  target = os.path.realpath(joined)
+  if os.path.commonpath([root, target]) != root:
+    raise BadInputError(
+      f"{what}: {joined} is a link to {target}, outside --images {image_dir}; copy the file "
+      "into the folder or name the folder it lives in"
+    )
+  return joined
 
 
 def _load_json(path: str) -> Any:
@@ -285,7 +295,7 @@ def load_mpii(annotations: str, image_dir: str, spec: KeypointSpec, skip_bad: bo
   stats = dict(annotations=len(data), zero_keypoints=0, bad=0)
   items, problems = [], []
   for ann_id, ann in enumerate(data):
-    path = os.path.join(image_dir, ann.get("image", ""))
+    path = inside(image_dir, ann.get("image", ""), f"{annotations}: entry {ann_id}")
     if path not in sizes:
       sizes[path] = image_size(path) if os.path.isfile(path) else None
     if sizes[path] is None:
@@ -352,10 +362,10 @@ def load_detections(
     raise BadInputError(f"{detections}: expected a list of detections (COCO results format)")
   infos: dict[int, ImageInfo] = {}
   if image_info:
-    for im in _load_json(image_info)["images"]:
-      infos[int(im["id"])] = ImageInfo(
-        int(im["id"]), os.path.join(image_dir, im["file_name"]), int(im["width"]), int(im["height"])
-      )
+    listed = _load_json(image_info)
+    if not isinstance(listed, dict) or not isinstance(listed.get("images"), list):
+      raise BadInputError(f"{image_info}: no 'images' list; --image_info takes a json with a COCO 'images' list")
+    infos = _coco_images(listed["images"], image_info, image_dir)
   stats = dict(annotations=len(dets), non_person=0, below_threshold=0, bad=0)
   items, problems = [], []
   missing: set[int] = set()
@@ -363,13 +373,17 @@ def load_detections(
     if det.get("category_id", 1) != 1:
       stats["non_person"] += 1
       continue
-    if float(det.get("score", 1.0)) < score_threshold:
+    score = det.get("score", 1.0)
+    if not isinstance(score, (int, float)) or isinstance(score, bool) or not np.isfinite(score):
+      problems.append(Problem(ann_id, detections, f"score {score!r} is not a finite number"))
+      continue
+    if score < score_threshold:
       stats["below_threshold"] += 1
       continue
     image_id = int(det["image_id"])
     info = infos.get(image_id)
     if info is None and image_id not in missing:
-      path = os.path.join(image_dir, f"{image_id:012d}.jpg")
+      path = inside(image_dir, f"{image_id:012d}.jpg", f"{detections}: detection {ann_id}")
       if image_info or not os.path.isfile(path):
         missing.add(image_id)
       else:
@@ -392,7 +406,7 @@ def load_detections(
       )
       continue
     kps = np.zeros((spec.num_keypoints, 3), np.float32)
-    items.append((info, Instance(ann_id, box, kps, float(det.get("score", 1.0)), float(box[2] * box[3])), False))
+    items.append((info, Instance(ann_id, box, kps, float(score), float(box[2] * box[3])), False))
   stats["bad"] = len(problems)
   report_problems(problems, skip_bad, detections)
   stats["labeled_candidates"] = 0
