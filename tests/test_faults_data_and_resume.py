@@ -246,3 +246,56 @@ def test_a_full_disk_is_one_line_for_training_export_and_the_converter(data_root
   assert r.returncode == 2 and r.stderr.strip().splitlines() == [r.stderr.strip()], r.stderr[-2000:]
   assert r.stderr.startswith(f"error: cannot write the records under {out}") and "No space left" in r.stderr
   assert not any(n == "manifest.json" for _, _, fs in os.walk(out) for n in fs)
+
+
+class _Killed(BaseException):
+  """A kill at one point of the epoch end (BaseException: nothing in the trainer catches it)."""
+
+
+@pytest.mark.parametrize(
+  "boundary", ["PoseCheckpoint", "TensorBoard", "FiniteCSVLogger", "SemiSupervisedSummaries", "EpochDone"]
+)
+def test_a_kill_after_any_epoch_end_step_records_each_epoch_once(data_root, tmp_path, monkeypatch, boundary):
+  """Killed right after one epoch-end step of epoch 2 (its checkpoint, its TensorBoard summary, its history row, the
+  pictures, or the backup's "epoch done"), then started again: every epoch has one history row, in order, and the
+  run finishes (before: a kill after the history row gave epochs 0, 1, 1, 2)."""
+  import csv
+
+  import keras
+
+  from semipose_tf.train import callbacks, experiment, recovery
+  from tiny_nets import tiny_model_fn
+
+  owner = {"EpochDone": recovery.EpochDone, "TensorBoard": keras.callbacks.TensorBoard}.get(boundary) or getattr(
+    callbacks, boundary
+  )
+  original = owner.on_epoch_end
+
+  def then_killed(self, epoch, logs=None):
+    original(self, epoch, logs)
+    if epoch == 1:
+      raise _Killed()
+
+  work = str(tmp_path / "run")
+  run = lambda: experiment.train(
+    work_dir=work,
+    labeled_dir=os.path.join(data_root, "coco_1k", "labeled"),
+    method="supervised",
+    epochs=3,
+    steps_per_epoch=2,
+    input_size=(64, 64),
+    labeled_batch_size=2,
+    model_fn=tiny_model_fn,
+    backup_every_steps=1,
+    checkpoint_monitor="loss_s",
+    checkpoint_mode="min",
+    verbose=0,
+  )
+  monkeypatch.setattr(owner, "on_epoch_end", then_killed)
+  with pytest.raises(_Killed):
+    run()
+  monkeypatch.setattr(owner, "on_epoch_end", original)
+  run()
+  rows = list(csv.DictReader(open(os.path.join(work, "history.csv"))))
+  assert [int(r["epoch"]) for r in rows] == [0, 1, 2], rows
+  assert os.path.exists(os.path.join(work, "checkpoints", "final.keras"))

@@ -106,11 +106,35 @@ def nonfinite_losses(logs: dict | None) -> dict[str, float]:
 
 class FiniteCSVLogger(keras.callbacks.CSVLogger):
   """CSVLogger that leaves out an epoch whose losses are not finite (a diverged epoch: it is trained again after
-  the resume, so its row would be a NaN and a duplicate)."""
+  the resume, so its row would be a NaN and a duplicate), and whose rows agree with the backup on a resume.
+
+  The backup is the record of which epochs are done (``recovery.EpochDone``, the last callback): a kill after an
+  epoch's row was written but before the backup recorded the epoch trains that epoch again. So at the start of a
+  resumed run (``model._initial_epoch``, which the backup, an earlier callback, has set) the rows of that epoch and
+  later ones are removed, written aside and renamed into place: every epoch has exactly one row.
+  """
+
+  def on_train_begin(self, logs=None):
+    first = int(getattr(self.model, "_initial_epoch", 0) or 0)
+    if self.append and os.path.exists(self.filename):
+      with open(self.filename, newline="") as f:
+        lines = f.readlines()
+      kept = lines[:1] + [line for line in lines[1:] if _row_epoch(line) < first]
+      if len(kept) != len(lines):
+        atomic.write_text(self.filename, "".join(kept))
+    super().on_train_begin(logs)
 
   def on_epoch_end(self, epoch, logs=None):
     if not nonfinite_losses(logs):
       super().on_epoch_end(epoch, logs)
+
+
+def _row_epoch(line: str) -> int:
+  """The epoch of a history.csv row (its first column); a row that is not one counts as after every epoch."""
+  try:
+    return int(line.split(",", 1)[0])
+  except ValueError:
+    return 1 << 30
 
 
 class NaNGuard(keras.callbacks.Callback):
