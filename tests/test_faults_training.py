@@ -12,7 +12,7 @@ import time
 import keras
 import numpy as np
 import pytest
-from conftest import ROOT, run_script
+from conftest import ROOT, run_script, shared_path
 from training_data import make_layout
 
 # The supervised method: these tests are about recovery, which every method shares, and a supervised step traces in
@@ -262,3 +262,31 @@ def test_a_truncated_network_file_is_named_as_such(tmp_path):
     r = run_script(os.path.join("scripts", script), *args)
     assert r.returncode == 2 and "Traceback" not in r.stderr, (script, r.stderr[-2000:])
     assert f"{path} is not a complete .keras file (4000 bytes" in r.stderr, (script, r.stderr)
+
+
+def test_a_network_with_nonfinite_weights_is_refused_by_export_predict_and_evaluate(tmp_path):
+  """A diverged checkpoint made elsewhere: every script that loads a network refuses it in one line naming the file
+  and the first bad variable (before: export wrote a SavedModel and ONNX, predict wrote NaN keypoints)."""
+  import numpy as np
+
+  from semipose_tf.models.factory import build_pose_model
+
+  net = build_pose_model("resnet18", (64, 64), 17, width=8, deconv_filters=(8,))
+  final = net.get_layer("final").get_layer("final_conv")
+  kernel = final.kernel.numpy()
+  kernel[0, 0, 0, 0] = np.nan
+  final.kernel.assign(kernel)
+  path = str(tmp_path / "diverged.keras")
+  net.save(path)
+  image = shared_path("coco_mini", "val2017", sorted(os.listdir(shared_path("coco_mini", "val2017")))[0])
+  for script, *args in (
+    ("scripts/export.py", path, str(tmp_path / "sm" / "1")),
+    ("scripts/export.py", path, str(tmp_path / "onnx"), "--format", "onnx"),
+    ("scripts/predict.py", "--model", path, "--image", image, "--out", str(tmp_path / "p")),
+    ("scripts/evaluate.py", "coco", "--checkpoint", path, "--eval_dir", str(tmp_path)),
+  ):
+    r = run_script(script, *args)
+    assert r.returncode == 2, (script, r.stdout[-500:], r.stderr[-1500:])
+    line = r.stderr.strip()
+    assert len(line.splitlines()) == 1 and path in line and "weights are not finite (first: " in line, line
+  assert not os.path.exists(tmp_path / "sm") and not os.path.exists(tmp_path / "onnx")

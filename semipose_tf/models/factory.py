@@ -95,8 +95,8 @@ def load_network(path: str, what: str = "network") -> keras.Model:
 
   Raises:
     FileNotFoundError: no such file.
-    ValueError: the file is not a complete ``.keras`` archive (truncated by a full disk or a killed copy), or Keras
-      cannot rebuild the network from it.
+    ValueError: the file is not a complete ``.keras`` archive (truncated by a full disk or a killed copy), Keras
+      cannot rebuild the network from it, or its weights hold NaN or infinity.
   """
   import zipfile
 
@@ -110,8 +110,15 @@ def load_network(path: str, what: str = "network") -> keras.Model:
       "truncated or damaged); use another checkpoint (last.keras, best.keras, final.keras)"
     )
   try:
-    return keras.models.load_model(path)
+    model = keras.models.load_model(path)
   except (ValueError, OSError, KeyError, TypeError, zipfile.BadZipFile) as e:
     raise ValueError(
       f"{path}: cannot load the {what}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
     ) from None
+  bad = first_nonfinite(model)
+  if bad is not None:  # A diverged network would export, predict and score NaN without a word.
+    raise ValueError(
+      f"{path}: the {what}'s weights are not finite (first: {bad.path}): it comes from a run that diverged; use "
+      "an earlier checkpoint (this project's runs never save non-finite weights)"
+    )
+  return model
