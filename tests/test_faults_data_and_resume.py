@@ -262,9 +262,9 @@ def test_a_kill_after_any_epoch_end_step_records_each_epoch_once(data_root, tmp_
   import csv
 
   import keras
+  from tiny_nets import tiny_model_fn
 
   from semipose_tf.train import callbacks, experiment, recovery
-  from tiny_nets import tiny_model_fn
 
   owner = {"EpochDone": recovery.EpochDone, "TensorBoard": keras.callbacks.TensorBoard}.get(boundary) or getattr(
     callbacks, boundary

@@ -4,6 +4,7 @@ backups fall back or say how to restart, one run per work directory, bad setting
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -290,3 +291,49 @@ def test_a_network_with_nonfinite_weights_is_refused_by_export_predict_and_evalu
     line = r.stderr.strip()
     assert len(line.splitlines()) == 1 and path in line and "weights are not finite (first: " in line, line
   assert not os.path.exists(tmp_path / "sm") and not os.path.exists(tmp_path / "onnx")
+
+
+@pytest.mark.parametrize(
+  "case",
+  ["labels_removed", "small_unlabeled", "unlogged_monitor"],
+)
+def test_a_run_checks_its_sets_and_its_checkpoint_monitor_before_training(data_root, tmp_path, case):
+  """Each of these trained (on nothing, or without ever writing best.keras) or stopped with a raw StopIteration
+  before: now one line naming the setting, before the first step. (An empty set cannot be written: the converter
+  refuses it; a hand-made one takes the same check as the small one.)"""
+  from training_data import write_set
+
+  from semipose_tf.keypoints import COCO17
+
+  params, expected = ["train.method = 'plus'"], None
+  if case == "labels_removed":
+    write_set(str(tmp_path / "stripped"), "unlabeled", COCO17, extra={"labels": "removed from the records"})
+    params.append(f"train.labeled_dir = '{tmp_path / 'stripped'}'")
+    expected = "train.labeled_dir .*stripped holds no labels \\(its manifest: labels removed from the records\\)"
+  elif case == "small_unlabeled":  # 2 people, a batch of 4.
+    write_set(str(tmp_path / "few"), "unlabeled", COCO17, num_images=1)
+    params += [f"train.unlabeled_dir = '{tmp_path / 'few'}'", "train.unlabeled_batch_size = 4"]
+    expected = "train.unlabeled_dir .*few holds 2 unlabeled people, fewer than one batch of 4"
+  else:
+    params.append("train.checkpoint_monitor = 'val_APP'")
+    expected = "train.checkpoint_monitor = 'val_APP' is not a value this run logs.*it logs: .*val_heatmap_loss"
+  work = str(tmp_path / "run")
+  r = _train(data_root, work, *params, epochs=1, steps=2)
+  assert r.returncode == 2, (r.stdout[-1000:], r.stderr[-2000:])
+  line = r.stderr.strip()
+  assert len(line.splitlines()) == 1 and re.search(expected, line), line
+  assert not os.path.exists(os.path.join(work, "checkpoints", "last.keras"))  # Refused before the first step.
+
+
+def test_an_unlabeled_set_smaller_than_the_pictures_batch_trains(data_root, tmp_path):
+  """2 unlabeled people (one batch of 2) and the pictures' batch of 4: it repeats the set instead of stopping with a
+  raw StopIteration after the first epoch."""
+  from training_data import write_set
+
+  from semipose_tf.keypoints import COCO17
+
+  write_set(str(tmp_path / "few"), "unlabeled", COCO17, num_images=1)
+  work = str(tmp_path / "run")
+  r = _train(data_root, work, "train.method = 'plus'", f"train.unlabeled_dir = '{tmp_path / 'few'}'", epochs=2, steps=2)
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert os.listdir(os.path.join(work, "logs", "train")), "no TensorBoard summaries (the pictures)"

@@ -10,7 +10,9 @@ from semipose_tf.data import records
 from semipose_tf.keypoints import AIC14, COCO17, LSP14, MPII16, KeypointSpec
 
 
-def write_set(directory: str, set_name: str, spec: KeypointSpec, num_images: int = 6, seed: int = 0) -> None:
+def write_set(
+  directory: str, set_name: str, spec: KeypointSpec, num_images: int = 6, seed: int = 0, extra: dict | None = None
+) -> None:
   k = spec.num_keypoints
   rng = np.random.default_rng(seed)
   entries = []
@@ -27,7 +29,8 @@ def write_set(directory: str, set_name: str, spec: KeypointSpec, num_images: int
       kps[:, 2] = 2
       instances.append(records.Instance(i * 10 + j, np.array([5, 5, 60, 80], np.float32), kps, 1.0, 4800.0))
     entries.append(records.ImageEntry(i, path, w, h, instances))
-  convert.write_set(entries, directory, set_name, verbose=False, manifest_extra={"keypoint_spec": spec.to_json()})
+  extra = {"keypoint_spec": spec.to_json(), **(extra or {})}
+  convert.write_set(entries, directory, set_name, verbose=False, manifest_extra=extra)
 
 
 def make_lspet_layout(root: str) -> str:

@@ -79,6 +79,13 @@ class EvaluationCallback(keras.callbacks.Callback):
     self.initial: dict[str, float] = {}
 
   @property
+  def names(self) -> tuple[str, ...] | None:
+    """The names it logs (``prefix`` + the evaluator's ``names``), once training has begun; None when its
+    evaluator does not say."""
+    names = getattr(self.evaluator, "names", None)
+    return None if names is None else tuple(self.prefix + n for n in names)
+
+  @property
   def net(self) -> keras.Model:
     return getattr(self.model, "net", self.model)
 

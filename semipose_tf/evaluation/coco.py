@@ -206,6 +206,11 @@ class COCOEvaluator:
     self.flip_test, self.results_file = flip_test, results_file
     self._truth: dict[int, np.ndarray] | None = None  # The json's keypoints by annotation id, read once.
 
+  @property
+  def names(self) -> tuple[str, ...]:
+    """What a call returns: the ten COCO statistics, and ``PCK@0.2`` when the set scores people by torso."""
+    return (*STAT_NAMES, "PCK@0.2")
+
   def __call__(self, predict_fn: Callable) -> dict[str, float]:
     persons = predict_persons(predict_fn, self.dataset, self.spec, self.flip_test, with_ids=True)
     results = rescore_and_nms(persons, self.spec.sigmas)

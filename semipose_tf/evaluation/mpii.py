@@ -103,6 +103,11 @@ class MPIIEvaluator:
     self.gt_file, self.dataset, self.spec, self.flip_test = gt_file, dataset, spec, flip_test
     self.gt = load_ground_truth(gt_file)
 
+  @property
+  def names(self) -> tuple[str, ...]:
+    """What a call returns: each joint group, ``Mean`` and ``Mean@0.1``."""
+    return (*(name for name, _ in GROUPS), "Mean", "Mean@0.1")
+
   def __call__(self, predict_fn: Callable) -> dict[str, float]:
     persons = predict_persons(predict_fn, self.dataset, self.spec, self.flip_test, with_ids=True)
     n = self.gt["pos_gt_src"].shape[2]

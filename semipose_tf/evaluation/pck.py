@@ -168,6 +168,11 @@ class PCKEvaluator:
     preds = np.stack([p["keypoints"][:, :2] for p in persons])
     return preds, truth[..., :2], truth[..., 2] > 0
 
+  @property
+  def names(self) -> tuple[str, ...]:
+    """What a call returns: each joint group, ``PCK``, ``PCK@0.2`` and ``PCK@0.1``."""
+    return (*groups(self.spec), "PCK", "PCK@0.2", "PCK@0.1")
+
   def __call__(self, predict_fn: Callable) -> dict[str, float]:
     result = pck(*self.predictions(predict_fn), self.spec)
     return {k: v for k, v in result.items() if k not in ("people", "skipped")}

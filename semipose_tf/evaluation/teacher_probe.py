@@ -76,6 +76,17 @@ class TeacherProbe:
     if not any(i >= first_id for i in self.truth):
       raise ValueError(f"{set_dir}: no person with instance id >= {first_id} for the teacher probe")
 
+  @property
+  def names(self) -> tuple[str, ...]:
+    """What a call returns (each logged as ``probe_<name>``)."""
+    sides = ("right", "wrong")
+    return (
+      "PCK@0.2", "PCK@0.1", "mask_count",
+      *(f"{k}_{d}" for d in DIFFICULTY for k in ("mask_count", "people")),
+      *(f"{k}_teacher_{s}" for s in sides for k in ("mask_count", "people")),
+      "mask_count_rank_corr",
+    )  # fmt: skip
+
   def __call__(self, predict_fn: Callable) -> dict[str, float]:
     preds, ids, counts = [], [], []
     for batch, heatmaps, coords, _ in predict_batches(predict_fn, self.dataset):

@@ -137,6 +137,41 @@ def _row_epoch(line: str) -> int:
     return 1 << 30
 
 
+# What the training step logs besides its trackers (teacher_student.SemiSupervisedPose._measure).
+STEP_EXTRAS = ("mix_lambda", "mix_location", "lr")
+
+
+class MonitorCheck(keras.callbacks.Callback):
+  """Refuses, when training begins, a checkpoint monitor that nothing of the run logs (``val_APP``: before, the run
+  trained to the end and never wrote ``best.keras``).
+
+  Place it after the evaluation callbacks (their evaluators, which say what they log, are made when training
+  begins). What is known to be logged: the step's trackers and extras, ``val_heatmap_loss`` with validation data,
+  and the ``names`` of each given callback. A callback without ``names`` (a user's own) might log anything, so then
+  nothing is refused.
+  """
+
+  def __init__(self, monitor: str | None, others: list, validation: bool):
+    super().__init__()
+    self.monitor, self.others, self.validation = monitor, others, validation
+
+  def on_train_begin(self, logs=None):
+    if not self.monitor:
+      return
+    names = [getattr(c, "names", None) for c in self.others]
+    if any(n is None for n in names):
+      return
+    step = [m.name for m in self.model.metrics if m.name != "heatmap_loss"] + list(STEP_EXTRAS)
+    logged = set(step) | {n for group in names for n in group}
+    if self.validation:
+      logged.add("val_heatmap_loss")
+    if self.monitor not in logged:
+      raise ValueError(
+        f"train.checkpoint_monitor = {self.monitor!r} is not a value this run logs, so best.keras would never be "
+        f"written; it logs: {', '.join(sorted(logged))}"
+      )
+
+
 class NaNGuard(keras.callbacks.Callback):
   """Stops training at the first non-finite loss and keeps a message saying where and what to try."""
 

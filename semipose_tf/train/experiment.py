@@ -247,6 +247,7 @@ def _fit(
     os.path.join(out_dir, "backup"), save_freq=fit.backup_every_steps or "epoch", restart_hint=restart
   )
   callbacks = [backup, guard, *extra_callbacks]
+  callbacks.append(cb.MonitorCheck(fit.checkpoint_monitor, list(extra_callbacks), exp.val_data is not None))
   checkpoint = None
   if chief:
     write_method_config(work_dir, exp.model.method_config)

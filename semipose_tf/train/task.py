@@ -161,11 +161,23 @@ class Experiment:
   extra_callbacks: list = dataclasses.field(default_factory=list)  # The run's own (evaluation) callbacks.
 
 
-def _check_set(path: str, what: str, hint: str) -> None:
+def _check_set(path: str, what: str, hint: str) -> dict:
+  """The set's manifest; a missing or incomplete set is an error naming it and how to convert it."""
   try:
-    records.read_manifest(path)
+    return records.read_manifest(path)
   except records.IncompleteSetError as e:
     raise FileNotFoundError(f"the {what} TFRecord set is missing or incomplete: {e}\n{hint}") from None
+
+
+def _check_people(path: str, binding: str, batch: int, what: str) -> None:
+  """A set that a run batches with ``drop_remainder`` must hold at least one batch (an empty one hung, a smaller one
+  gave no batch)."""
+  n = pipeline.num_instances(path)
+  if n < batch:
+    raise ValueError(
+      f"{binding} {path} holds {n} {what}, fewer than one batch of {batch}: add people to the set or lower the "
+      "batch size"
+    )
 
 
 class PoseTask:
@@ -193,7 +205,14 @@ class PoseTask:
     """Every set the run reads exists and is complete (a clear error with the conversion command otherwise)."""
     data = self.config.data
     hint = data.conversion_hint or "Convert the data with: python scripts/make_tfrecords.py --help"
-    _check_set(data.labeled_dir, "labeled", hint)
+    labels = _check_set(data.labeled_dir, "labeled", hint).get("labels", "used")
+    if labels == "removed from the records" or labels.startswith("none"):
+      raise ValueError(
+        f"train.labeled_dir {data.labeled_dir} holds no labels (its manifest: labels {labels}): it is an unlabeled "
+        "set; convert a labeled one with make_tfrecords.py ... --sets labeled"
+      )
+    if pipeline.num_instances(data.labeled_dir) == 0:
+      raise ValueError(f"train.labeled_dir {data.labeled_dir} holds no person")
     if self.preset.unlabeled:
       if data.unlabeled_dir is None:
         raise ValueError(f"method {self.preset.name!r} needs an unlabeled set: bind train.unlabeled_dir")
@@ -216,6 +235,7 @@ class PoseTask:
       steps = max(1, pipeline.steps_per_epoch(source, batch))
     oracle = self.preset.teacher == "labels"
     if self.preset.unlabeled:
+      _check_people(data.unlabeled_dir, "train.unlabeled_dir", gu, "unlabeled people")
       stream = pipeline.semi_supervised_dataset(
         data.labeled_dir, data.unlabeled_dir, spec, gl, gu, config, seed=seed, repeat=True, unlabeled_targets=oracle
       )
@@ -225,7 +245,7 @@ class PoseTask:
         probe_set = (
           pipeline.labeled_dataset(data.unlabeled_dir, spec, 4, config, seed=seed + 99)
           if oracle
-          else pipeline.unlabeled_dataset(data.unlabeled_dir, None, 4, config, seed=seed + 99)
+          else pipeline.unlabeled_dataset(data.unlabeled_dir, None, 4, config, seed=seed + 99, repeat=True)
         )
         return next(iter(probe_set))
     else:
