@@ -18,11 +18,15 @@ TMP_MARK = ".tmp-"  # Temporary names: "<name>.tmp-XXXX"; left over only by a ki
 OLD_MARK = ".old-"  # A replaced folder, set aside for the instant of the swap.
 
 
-def publish(tmp: str, final: str) -> None:
-  """Renames a finished temporary file into place with ordinary permissions (``mkstemp`` creates it 0600)."""
+def _umask() -> int:
   umask = os.umask(0)
   os.umask(umask)
-  os.chmod(tmp, 0o666 & ~umask)
+  return umask
+
+
+def publish(tmp: str, final: str) -> None:
+  """Renames a finished temporary file into place with ordinary permissions (``mkstemp`` creates it 0600)."""
+  os.chmod(tmp, 0o666 & ~_umask())
   os.replace(tmp, final)
 
 
@@ -81,7 +85,11 @@ def staging_directory(directory: str) -> str:
       os.replace(path, directory)
     elif name.startswith((base + OLD_MARK, base + TMP_MARK)):
       shutil.rmtree(path, ignore_errors=True)
-  return tempfile.mkdtemp(prefix=base + TMP_MARK, dir=parent)
+  staging = tempfile.mkdtemp(prefix=base + TMP_MARK, dir=parent)
+  # The permissions a plain mkdir gives under the user's umask (mkdtemp makes it 0700): TF Serving running as
+  # another user must read a SavedModel, and so must whoever shares a data folder.
+  os.chmod(staging, 0o777 & ~_umask())
+  return staging
 
 
 def swap_into_place(staging: str, directory: str) -> None:

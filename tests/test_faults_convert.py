@@ -224,3 +224,20 @@ def test_a_coco_image_entry_without_its_size_is_one_line_naming_it(synthetic_coc
   json.dump(d, open(path, "w"))
   with pytest.raises(sources.BadInputError, match=f"image id {d['images'][0]['id']} .* has no width"):
     sources.load_coco(path, images, COCO17)
+
+
+def test_written_folders_and_files_have_the_permissions_a_plain_mkdir_gives(tmp_path):
+  """Sets, SavedModels and exports are built aside (atomic.write_directory) and were left 0700 by mkdtemp: TF
+  Serving running as another user could not read them. Now the user's umask decides, as for mkdir."""
+  from semipose_tf import atomic
+
+  old = os.umask(0o022)
+  try:
+    out = tmp_path / "export"
+    atomic.write_directory(str(out), lambda d: open(os.path.join(d, "model.bin"), "w").write("x"))
+    atomic.write_text(str(tmp_path / "a.json"), "{}")
+    assert oct(os.stat(out).st_mode & 0o777) == "0o755"
+    assert oct(os.stat(out / "model.bin").st_mode & 0o777) == "0o644"
+    assert oct(os.stat(tmp_path / "a.json").st_mode & 0o777) == "0o644"
+  finally:
+    os.umask(old)
