@@ -364,6 +364,10 @@ def test_fourteen_joint_ap_with_the_specs_own_sigmas_matches_pycocotools(tmp_pat
     (lambda r: r[2].update(keypoints=r[2]["keypoints"] + [1.0, 2.0, 3.0]), "54 keypoint values, expected 51"),
     (lambda r: r[4].update(image_id=123456789), r"entry 4 \(image_id 123456789\): image_id is not in"),
     (lambda r: r.clear(), "no predictions to evaluate"),
+    (lambda r: r[1].update(score="0.9"), r"entry 1 .*keypoints must be a flat list of numbers and score a number"),
+    (lambda r: r[2].update(keypoints="1, 2, 3"), r"entry 2 .*keypoints must be a flat list of numbers"),
+    (lambda r: r[2].update(keypoints=[r[2]["keypoints"]]), r"entry 2 .*keypoints must be a flat list of numbers"),
+    (lambda r: [e.update(category_id=0) for e in r], r"entry 0 .*category_id 0 is not a category .* \(1\)"),
   ],
 )
 def test_bad_results_are_refused_with_the_entry_named(tmp_path, change, match):
@@ -375,6 +379,23 @@ def test_bad_results_are_refused_with_the_entry_named(tmp_path, change, match):
   with pytest.raises(ValueError, match=match) as e:
     coco.coco_eval(ann, path)
   assert path in str(e.value)
+
+
+def test_a_bbox_on_one_result_entry_is_ignored_and_no_annotated_person_is_an_error(tmp_path):
+  """pycocotools took a "bbox" on the first entry as a box result (a KeyError on the others); keypoint AP reads the
+  keypoints alone. An annotation file without an annotated person scored -1.0000 everywhere with exit 0."""
+  ann = shared_path("coco_mini", "annotations", "person_keypoints_val2017.json")
+  results = coco.rescore_and_nms(_gt_persons(ann), COCO17.sigmas)
+  plain = coco.coco_eval(ann, results)
+  results[0]["bbox"] = [1.0, 2.0, 30.0, 40.0]
+  assert coco.coco_eval(ann, results) == plain
+  d = json.load(open(ann))
+  for a in d["annotations"]:
+    a["keypoints"], a["num_keypoints"] = [0] * 51, 0
+  empty = str(tmp_path / "no_people.json")
+  json.dump(d, open(empty, "w"))
+  with pytest.raises(ValueError, match="no_people.json: no person with annotated keypoints to score against"):
+    coco.coco_eval(empty, results)
 
 
 @pytest.mark.parametrize(

@@ -98,19 +98,26 @@ def check_results(results: list, gt, num_keypoints: int, where: str) -> None:
   """
   if not isinstance(results, list) or not results:
     raise ValueError(f"{where}: no predictions to evaluate (an empty result set scores 0 everywhere)")
-  image_ids = set(gt.getImgIds())
+  image_ids, categories = set(gt.getImgIds()), set(gt.getCatIds())
+
+  def number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
   for i, r in enumerate(results):
-    if not isinstance(r, dict) or not {"image_id", "keypoints", "score"} <= set(r):
-      raise ValueError(f"{where}: entry {i} needs image_id, keypoints and score; got {r!r:.100}")
+    if not isinstance(r, dict) or not {"image_id", "category_id", "keypoints", "score"} <= set(r):
+      raise ValueError(f"{where}: entry {i} needs image_id, category_id, keypoints and score; got {r!r:.100}")
     image_id, kps = r["image_id"], r["keypoints"]
     tag = f"{where}: entry {i} (image_id {image_id})"
     if image_id not in image_ids:
       raise ValueError(f"{tag}: image_id is not in the annotation file")
-    try:
-      values = np.asarray(kps, np.float64).reshape(-1)
-      score = float(r["score"])
-    except (TypeError, ValueError):
-      raise ValueError(f"{tag}: keypoints and score must be numbers") from None
+    if categories and r["category_id"] not in categories:
+      raise ValueError(
+        f"{tag}: category_id {r['category_id']!r} is not a category of the annotation file "
+        f"({', '.join(map(str, sorted(categories)))}): it would score 0 without a word"
+      )
+    if not (isinstance(kps, list) and all(number(v) for v in kps) and number(r["score"])):
+      raise ValueError(f"{tag}: keypoints must be a flat list of numbers and score a number ({r!r:.100})")
+    values, score = np.asarray(kps, np.float64), float(r["score"])
     if values.size != 3 * num_keypoints:
       raise ValueError(
         f"{tag}: {values.size} keypoint values, expected {3 * num_keypoints} "
@@ -165,7 +172,8 @@ def coco_eval(
         "evaluate with the keypoint spec of that file (evaluate.py --spec NAME)"
       )
     check_results(results, gt, k, where)
-    dt = gt.loadRes(results)
+    # Keypoint results only: a "bbox" on an entry sends pycocotools down its box path (a KeyError on the others).
+    dt = gt.loadRes([{key: v for key, v in r.items() if key not in ("bbox", "segmentation")} for r in results])
     ev = COCOeval(gt, dt, iouType="keypoints")
     ev.params.useSegm = None
     if sigmas is not None:
@@ -173,6 +181,11 @@ def coco_eval(
     ev.evaluate()
     ev.accumulate()
     ev.summarize()
+  if ev.stats[0] == -1:  # pycocotools' "undefined": no annotated person to score against.
+    raise ValueError(
+      f"{annotation_file}: no person with annotated keypoints to score against (pycocotools reports -1, "
+      "undefined, for every statistic)"
+    )
   return {name: float(v) for name, v in zip(STAT_NAMES, ev.stats)}
 
 
