@@ -57,6 +57,16 @@ DEFAULT_SETS = {
 }
 
 
+SETS = ("labeled", "unlabeled", "eval")
+
+
+def _budget(text: str) -> str:
+  """--num_labeled: 'all' or a whole number of at least 1."""
+  if text == "all" or (text.isdigit() and int(text) >= 1):
+    return text
+  raise argparse.ArgumentTypeError(f"{text!r} is not a label budget: a whole number of at least 1, or 'all'")
+
+
 def parse_args(argv=None) -> argparse.Namespace:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument(VERBOSE_FLAG, action="store_true", help=VERBOSE_HELP)
@@ -77,7 +87,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--images", required=True, help="image folder")
   p.add_argument("--out", required=True, help="output folder; sets go to <out>/<set>/")
   p.add_argument("--sets", help="comma-separated: labeled, unlabeled, eval (default depends on the source)")
-  p.add_argument("--num_labeled", default="all", help="label budget: a number or 'all' (default all)")
+  p.add_argument("--num_labeled", type=_budget, default="all", help="label budget: a number or 'all' (default all)")
   p.add_argument(
     "--split",
     choices=("first", "random"),
@@ -101,7 +111,11 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--workers", type=int, help="image reading threads (default: cores, at most 8)")
   p.add_argument("--gin_file", action="append", default=[], help="gin file(s), e.g. defining a custom spec")
   p.add_argument("--gin_param", action="append", default=[], help="gin binding(s)")
-  return p.parse_args(argv)
+  args = p.parse_args(argv)
+  unknown = [s for s in (args.sets or "").split(",") if s.strip() and s.strip() not in SETS]
+  if unknown:
+    p.error(f"--sets: unknown set {unknown[0]!r}; choose from {', '.join(SETS)}")
+  return args
 
 
 def main(argv=None) -> int:

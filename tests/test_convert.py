@@ -235,7 +235,7 @@ def test_empty_label_split(bad_copy):
   r = _run_script(
     "coco", "--annotations", ann_file, "--images", img_dir, "--out", out, "--num_labeled", "0", check=False
   )
-  assert r.returncode == 2 and "labeled split is empty" in r.stderr
+  assert r.returncode == 2 and "--num_labeled: '0' is not a label budget" in r.stderr  # Not "no usable instance".
 
 
 def test_budget_larger_than_candidates(synthetic_coco, tmp_path):

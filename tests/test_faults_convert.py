@@ -241,3 +241,48 @@ def test_written_folders_and_files_have_the_permissions_a_plain_mkdir_gives(tmp_
     assert oct(os.stat(tmp_path / "a.json").st_mode & 0o777) == "0o644"
   finally:
     os.umask(old)
+
+
+@pytest.mark.parametrize(
+  "args,match",
+  [
+    (["--num_labeled", "abc"], "argument --num_labeled: 'abc' is not a label budget"),
+    (["--num_labeled", "0"], "argument --num_labeled: '0' is not a label budget"),
+    (["--sets", "labled"], "--sets: unknown set 'labled'; choose from labeled, unlabeled, eval"),
+  ],
+)
+def test_bad_converter_arguments_are_one_usage_line(tmp_path, args, match):
+  from conftest import run_script
+
+  r = run_script("scripts/make_tfrecords.py", "coco", "--annotations", "x.json", "--images", str(tmp_path),
+                 "--out", str(tmp_path / "o"), *args)  # fmt: skip
+  assert r.returncode == 2 and "Traceback" not in r.stderr and match in r.stderr.strip().splitlines()[-1], r.stderr
+
+
+@pytest.mark.parametrize(
+  "change,match",
+  [
+    (lambda a: a.pop("scale"), "scale None is not a positive number"),
+    (lambda a: a.update(center=[1.0, 2.0, 3.0]), r"center \[1.0, 2.0, 3.0\] is not \[x, y\]"),
+    (lambda a: a.update(center=5), r"center 5 is not \[x, y\]"),
+    (lambda a: a.update(joints="none"), "joints must be finite numbers"),
+  ],
+)
+def test_a_bad_mpii_entry_is_named(tmp_path, change, match):
+  from conftest import shared_path
+
+  ann = shared_path("samples", "mpii", "test_mpii.json")
+  data = json.load(open(ann))
+  change(data[1])
+  path = tmp_path / "mpii.json"
+  path.write_text(json.dumps(data))
+  with pytest.raises(sources.BadInputError, match=f"annotation 1 .*: {match}"):
+    sources.load_mpii(str(path), shared_path("samples", "mpii"), get_spec("mpii16"))
+
+
+def test_a_joints_file_that_is_not_matlab_is_named(tmp_path):
+  from semipose_tf.conversion import lsp
+
+  (tmp_path / "joints.mat").write_text("not a MATLAB file")
+  with pytest.raises(sources.BadInputError, match="joints.mat: not a readable MATLAB file"):
+    lsp.load_joints(str(tmp_path / "joints.mat"))

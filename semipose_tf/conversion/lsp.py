@@ -84,6 +84,7 @@ def joint_box(xy: np.ndarray, labeled: np.ndarray) -> list[float] | None:
 def load_joints(path: str) -> tuple[np.ndarray, np.ndarray, str]:
   """``(xy [N, 14, 2] 0-based pixels, labeled [N, 14] bool, layout "lspet" | "lsp")`` from a joints.mat."""
   from scipy.io import loadmat
+  from scipy.io.matlab import MatReadError
 
   if not os.path.exists(path):
     raise FileNotFoundError(f"LSP joints file not found: {path}")
@@ -91,7 +92,7 @@ def load_joints(path: str) -> tuple[np.ndarray, np.ndarray, str]:
     joints = np.asarray(loadmat(path)["joints"], np.float64)
   except KeyError:
     raise BadInputError(f"{path}: no 'joints' variable (expected LSP's or LSPET's joints.mat)") from None
-  except (ValueError, TypeError, OSError) as e:
+  except (ValueError, TypeError, OSError, MatReadError) as e:
     raise BadInputError(f"{path}: not a readable MATLAB file ({e})") from None
   if joints.ndim == 3 and joints.shape[:2] == (14, 3):
     return joints[:, :2].transpose(2, 0, 1) - 1.0, (joints[:, 2] > 0).T, "lspet"

@@ -279,6 +279,30 @@ def load_coco(
   return Source(kind, spec, items, [annotations], image_dir, stats, problems)
 
 
+def _mpii_entry_problem(ann) -> str | None:
+  """Why an MPII entry's numbers cannot be read (center, scale, joints, joints_vis), or None."""
+  if not isinstance(ann, dict):
+    return f"entry {ann!r:.60} is not an object with image, center, scale, joints, joints_vis"
+
+  def numbers(values) -> bool:
+    flat = np.asarray(values, dtype=object).reshape(-1) if isinstance(values, list) else None
+    return flat is not None and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in flat)
+
+  scale, center = ann.get("scale"), ann.get("center")
+  if not (isinstance(scale, (int, float)) and not isinstance(scale, bool) and np.isfinite(scale) and scale > 0):
+    return f"scale {scale!r} is not a positive number (the person's height / 200 px)"
+  if not (isinstance(center, list) and len(center) == 2 and numbers(center) and np.isfinite(center).all()):
+    return f"center {center!r} is not [x, y] in pixels"
+  for key in ("joints", "joints_vis"):
+    try:
+      ok = numbers(ann.get(key, [])) and np.isfinite(np.asarray(ann.get(key, []), np.float64)).all()
+    except (TypeError, ValueError):  # Ragged lists.
+      ok = False
+    if not ok:
+      return f"{key} must be finite numbers ({ann.get(key)!r:.60})"
+  return None
+
+
 def load_mpii(annotations: str, image_dir: str, spec: KeypointSpec, skip_bad: bool = False) -> Source:
   """Reads the HRNet/SimpleBaseline MPII json: a list of {image, center, scale, joints, joints_vis}.
 
@@ -302,6 +326,10 @@ def load_mpii(annotations: str, image_dir: str, spec: KeypointSpec, skip_bad: bo
       problems.append(Problem(ann_id, path, "image file not found"))
       continue
     width, height = sizes[path]
+    reason = _mpii_entry_problem(ann)
+    if reason:
+      problems.append(Problem(ann_id, path, reason))
+      continue
     joints = np.asarray(ann.get("joints", []), np.float32)
     vis = np.asarray(ann.get("joints_vis", []), np.float32).reshape(-1)
     if joints.shape != (k, 2) or vis.shape != (k,):
