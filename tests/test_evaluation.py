@@ -444,3 +444,21 @@ def test_coco_evaluator_pck_is_pck_of_its_own_predictions(tmp_path):
   expected = pck.pck(np.stack([p["keypoints"][:, :2] for p in persons]), gt[..., :2], gt[..., 2] > 0, COCO17)
   assert got == {"PCK@0.2": pytest.approx(expected["PCK@0.2"])} and 0 < got["PCK@0.2"] < 100
   assert evaluator._pck([{**persons[0], "ann_id": -1}]) == {}
+
+
+def test_mpii_files_that_are_not_what_they_should_be_are_one_line(tmp_path):
+  """--gt given another .mat or a text file, predictions in a 0-byte .npy: named (tracebacks before)."""
+  from conftest import run_script
+  from scipy.io import savemat
+
+  gt = shared_path("mpii_eval", "gt_valid.mat")
+  savemat(tmp_path / "other.mat", {"x": np.zeros(3)})
+  (tmp_path / "notes.txt").write_text("hello")
+  (tmp_path / "empty.npy").write_bytes(b"")
+  for args, match in (
+    (["--gt", str(tmp_path / "other.mat"), "--predictions", gt], "other.mat: no jnt_missing, pos_gt_src"),
+    (["--gt", str(tmp_path / "notes.txt"), "--predictions", gt], "notes.txt: not a readable MATLAB file"),
+    (["--gt", gt, "--predictions", str(tmp_path / "empty.npy")], "empty.npy: not a readable .npy file"),
+  ):
+    r = run_script("scripts/evaluate.py", "mpii", *args)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and match in r.stderr, r.stderr[-1500:]

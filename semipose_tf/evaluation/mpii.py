@@ -35,10 +35,18 @@ NUM_VALID = 2958
 def load_ground_truth(gt_file: str) -> dict[str, np.ndarray]:
   """``jnt_missing`` [16, N], ``pos_gt_src`` [16, 2, N], ``headboxes_src`` [2, 2, N] (and ``pos_pred_src``)."""
   from scipy.io import loadmat  # MATLAB v5 files; scipy reads them.
+  from scipy.io.matlab import MatReadError
 
   if not os.path.exists(gt_file):
     raise FileNotFoundError(f"MPII ground truth not found: {gt_file}")
-  return loadmat(gt_file)
+  try:
+    gt = loadmat(gt_file)
+  except (MatReadError, ValueError, TypeError, OSError, EOFError) as e:
+    raise ValueError(f"{gt_file}: not a readable MATLAB file ({e}); --gt takes MPII's gt_valid.mat") from None
+  missing = [k for k in ("jnt_missing", "pos_gt_src", "headboxes_src") if k not in gt]
+  if missing:
+    raise ValueError(f"{gt_file}: no {', '.join(missing)}: not MPII's gt_valid.mat (the standard validation truth)")
+  return gt
 
 
 def pckh(
@@ -140,19 +148,23 @@ def read_array(path: str, names: tuple[str, ...]) -> np.ndarray:
   """An array from ``.npy``, ``.mat`` or ``.h5`` / ``.hdf5`` (the first of ``names`` that the file holds)."""
   if not os.path.exists(path):
     raise FileNotFoundError(f"predictions not found: {path}")
-  if path.endswith(".npy"):
-    return np.asarray(np.load(path), np.float64)
-  if path.endswith(".mat"):
-    from scipy.io import loadmat
+  from scipy.io import loadmat
+  from scipy.io.matlab import MatReadError
 
-    d = loadmat(path)
-  elif path.endswith((".h5", ".hdf5")):
-    import h5py
+  try:
+    if path.endswith(".npy"):
+      return np.asarray(np.load(path), np.float64)
+    if path.endswith(".mat"):
+      d = loadmat(path)
+    elif path.endswith((".h5", ".hdf5")):
+      import h5py
 
-    with h5py.File(path, "r") as f:
-      d = {k: f[k][()] for k in names if k in f}
-  else:
-    raise ValueError(f"{path}: predictions must be .npy, .mat or .h5")
+      with h5py.File(path, "r") as f:
+        d = {k: f[k][()] for k in names if k in f}
+    else:
+      raise ValueError(f"{path}: predictions must be .npy, .mat or .h5")
+  except (MatReadError, EOFError, OSError, TypeError) as e:  # Empty, truncated or another format.
+    raise ValueError(f"{path}: not a readable {os.path.splitext(path)[1]} file ({e or type(e).__name__})") from None
   key = next((k for k in names if k in d), None)
   if key is None:
     raise ValueError(f"{path}: no {' or '.join(repr(k) for k in names)} variable")
