@@ -80,8 +80,14 @@ def main(argv=None) -> int:
     return 2
   except OSError as e:  # A full disk writing a checkpoint or a log, a folder that cannot be made.
     where = f": {e.filename}" if getattr(e, "filename", None) else ""
-    print(f"error: {e.strerror or e}{where}", file=sys.stderr)
+    print(f"error: {_message(e.strerror or str(e))}{where}", file=sys.stderr)
     return 2
+  except KeyboardInterrupt:  # Ctrl-C: the backups are whole; say how to go on instead of a page of traceback.
+    print(
+      f"\ninterrupted: {work_dir} keeps its last backup; run the same command again to resume from it",
+      file=sys.stderr,
+    )
+    return 130
   if args.dry_run:
     exp = result
     exp.model.net.summary()
@@ -94,7 +100,7 @@ def main(argv=None) -> int:
   return 0
 
 
-def _message(e: Exception) -> str:
+def _message(e: Exception | str) -> str:
   """The exception's own message, without the "In call to configurable ..." lines gin appends."""
   return str(e).split("\n  In call to configurable")[0]
 

@@ -337,3 +337,25 @@ def test_an_unlabeled_set_smaller_than_the_pictures_batch_trains(data_root, tmp_
   r = _train(data_root, work, "train.method = 'plus'", f"train.unlabeled_dir = '{tmp_path / 'few'}'", epochs=2, steps=2)
   assert r.returncode == 0, r.stderr[-2000:]
   assert os.listdir(os.path.join(work, "logs", "train")), "no TensorBoard summaries (the pictures)"
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_training_is_one_line_and_the_same_command_resumes(data_root, tmp_path):
+  """SIGINT (Ctrl-C) once a backup exists: exit 130 with one line saying how to resume (a 57-line KeyboardInterrupt
+  traceback before), and the same command finishes the run."""
+  work = str(tmp_path / "run")
+  cmd = _cmd(data_root, work, epochs=2, steps=6, backup_every=1)
+  meta = os.path.join(work, "backup", "current", "training_metadata.json")
+  proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 300
+  while proc.poll() is None and not os.path.exists(meta) and time.time() < deadline:
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGINT)
+  _, err = proc.communicate(timeout=120)
+  assert proc.returncode == 130, err[-3000:]
+  assert "Traceback" not in err and err.strip().splitlines()[-1] == (
+    f"interrupted: {work} keeps its last backup; run the same command again to resume from it"
+  ), err[-3000:]
+  r = subprocess.run(cmd, capture_output=True, text=True)
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert _finite_file(os.path.join(work, "checkpoints", "final.keras"))

@@ -25,7 +25,12 @@ def save_model_atomic(model: keras.Model, path: str) -> None:
     NonFiniteWeights: the weights hold NaN or infinity (nothing is written).
   """
   check_finite(model, path)
-  atomic.write_with(path, model.save, suffix=".keras")  # Keras picks the format from the suffix.
+  try:
+    atomic.write_with(path, model.save, suffix=".keras")  # Keras picks the format from the suffix.
+  except OSError as e:  # A full disk: name the checkpoint (Keras's zip writer's error names no file).
+    raise OSError(
+      e.errno, f"cannot write the checkpoint ({e.strerror or e}); the previous one is whole", path
+    ) from None
 
 
 class WriteOnce(keras.callbacks.Callback):
