@@ -64,6 +64,11 @@ def main(argv=None) -> int:
       dets = json.load(open(args.detections))
       if args.image_id is None:
         p.error("--detections needs --image_id")
+      if not isinstance(dets, list) or not all(isinstance(d, dict) and {"image_id", "bbox"} <= set(d) for d in dets):
+        raise ValueError(
+          f"{args.detections} is not a detection file (COCO results format: a JSON list of {{image_id, bbox, "
+          "score}}); for an annotation file's boxes, pass --boxes x,y,w,h"
+        )
       boxes = [
         d["bbox"]
         for d in dets

@@ -56,7 +56,17 @@ def main(argv=None) -> int:
     print(f"error: {e}", file=sys.stderr)
     return 2
   work_dir = args.work_dir or os.path.join("work_dirs", os.path.splitext(os.path.basename(args.gin_file[0]))[0])
-  os.makedirs(work_dir, exist_ok=True)
+  if os.path.exists(work_dir) and not os.path.isdir(work_dir):
+    print(f"error: --work_dir {work_dir} is a file, not a folder", file=sys.stderr)
+    return 2
+  try:
+    os.makedirs(work_dir, exist_ok=True)
+    probe = os.path.join(work_dir, ".write_test")
+    open(probe, "w").close()
+    os.remove(probe)
+  except OSError as e:  # An existing file, a read-only file system, no permission.
+    print(f"error: --work_dir {work_dir} cannot be used: {e.strerror or e}", file=sys.stderr)
+    return 2
   from semipose_tf.train import run_config
 
   config = gin.config_str()

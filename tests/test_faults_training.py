@@ -359,3 +359,25 @@ def test_ctrl_c_during_training_is_one_line_and_the_same_command_resumes(data_ro
   r = subprocess.run(cmd, capture_output=True, text=True)
   assert r.returncode == 0, r.stderr[-3000:]
   assert _finite_file(os.path.join(work, "checkpoints", "final.keras"))
+
+
+def test_a_work_dir_that_cannot_be_used_and_an_annotation_file_as_detections_are_one_line(tmp_path):
+  (tmp_path / "afile").write_text("")
+  r = run_script("scripts/train.py", "--gin_file=demo.gin", f"--work_dir={tmp_path / 'afile'}")
+  assert r.returncode == 2 and r.stderr.strip() == f"error: --work_dir {tmp_path / 'afile'} is a file, not a folder"
+  ro = tmp_path / "ro"
+  ro.mkdir()
+  if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(ro)], capture_output=True).returncode:
+    pytest.skip("cannot mount a read-only tmpfs here (the file case above ran)")
+  try:
+    r = run_script("scripts/train.py", "--gin_file=demo.gin", f"--work_dir={ro / 'run'}")
+    assert (
+      r.returncode == 2 and r.stderr.strip() == f"error: --work_dir {ro / 'run'} cannot be used: Read-only file system"
+    )
+  finally:
+    subprocess.run(["umount", "-l", str(ro)], capture_output=True)
+  image = shared_path("coco_mini", "val2017", sorted(os.listdir(shared_path("coco_mini", "val2017")))[0])
+  ann = shared_path("coco_mini", "annotations", "person_keypoints_val2017.json")
+  r = run_script("scripts/predict.py", "--model", str(tmp_path / "x.keras"), "--image", image, "--detections", ann,
+                 "--image_id", "1", "--out", str(tmp_path / "p"))  # fmt: skip
+  assert r.returncode == 2 and "is not a detection file (COCO results format" in r.stderr.strip().splitlines()[-1]
