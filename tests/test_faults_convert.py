@@ -286,3 +286,27 @@ def test_a_joints_file_that_is_not_matlab_is_named(tmp_path):
   (tmp_path / "joints.mat").write_text("not a MATLAB file")
   with pytest.raises(sources.BadInputError, match="joints.mat: not a readable MATLAB file"):
     lsp.load_joints(str(tmp_path / "joints.mat"))
+
+
+def test_lsp_an_empty_image_and_a_joint_far_outside_are_named(tmp_path):
+  """A 0-byte image was refused without naming the file; a joint at x = 1e6 or -500 was converted silently."""
+  import shutil
+
+  from conftest import shared_path
+  from scipy.io import savemat
+
+  from semipose_tf.conversion import lsp
+
+  images = tmp_path / "images"
+  images.mkdir()
+  for i in (1, 2, 3):
+    shutil.copy(shared_path("lspet", "images", f"im{i:05d}.jpg"), images / f"im{i:05d}.jpg")
+  (images / "im00002.jpg").write_bytes(b"")
+  joints = np.ones((14, 3, 3)) * 20
+  joints[0, 0, 2] = 1e6
+  savemat(tmp_path / "joints.mat", {"joints": joints})
+  with pytest.raises(sources.BadInputError) as e:
+    lsp.load_lsp(str(tmp_path / "joints.mat"), str(images))
+  assert "2 bad annotation(s)" in str(e.value)
+  assert "annotation 2 (file " + str(images / "im00002.jpg") + "): an empty file (0 bytes)" in str(e.value)
+  assert "annotation 3 (file " in str(e.value) and "keypoint 0 at (999999, 19) lies far outside" in str(e.value)

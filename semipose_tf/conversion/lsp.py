@@ -47,6 +47,7 @@ from semipose_tf.conversion.sources import (
   Problem,
   Source,
   clean_box,
+  far_outside,
   image_size,
   inside,
   report_problems,
@@ -161,7 +162,15 @@ def load_lsp(
     if not np.isfinite(xy[i][labeled[i]]).all():
       problems.append(Problem(number, path, "an annotated joint has a non-finite coordinate"))
       continue
-    width, height = image_size(path)
+    try:
+      width, height = image_size(path)
+    except BadInputError as e:
+      problems.append(Problem(number, path, str(e)))
+      continue
+    far = far_outside(xy[i], labeled[i], width, height)
+    if far:
+      problems.append(Problem(number, path, far))
+      continue
     kps = np.zeros((14, 3), np.float32)
     kps[labeled[i], :2] = xy[i][labeled[i]]
     kps[:, 2] = np.where(labeled[i], 2.0, 0.0)

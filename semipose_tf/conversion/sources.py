@@ -122,11 +122,17 @@ def check_values(keypoints, bbox, area, width: int, height: int) -> str | None:
   if odd.any():
     j = int(np.argmax(odd))
     return f"keypoint {j} has visibility {flags[j]:g}; COCO visibility is 0 (not labeled), 1 (occluded) or 2 (visible)"
-  labeled = kps[:, 2] > 0
-  far = labeled & ((kps[:, 0] < -width) | (kps[:, 0] > 2 * width) | (kps[:, 1] < -height) | (kps[:, 1] > 2 * height))
+  return far_outside(kps[:, :2], kps[:, 2] > 0, width, height)
+
+
+def far_outside(xy: np.ndarray, labeled: np.ndarray, width: int, height: int) -> str | None:
+  """Why a labeled keypoint cannot be right (more than one image size beyond the image's border: a coordinate error,
+  not a joint just out of frame), or None. ``xy`` [K, 2], ``labeled`` [K] bool."""
+  x, y = np.asarray(xy, np.float64).T
+  far = np.asarray(labeled, bool) & ((x < -width) | (x > 2 * width) | (y < -height) | (y > 2 * height))
   if far.any():
     j = int(np.argmax(far))
-    return f"keypoint {j} at ({kps[j, 0]:g}, {kps[j, 1]:g}) lies far outside the {width}x{height} image"
+    return f"keypoint {j} at ({x[j]:g}, {y[j]:g}) lies far outside the {width}x{height} image"
   return None
 
 
@@ -160,14 +166,22 @@ def _load_json(path: str) -> Any:
 
 
 def image_size(path: str) -> tuple[int, int]:
-  """(width, height) from an image header."""
+  """(width, height) from an image header.
+
+  Raises:
+    BadInputError: the file is empty or not a readable image.
+  """
   import tensorflow as tf  # Local: reading the header is the only TF use here.
 
   data = tf.io.read_file(path)
-  if bool(tf.io.is_jpeg(data)):
-    h, w, _ = tf.io.extract_jpeg_shape(data).numpy()
-  else:
-    h, w = tf.shape(tf.io.decode_image(data, channels=3, expand_animations=False)).numpy()[:2]
+  try:
+    if bool(tf.io.is_jpeg(data)):
+      h, w, _ = tf.io.extract_jpeg_shape(data).numpy()
+    else:
+      h, w = tf.shape(tf.io.decode_image(data, channels=3, expand_animations=False)).numpy()[:2]
+  except tf.errors.OpError:
+    size = os.path.getsize(path)
+    raise BadInputError(f"not a readable image ({size} bytes)" if size else "an empty file (0 bytes)") from None
   return int(w), int(h)
 
 
@@ -321,7 +335,11 @@ def load_mpii(annotations: str, image_dir: str, spec: KeypointSpec, skip_bad: bo
   for ann_id, ann in enumerate(data):
     path = inside(image_dir, ann.get("image", ""), f"{annotations}: entry {ann_id}")
     if path not in sizes:
-      sizes[path] = image_size(path) if os.path.isfile(path) else None
+      try:
+        sizes[path] = image_size(path) if os.path.isfile(path) else None
+      except BadInputError as e:
+        problems.append(Problem(ann_id, path, str(e)))
+        continue
     if sizes[path] is None:
       problems.append(Problem(ann_id, path, "image file not found"))
       continue
@@ -415,7 +433,11 @@ def load_detections(
       if image_info or not os.path.isfile(path):
         missing.add(image_id)
       else:
-        w, h = image_size(path)
+        try:
+          w, h = image_size(path)
+        except BadInputError as e:
+          problems.append(Problem(ann_id, path, str(e)))
+          continue
         info = infos[image_id] = ImageInfo(image_id, path, w, h)
     if info is None or not os.path.isfile(info.path):
       where = info.path if info else os.path.join(image_dir, f"{image_id:012d}.jpg")
