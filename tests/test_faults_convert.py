@@ -39,6 +39,8 @@ def _set_keypoint(value):
     (_set_keypoint("12.5"), "must be numbers"),
     (lambda d, a: a.update(bbox=[300, 100, -50, 200]), "no positive width and height"),
     (lambda d, a: a.update(bbox=["a", 1, 2, 3]), "must be numbers"),
+    (lambda d, a: a.update(area=-5), "area -5 is not positive"),
+    (lambda d, a: a.update(area=0), "area 0 is not positive"),
     (lambda d, a: a.update(keypoints=a["keypoints"][:48]), "48 keypoint values, expected 51"),
     (lambda d, a: d["annotations"].append(dict(a)), "duplicate annotation id"),
     (lambda d, a: a["keypoints"].__setitem__(2, 7), "visibility 7; COCO visibility is 0"),

@@ -381,3 +381,16 @@ def test_a_work_dir_that_cannot_be_used_and_an_annotation_file_as_detections_are
   r = run_script("scripts/predict.py", "--model", str(tmp_path / "x.keras"), "--image", image, "--detections", ann,
                  "--image_id", "1", "--out", str(tmp_path / "p"))  # fmt: skip
   assert r.returncode == 2 and "is not a detection file (COCO results format" in r.stderr.strip().splitlines()[-1]
+
+
+def test_an_empty_lock_file_left_by_a_kill_is_replaced_not_blamed_on_pid_none(tmp_path, capsys):
+  from semipose_tf.train.recovery import WorkDirLock
+
+  work = tmp_path / "run"
+  work.mkdir()
+  lock = work / ".lock"
+  lock.write_text("")
+  os.utime(lock, (time.time() - 60, time.time() - 60))  # Left a minute ago by a run killed as it started.
+  with WorkDirLock(str(work)):
+    assert json.load(open(lock))["pid"] == os.getpid()
+  assert "which names no run" in capsys.readouterr().out

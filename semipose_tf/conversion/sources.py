@@ -117,6 +117,8 @@ def check_values(keypoints, bbox, area, width: int, height: int) -> str | None:
     return "a keypoint, bbox or area value is NaN or infinite"
   if box[2] <= 0 or box[3] <= 0:
     return f"box {bbox} has no positive width and height (x, y, w, h)"
+  if area <= 0:  # The reference keeps only people with a positive area.
+    return f"area {area:g} is not positive (the person's area in pixels; the reference skips such people)"
   flags = kps[:, 2]
   odd = ~np.isin(flags, (0, 1, 2))
   if odd.any():

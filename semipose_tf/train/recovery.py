@@ -204,6 +204,10 @@ class WorkDirLock:
       except FileExistsError:
         holder = self._holder()
         pid, host = holder.get("pid"), holder.get("host")
+        if not holder and _age_s(self.path) > 5:  # Empty or unreadable: a run killed as it took the lock.
+          print(f"warning: removing the lock {self.path}, which names no run (one killed as it started)")
+          os.remove(self.path)
+          continue
         if host == me["host"] and isinstance(pid, int) and not _alive(pid):
           print(f"warning: removing the stale lock of pid {pid} (no longer running) on {self.path}")
           os.remove(self.path)
@@ -246,6 +250,14 @@ class EpochDone(keras.callbacks.Callback):
 
   def on_epoch_end(self, epoch, logs=None):
     self.backup.epoch_done(epoch, logs)
+
+
+def _age_s(path: str) -> float:
+  """Seconds since ``path`` was last written (0 if it is gone)."""
+  try:
+    return datetime.datetime.now().timestamp() - os.path.getmtime(path)
+  except OSError:
+    return 0.0
 
 
 def _holds_files(folder: str) -> bool:
