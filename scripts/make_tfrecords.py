@@ -36,7 +36,9 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import sys
+import threading
 
 from semipose_tf.console import VERBOSE_FLAG, VERBOSE_HELP, error_text, quiet_start  # noqa: E402
 
@@ -136,10 +138,24 @@ def main(argv=None) -> int:
   except (RuntimeError, OSError) as e:
     print(f"error: {_describe(e, args.out)}", file=sys.stderr)
     return 2
+  # A SIGTERM (a job scheduler's stop, kill) unwinds like Ctrl-C, so the set being built aside is removed instead
+  # of staying behind as a <set>.tmp-* folder; nothing of it was published.
+  main_thread = threading.current_thread() is threading.main_thread()
+  previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
   try:
     return _convert(args, spec, sets, num_labeled)
+  except KeyboardInterrupt:
+    print(f"\ninterrupted: the set being written under {args.out} was removed; sets finished before it are whole",
+          file=sys.stderr)  # fmt: skip
+    return 130
   finally:
+    if main_thread:
+      signal.signal(signal.SIGTERM, previous)
     lock.release()
+
+
+def _interrupt(signum, frame):
+  raise KeyboardInterrupt
 
 
 def _convert(args, spec, sets, num_labeled) -> int:

@@ -312,3 +312,29 @@ def test_lsp_an_empty_image_and_a_joint_far_outside_are_named(tmp_path):
   assert "2 bad annotation(s)" in str(e.value)
   assert "annotation 2 (file " + str(images / "im00002.jpg") + "): an empty file (0 bytes)" in str(e.value)
   assert "annotation 3 (file " in str(e.value) and "keypoint 0 at (999999, 19) lies far outside" in str(e.value)
+
+
+@pytest.mark.slow
+def test_a_conversion_stopped_by_sigterm_leaves_no_temporary_folder(tmp_path):
+  """A 52 MB <set>.tmp-* folder stayed behind a killed conversion; SIGTERM now unwinds and removes it."""
+  import signal
+  import time
+
+  from conftest import shared_path
+
+  lspet = shared_path("lspet")
+  out = tmp_path / "out"
+  cmd = [sys.executable, os.path.join(ROOT, "scripts", "make_tfrecords.py"), "lsp", "--joints",
+         os.path.join(lspet, "joints.mat"), "--images", os.path.join(lspet, "images"), "--out", str(out),
+         "--sets", "unlabeled"]  # fmt: skip
+  proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 120
+  while time.time() < deadline and proc.poll() is None:
+    if out.exists() and any(".tmp-" in n and any((out / n).iterdir()) for n in os.listdir(out)):
+      break
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGTERM)
+  _, err = proc.communicate(timeout=60)
+  assert proc.returncode == 130, err[-2000:]
+  assert "Traceback" not in err and "interrupted: the set being written" in err.strip().splitlines()[-1]
+  assert [n for n in os.listdir(out) if n != ".lock"] == [], os.listdir(out)
