@@ -48,10 +48,10 @@ BUDGETS = {
   "labeled_all": ("labeled_all/labeled", 1001),
   "labeled_500": ("labeled_500/labeled", 501),
 }
-# Person-box regime (issue 34): run -> (gin file, labeled set, work folder under the repository or None for
-# <work_root>/<run>).
+# Person-box regime (issue 34): run -> (gin file, labeled set, work folder under --table_work_root (the start is the
+# table's own burn-in) or None for <work_root>/<run>).
 BOX_RUNS = {
-  "start": ("lspet_box/burn_in.gin", "labeled_1000/labeled", "work_dirs/ssl_lspet_box/burn_in"),
+  "start": ("lspet_box/burn_in.gin", "labeled_1000/labeled", "burn_in"),
   "row_1000": ("lspet_box/regime_row.gin", "labeled_1000/labeled", None),
   "row_all": ("lspet_box/regime_row.gin", "labeled_all/labeled", None),
 }
@@ -301,6 +301,10 @@ def main() -> int:
   p.add_argument("--work_root", help="default work_dirs/lspet_<regime>_regime")
   p.add_argument("--records", help="default benchmarks/results/lspet_<regime>_regime")
   p.add_argument("--lspet", default=os.path.join(os.path.dirname(ROOT), "shared", "data", "lspet"))
+  p.add_argument(
+    "--table_work_root",
+    help="box: the table's work folder, where the start is trained (default work_dirs/ssl_lspet_box)",
+  )
   p.add_argument("--report_only", action="store_true")
   args = p.parse_args()
   require_checkout(ROOT)  # A worktree benchmark measures its own commit.
@@ -309,6 +313,7 @@ def main() -> int:
   args.data_root = args.data_root or os.path.join(ROOT, "data", "lspet_box" if box else "lspet_bench")
   args.work_root = args.work_root or os.path.join(ROOT, "work_dirs", f"lspet_{args.regime}_regime")
   args.records = args.records or os.path.join(ROOT, "benchmarks", "results", f"lspet_{args.regime}_regime")
+  args.table_work_root = args.table_work_root or os.path.join(ROOT, "work_dirs", "ssl_lspet_box")
   names = [b for b in (args.budgets or ",".join(runs)).split(",") if b]
   unknown = sorted(set(names) - set(runs))
   if unknown:
@@ -321,13 +326,13 @@ def main() -> int:
   for name in names:
     if box:
       gin_file, labeled, fixed = runs[name]
-      work_dir = os.path.join(ROOT, fixed) if fixed else os.path.join(args.work_root, name)
+      work_dir = os.path.join(args.table_work_root, fixed) if fixed else os.path.join(args.work_root, name)
       first_id = 1001
     else:
       gin_file, (labeled, first_id) = "lspet_imagenet/regime.gin", runs[name]
       work_dir = os.path.join(args.work_root, name)
     if not args.report_only and not os.path.exists(os.path.join(work_dir, "checkpoints", "final.keras")):
-      start = os.path.join(ROOT, BOX_RUNS["start"][2], "checkpoints", "final.keras")
+      start = os.path.join(args.table_work_root, BOX_RUNS["start"][2], "checkpoints", "final.keras")
       _train(
         gin_file,
         work_dir,

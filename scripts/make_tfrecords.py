@@ -28,7 +28,7 @@ Examples:
 Each set lands in ``<out>/<set>/`` with ``manifest.json`` (counts, sources, split, keypoint spec, skipped input).
 A custom keypoint spec: define it in a gin file under a scope, which is the spec's name
 (``mine/custom_spec.names = [...]``, ``mine/custom_spec.flip_pairs = [...]``), and pass
-``--gin_file that.gin --spec mine`` (README, "Your own keypoints").
+``--gin_file that.gin --spec mine`` (docs/data.md, "Your own dataset").
 """
 
 from __future__ import annotations

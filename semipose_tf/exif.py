@@ -4,7 +4,7 @@ TensorFlow's decoders return the pixels as stored and ignore the orientation tag
 out lying on its side. :func:`upright` applies the tag (what viewers and PIL's ``ImageOps.exif_transpose`` show).
 Where it matters: ``scripts/predict.py`` works in the user's upright view (its boxes and drawing too). The
 SavedModel's ``serving_default`` decodes the bytes as stored, like every TF Serving image model: clients send
-upright bytes (README, "Export and serving").
+upright bytes (docs/deploy.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""README's "Your own dataset" walkthrough, end to end, on a tiny 5-keypoint dataset this test writes itself.
+"""The "Your own dataset" walkthrough of docs/data.md, end to end, on a tiny 5-keypoint dataset this test writes itself.
 
 Conversion (make_tfrecords.py with the spec defined in gin), training (scripts/train.py with
 gin_configs/examples/my_dataset.gin, shrunk to a few steps of a tiny network), COCO AP with the spec's sigmas through
