@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 import warnings
 
 VERBOSE_FLAG = "--verbose"
@@ -98,7 +99,53 @@ def quiet_start(argv: list[str] | None = None) -> bool:
   return False
 
 
-__all__ = ["VERBOSE_FLAG", "VERBOSE_HELP", "quiet_native", "quiet_start"]
+def is_terminal(stream=None) -> bool:
+  """Whether ``stream`` (stdout by default) is a terminal, where progress bars redraw in place; in a file or a
+  pipe they would be kilobytes of carriage returns and colour codes."""
+  stream = stream or sys.stdout
+  try:
+    return bool(stream.isatty())
+  except (AttributeError, ValueError):  # A closed or replaced stream.
+    return False
+
+
+def fit_verbosity(verbose):
+  """``keras.Model.fit``'s ``verbose`` for this console: ``"auto"`` is the progress bar on a terminal and one plain
+  line per epoch elsewhere (Keras's "auto" draws the bar into files too)."""
+  if verbose == "auto":
+    return 1 if is_terminal() else 2
+  return verbose
+
+
+class Progress:
+  """Progress of ``total`` units of work: Keras's bar on a terminal, else a plain line at every tenth and at the end.
+
+  Args:
+    total: How many units.
+    unit: What a unit is ("image").
+  """
+
+  def __init__(self, total: int, unit: str):
+    self.total, self.unit, self.bar, self.shown = max(1, int(total)), unit, None, 0
+    self.start = time.perf_counter()
+    if is_terminal():
+      import keras
+
+      self.bar = keras.utils.Progbar(total, unit_name=unit)
+
+  def update(self, done: int) -> None:
+    """``done`` units are finished (a running count)."""
+    if self.bar is not None:
+      self.bar.update(done)
+      return
+    tenth = min(done, self.total) * 10 // self.total  # 10 only when all is done.
+    if tenth > self.shown:
+      self.shown = tenth
+      elapsed = time.perf_counter() - self.start
+      print(f"  {done}/{self.total} {self.unit}s ({10 * tenth}%, {elapsed:.0f} s)", flush=True)
+
+
+__all__ = ["VERBOSE_FLAG", "VERBOSE_HELP", "Progress", "fit_verbosity", "is_terminal", "quiet_native", "quiet_start"]
 
 
 def error_text(e: BaseException) -> str:

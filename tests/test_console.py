@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, shared_path
 
 SCRIPTS = sorted(glob.glob(os.path.join(ROOT, "scripts", "*.py")))
 # The benchmarks a user runs (not results_io, a module, nor reference_step, which needs PyTorch).
@@ -70,3 +70,32 @@ def test_native_log_lines_are_hidden_only_after_a_quiet_start(capfd, monkeypatch
     os.write(2, b"shown\n")
   os.write(2, b"after\n")  # Descriptor 2 is back after each block.
   assert capfd.readouterr().err == "shown\nafter\n"
+
+
+@pytest.mark.slow
+def test_output_written_to_a_file_is_plain_lines_with_each_epochs_metrics_once(tmp_path):
+  """Training and conversion with stdout not a terminal (a log file, CI): no carriage returns or colour codes, one
+  plain line per epoch, each evaluation metric printed once per epoch, plain progress lines from the converter."""
+  from training_data import make_layout
+
+  data = make_layout(str(tmp_path / "data"))
+  params = [
+    "INPUT_SIZE = (64, 64)", "build_pose_model.width = 8", "build_pose_model.deconv_filters = (16, 16, 16)",
+    "build_pose_model.pretrained = None", "train.labeled_batch_size = 2", "train.method = 'supervised'",
+    "train.epochs = 2", "train.steps_per_epoch = 3", "train.val_dir = None", "train.log_every_steps = 2",
+  ]  # fmt: skip
+  cmd = [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--gin_file=lspet_1k_supervised.gin",
+         f"--data_root={data}", f"--work_dir={tmp_path / 'run'}", *[f"--gin_param={p}" for p in params]]  # fmt: skip
+  r = subprocess.run(cmd, capture_output=True, text=True)
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert "\r" not in r.stdout and "\x1b[" not in r.stdout, r.stdout[:2000]
+  assert r.stdout.count("val_PCK@0.2: ") == 2, r.stdout  # Two epochs, each metric once.
+  assert len([line for line in r.stdout.splitlines() if line.startswith("3/3 - ")]) == 2, r.stdout
+  lspet = shared_path("lspet")
+  r = subprocess.run(
+    [sys.executable, os.path.join(ROOT, "scripts", "make_tfrecords.py"), "lsp", "--joints",
+     os.path.join(lspet, "joints.mat"), "--images", os.path.join(lspet, "images"), "--out", str(tmp_path / "lsp"),
+     "--sets", "eval", "--num_test", "40"], capture_output=True, text=True)  # fmt: skip
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert "\r" not in r.stdout and "\x1b[" not in r.stdout, r.stdout[:2000]
+  assert "  40/40 images (100%" in r.stdout and len(r.stdout) < 2000, r.stdout

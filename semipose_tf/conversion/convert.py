@@ -23,11 +23,11 @@ import math
 import os
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from semipose_tf import atomic
+from semipose_tf.console import Progress
 from semipose_tf.conversion.sources import BadInputError, ImageInfo, Problem, Source, report_problems
 from semipose_tf.data import records
 from semipose_tf.data.records import ImageEntry
@@ -183,7 +183,7 @@ def _write_into(
   writers: list[records.ShardWriter | None] = [None] * num_shards
   shards, problems = [], []
   source_bytes = 0
-  progbar = keras.utils.Progbar(len(entries), unit_name="image") if verbose else None
+  progbar = Progress(len(entries), "image") if verbose else None
   if verbose:
     print(
       f"Writing the {set_name} set to {shown_as}: {len(entries)} images, "

@@ -114,7 +114,8 @@ class EvaluationCallback(keras.callbacks.Callback):
       print("\nevaluation skipped: the network's weights are not finite")  # Diverged; NaNGuard says where.
       return
     self.last = self._evaluate()
-    print("\n" + " - ".join(f"{self.prefix}{k}: {v:.4f}" for k, v in self.last.items()))
+    if not (self.params or {}).get("verbose"):  # With fit's own epoch line the metrics are in it: said once.
+      print("\n" + " - ".join(f"{self.prefix}{k}: {v:.4f}" for k, v in self.last.items()))
     if logs is not None:
       logs.update({f"{self.prefix}{k}": float(v) for k, v in self.last.items()})
 

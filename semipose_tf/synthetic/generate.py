@@ -17,11 +17,11 @@ import multiprocessing
 import os
 from typing import Mapping, Sequence
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from semipose_tf import atomic
+from semipose_tf.console import Progress
 from semipose_tf.conversion import convert, sources
 from semipose_tf.data import records
 from semipose_tf.keypoints import COCO17
@@ -63,7 +63,7 @@ def generate(
     os.makedirs(ann_dir, exist_ok=True)
     jobs = [(seed, split_id, i, config) for i in range(num_images)]
     images, annotations = [], []
-    progbar = keras.utils.Progbar(num_images, unit_name="image") if verbose else None
+    progbar = Progress(num_images, "image") if verbose else None
     if verbose:
       print(f"Rendering {num_images} synthetic {split} images into {image_dir}")
     if workers > 1 and num_images >= 64:

@@ -29,6 +29,7 @@ from typing import Callable, Sequence
 import keras
 import tensorflow as tf
 
+from semipose_tf.console import fit_verbosity
 from semipose_tf.data import records
 from semipose_tf.method_config import MethodConfig
 from semipose_tf.models.factory import build_pose_model
@@ -271,7 +272,7 @@ def _fit(
       validation_data=exp.val_data,
       validation_steps=exp.val_steps,
       callbacks=callbacks,
-      verbose=fit.verbose,
+      verbose=fit_verbosity(fit.verbose),  # A plain line per epoch when the output is a file.
       shuffle=False,
     )  # tf.data shuffles.
   except tf.errors.DataLossError:
