@@ -166,6 +166,15 @@ def test_one_converter_per_output_folder(synthetic_coco, tmp_path):
   assert not any(n.endswith("manifest.json") for _, _, fs in os.walk(out) for n in fs)
 
 
+def _detections_naming(tmp_path, images, file_name: str):
+  """load_detections of one detection whose --image_info names ``file_name``."""
+  info = tmp_path / "info.json"
+  info.write_text(json.dumps({"images": [{"id": 7, "file_name": file_name, "width": 20, "height": 20}]}))
+  dets = tmp_path / "dets.json"
+  dets.write_text(json.dumps([{"image_id": 7, "category_id": 1, "bbox": [1, 1, 5, 5], "score": 0.9}]))
+  return sources.load_detections(str(dets), str(images), COCO17, image_info=str(info))
+
+
 @pytest.mark.parametrize("name", ["../outside.jpg", "/etc/hostname"])
 def test_mpii_and_detection_image_names_outside_the_folder_are_refused(tmp_path, name):
   """MPII's ``image`` and --image_info's ``file_name`` follow COCO's rule: a path inside --images or an error."""
@@ -178,12 +187,8 @@ def test_mpii_and_detection_image_names_outside_the_folder_are_refused(tmp_path,
   )
   with pytest.raises(sources.BadInputError, match=r"mpii.json: entry 0: file_name .* is not a path inside --images"):
     sources.load_mpii(str(mpii), str(images), get_spec("mpii16"))
-  info = tmp_path / "info.json"
-  info.write_text(json.dumps({"images": [{"id": 7, "file_name": name, "width": 20, "height": 20}]}))
-  dets = tmp_path / "dets.json"
-  dets.write_text(json.dumps([{"image_id": 7, "category_id": 1, "bbox": [1, 1, 5, 5], "score": 0.9}]))
   with pytest.raises(sources.BadInputError, match=r"info.json: image id 7: file_name .* is not a path inside"):
-    sources.load_detections(str(dets), str(images), COCO17, image_info=str(info))
+    _detections_naming(tmp_path, images, name)
 
 
 def test_a_link_inside_the_image_folder_to_a_file_outside_it_is_refused(tmp_path):
@@ -201,12 +206,8 @@ def test_a_link_inside_the_image_folder_to_a_file_outside_it_is_refused(tmp_path
     sources.BadInputError, match=r"image 1: .*im00001.jpg is a link to .*secret.jpg, outside --images"
   ):
     lsp.load_lsp(str(tmp_path / "joints.mat"), str(images))
-  info = tmp_path / "info.json"
-  info.write_text(json.dumps({"images": [{"id": 7, "file_name": "im00001.jpg", "width": 20, "height": 20}]}))
-  dets = tmp_path / "dets.json"
-  dets.write_text(json.dumps([{"image_id": 7, "category_id": 1, "bbox": [1, 1, 5, 5], "score": 0.9}]))
   with pytest.raises(sources.BadInputError, match=r"is a link to .*secret.jpg, outside --images"):
-    sources.load_detections(str(dets), str(images), COCO17, image_info=str(info))
+    _detections_naming(tmp_path, images, "im00001.jpg")
 
 
 def test_a_detection_with_a_score_that_is_not_a_number_is_refused(tmp_path):
