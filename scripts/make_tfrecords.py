@@ -14,7 +14,7 @@ Examples:
   python scripts/make_tfrecords.py mpii --annotations mpii/annot/train.json --images mpii/images \\
       --out data/mpii --sets labeled
   python scripts/make_tfrecords.py aic --annotations aic/keypoint_train_annotations_coco.json \\
-      --images aic/images --out data/aic --sets unlabeled
+      --images aic/keypoint_train_images --out data/aic --sets unlabeled
   # LSP Extended (or LSP): the fixed split: test = the last 1,000 images, labeled = the first N training images,
   # unlabeled = every training image with its labels removed from the records; each person's box is the one
   # around its annotated joints (--box joints, the top-down default; --box image: the whole image):

@@ -30,7 +30,9 @@ def main(argv=None) -> int:
   p.add_argument(VERBOSE_FLAG, action="store_true", help=VERBOSE_HELP)
   p.add_argument("--model", required=True, help="a .keras checkpoint or an exported SavedModel directory")
   p.add_argument("--image", required=True)
-  p.add_argument("--out", help="output path without extension (default: the image name in the current folder)")
+  p.add_argument(
+    "--out", help="output path without extension (default: work_dirs/predict/<image name>, out of the source tree)"
+  )
   p.add_argument("--boxes", help='person boxes "x,y,w,h;x,y,w,h"')
   p.add_argument("--detections", help="detection json (COCO results format)")
   p.add_argument("--image_id", type=int, help="image id of --image in --detections")
@@ -106,7 +108,8 @@ def main(argv=None) -> int:
   except (OSError, ValueError, UnknownSpecError, tf.errors.InvalidArgumentError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  base = args.out or os.path.splitext(os.path.basename(args.image))[0]
+  base = args.out or os.path.join("work_dirs", "predict", os.path.splitext(os.path.basename(args.image))[0])
+  os.makedirs(os.path.dirname(os.path.abspath(base)), exist_ok=True)
   os.makedirs(os.path.dirname(os.path.abspath(base)), exist_ok=True)
   people = [
     {"box": b, "keypoints": k.round(2).tolist(), "scores": s.round(4).tolist()} for b, k, s in zip(boxes, kps, scores)
