@@ -17,7 +17,9 @@ ORIENTATION_TAG = 0x0112
 
 
 def orientation(data: bytes) -> int:
-  """The EXIF orientation (1..8) of JPEG bytes; 1 (as stored) for other formats, no EXIF or a damaged tag."""
+  """The EXIF orientation (1..8) of JPEG or PNG bytes; 1 (as stored) for other formats, no EXIF or a damaged tag."""
+  if data[:8] == b"\x89PNG\r\n\x1a\n":
+    return _png_orientation(data)
   if data[:2] != b"\xff\xd8":
     return 1
   i = 2
@@ -28,6 +30,19 @@ def orientation(data: bytes) -> int:
     if marker == 0xE1 and data[i + 4 : i + 10] == b"Exif\x00\x00":
       return _tiff_orientation(data[i + 10 : i + 2 + length])
     i += 2 + length
+  return 1
+
+
+def _png_orientation(data: bytes) -> int:
+  """The orientation in a PNG's ``eXIf`` chunk (its data is the TIFF block, as in a JPEG's APP1 after "Exif")."""
+  i = 8
+  while i + 8 <= len(data):
+    length, kind = struct.unpack(">I", data[i : i + 4])[0], data[i + 4 : i + 8]
+    if kind == b"eXIf":
+      return _tiff_orientation(data[i + 8 : i + 8 + length])
+    if kind == b"IEND":
+      break
+    i += 12 + length
   return 1
 
 

@@ -49,6 +49,20 @@ def test_upright_view_equals_pil(tag):
   assert np.abs(ours.astype(int) - theirs.astype(int)).max() <= 8  # Decoder rounding only.
 
 
+@pytest.mark.parametrize("tag", [3, 6, 8])
+def test_a_png_with_an_exif_chunk_is_turned_upright_as_pil_turns_it(tag):
+  """PNG's eXIf chunk was ignored (only a JPEG's orientation was honoured)."""
+  pixels = (np.random.default_rng(tag).integers(0, 255, (12, 20, 3))).astype(np.uint8)
+  info = Image.Exif()
+  info[exif.ORIENTATION_TAG] = tag
+  out = io.BytesIO()
+  Image.fromarray(pixels).save(out, "PNG", exif=info.tobytes())
+  data = out.getvalue()
+  assert exif.orientation(data) == tag
+  theirs = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))))
+  np.testing.assert_array_equal(exif.upright(pixels, tag), theirs)  # Lossless: exactly.
+
+
 def test_no_exif_or_not_a_jpeg_is_as_stored():
   pixels = np.zeros((16, 16, 3), np.uint8)
   assert exif.orientation(_jpeg(pixels, None)) == 1
