@@ -346,7 +346,9 @@ def test_ctrl_c_during_training_is_one_line_and_the_same_command_resumes(data_ro
   work = str(tmp_path / "run")
   cmd = _cmd(data_root, work, epochs=2, steps=6, backup_every=1)
   meta = os.path.join(work, "backup", "current", "training_metadata.json")
-  proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  # The default SIGINT handling a terminal gives (a pytest-xdist worker ignores SIGINT, and a child inherits that).
+  proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
   deadline = time.time() + 300
   while proc.poll() is None and not os.path.exists(meta) and time.time() < deadline:
     time.sleep(0.05)

@@ -68,6 +68,8 @@ def test_gin_bindings_reach_the_step_and_the_work_directory(tmp_path):
         "train.input_size = (64, 64)",
         "build_pose_model.pretrained = None",
         "build_pose_model.width = 8",
+        "train.labeled_batch_size = 4",  # The tiny sets hold 12 people: a batch of 32 is refused.
+        "train.unlabeled_batch_size = 4",
       ],
     )
     exp = configurable.train(work_dir=str(tmp_path / "run"), dry_run=True)

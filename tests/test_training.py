@@ -24,7 +24,7 @@ GIN_DIR = os.path.join(ROOT, "gin_configs")
 # examples/my_dataset.gin, with its own keypoint layout, trains end to end in test_custom_dataset.py).
 ALL_GIN = sorted(os.path.relpath(p, GIN_DIR) for p in glob.glob(os.path.join(GIN_DIR, "**", "*.gin"), recursive=True))
 GIN_FILES = [f for f in ALL_GIN if not f.startswith(("base/", "examples/"))]
-LSPET = ("lspet/", "lspet_imagenet/")
+LSPET = ("lspet/", "lspet_imagenet/", "lspet_box/")
 # The synthetic experiments (demo.gin, synthetic/*.gin) make their data on first use: a small version of it.
 SYNTHETIC = [
   "prepare_synthetic_data.train_images = 520",
