@@ -129,6 +129,8 @@ REGIMES = {
     name="ssl_lspet_box",
     pictures="lspet_box_supervised_vs_plus.png",
     issue=34,
+    gap_needed=5,  # Issue 34's condition (b); the earlier regimes' issues asked for 15.
+    decided=False,  # True once lspet_box_regime/README.md has its decision: no row runs before.
     regime_page="lspet_box_regime/README.md",
     title="1,000 labels, person boxes, ImageNet start",
     network="EfficientNet-Lite0 (deconv 128 x 3) from its ImageNet weights, 192x192, each person "
@@ -210,6 +212,11 @@ def run(method: str, seed: int, args, burn_in: str | None = None) -> dict:
     return record
   if args.report_only:
     return {}
+  if method != "burn_in" and not REGIMES[args.regime].get("decided", True):
+    raise SystemExit(
+      f"the {args.regime} regime's rows wait for its decision ({REGIMES[args.regime]['regime_page']}: the rows' "
+      "length is fixed from supervised runs alone); run lspet_imagenet_regime.py --regime box first"
+    )
   gin_file = f"{REGIMES[args.regime]['gin_dir']}/{method}.gin"
   if not os.path.exists(os.path.join(ROOT, "gin_configs", gin_file)):
     raise SystemExit(
