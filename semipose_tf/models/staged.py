@@ -102,10 +102,6 @@ class StagedPoseModel(keras.Model):
     """The part of the network before ``point`` (see :meth:`split`)."""
     return self.split(point)[0]
 
-  def tail_from(self, point: str) -> keras.Model:
-    """The part of the network from ``point`` on (see :meth:`split`)."""
-    return self.split(point)[1]
-
   @classmethod
   def from_config(cls, config):
     return cls(**config)
