@@ -307,92 +307,66 @@ def part_mirrored(s: dict) -> list[dict]:
   return [row]
 
 
-def part_train(s: dict) -> list[dict]:
+def _train_scored(work_dir: str, dirs: dict[str, str], size, model_fn, **settings) -> dict:
+  """One LSPET training run (``train``'s ``settings``), then PCK on the test set: PCK@0.2, PCK@0.1, wall, size."""
   from semipose_tf.evaluation.callback import pck_eval_callback
   from semipose_tf.train.experiment import train
 
+  cb = pck_eval_callback(dirs["eval"])
+  start = time.perf_counter()
+  train(work_dir, dirs["labeled"], spec="lsp14", input_size=size, extra_callbacks=[cb], checkpoint_monitor="val_PCK",
+        checkpoint_mode="max", backup_every_steps=None, verbose=0, model_fn=model_fn, **settings)  # fmt: skip
+  return {"PCK@0.2": cb.last["PCK@0.2"], "PCK@0.1": cb.last["PCK@0.1"], "wall_s": time.perf_counter() - start,
+          "size": f"{size[0]}x{size[1]}"}  # fmt: skip
+
+
+def part_train(s: dict) -> list[dict]:
   with tempfile.TemporaryDirectory() as tmp:
     dirs = _lspet_sets(os.path.join(tmp, "lsp"), s)
     size = s["lsp_size"]
-    cb = pck_eval_callback(dirs["eval"])
-    start = time.perf_counter()
-    train(
+    scored = _train_scored(
       os.path.join(tmp, "work"),
-      dirs["labeled"],
+      dirs,
+      size,
+      lambda **kw: _ssl_model("resnet18", "supervised", "float32", s, 14, size)[0].net,
       epochs=1,
       steps_per_epoch=s["train_steps"],
-      spec="lsp14",
       method="supervised",
-      input_size=size,
       labeled_batch_size=s["batch"],
       learning_rate=2e-3,
       lr_milestones=(),
-      extra_callbacks=[cb],
-      checkpoint_monitor="val_PCK",
-      checkpoint_mode="max",
-      backup_every_steps=None,
-      verbose=0,
-      model_fn=lambda **kw: _ssl_model("resnet18", "supervised", "float32", s, 14, size)[0].net,
     )
-    wall = time.perf_counter() - start
-  row = {
-    "part": "train",
-    "steps": s["train_steps"],
-    "labels": s["train_labels"],
-    "PCK@0.2": cb.last["PCK@0.2"],
-    "PCK@0.1": cb.last["PCK@0.1"],
-    "wall_s": wall,
-    "size": f"{size[0]}x{size[1]}",
-  }
+  row = {"part": "train", "steps": s["train_steps"], "labels": s["train_labels"], **scored}
   _emit(row)
   return [row]
 
 
 def part_box(s: dict) -> list[dict]:
   """Supervised, plus and single from ImageNet weights on person boxes, labeled and unlabeled from step 0."""
-  from semipose_tf.evaluation.callback import pck_eval_callback
   from semipose_tf.models.factory import build_pose_model
-  from semipose_tf.train.experiment import train
 
   rows = []
   size, b = s["box_size"], s["box_batch"]
   with tempfile.TemporaryDirectory() as tmp:
     dirs = _lspet_sets(os.path.join(tmp, "lsp"), s, s["box_images"], s["box_test"])
     for method in s["box_methods"]:
-      cb = pck_eval_callback(dirs["eval"])
-      start = time.perf_counter()
-      train(
+      scored = _train_scored(
         os.path.join(tmp, method),
-        dirs["labeled"],
+        dirs,
+        size,
+        lambda **kw: build_pose_model(
+          "efficientnet_lite0", size, 14, pretrained=s["box_pretrained"], deconv_filters=(128, 128, 128)
+        ),
         unlabeled_dir=dirs["unlabeled"],
         method=method,
         epochs=s["box_epochs"],
         steps_per_epoch=s["box_steps"],
-        spec="lsp14",
-        input_size=size,
         labeled_batch_size=b,
         unlabeled_batch_size=b,
         learning_rate=1e-3,
         lr_milestones=(s["box_epochs"] - 1,),
-        extra_callbacks=[cb],
-        checkpoint_monitor="val_PCK",
-        checkpoint_mode="max",
-        backup_every_steps=None,
-        verbose=0,
-        model_fn=lambda **kw: build_pose_model(
-          "efficientnet_lite0", size, 14, pretrained=s["box_pretrained"], deconv_filters=(128, 128, 128)
-        ),
       )
-      row = {
-        "part": "box",
-        "method": method,
-        "steps": s["box_epochs"] * s["box_steps"],
-        "batch": b,
-        "PCK@0.2": cb.last["PCK@0.2"],
-        "PCK@0.1": cb.last["PCK@0.1"],
-        "wall_s": time.perf_counter() - start,
-        "size": f"{size[0]}x{size[1]}",
-      }
+      row = {"part": "box", "method": method, "steps": s["box_epochs"] * s["box_steps"], "batch": b, **scored}
       rows.append(row)
       _emit(row)
   return rows

@@ -41,6 +41,7 @@ quiet_start()
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from results_io import checkout_env, require_checkout  # noqa: E402
+from ssl_lspet import prepare  # noqa: E402
 
 # Label budget -> (labeled set, first probe id: the probe people lie outside the budget).
 BUDGETS = {
@@ -236,28 +237,6 @@ def box_page(records: dict) -> str:
   return "\n".join(lines)
 
 
-def prepare_box(data_root: str, lspet: str) -> None:
-  """Converts LSPET with person boxes into the box regime's sets unless they are there."""
-  convert = [
-    sys.executable,
-    os.path.join(ROOT, "scripts", "make_tfrecords.py"),
-    "lsp",
-    "--box",
-    "joints",
-    "--joints",
-    os.path.join(lspet, "joints.mat"),
-    "--images",
-    os.path.join(lspet, "images"),
-  ]
-  for check, extra in (
-    ("unlabeled", [data_root, "--sets", "unlabeled,eval"]),
-    ("labeled_1000/labeled", [os.path.join(data_root, "labeled_1000"), "--sets", "labeled", "--num_labeled", "1000"]),
-    ("labeled_all/labeled", [os.path.join(data_root, "labeled_all"), "--sets", "labeled"]),
-  ):
-    if not os.path.exists(os.path.join(data_root, check, "manifest.json")):
-      subprocess.run(convert + ["--out", *extra], check=True, env=checkout_env(ROOT))
-
-
 def _train(
   gin_file: str, work_dir: str, data_root: str, labeled: str, first_id: int, commit: str, extra: tuple[str, ...] = ()
 ) -> None:
@@ -321,7 +300,8 @@ def main() -> int:
   commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
   os.makedirs(args.records, exist_ok=True)
   if box and not args.report_only:
-    prepare_box(args.data_root, args.lspet)
+    # The box regime's sets, as the table converts them (ssl_lspet.py's prepare, --box joints).
+    prepare(argparse.Namespace(lspet=args.lspet, regime="box", data_root=args.data_root))
   records = {}
   for name in names:
     if box:

@@ -47,7 +47,7 @@ quiet_start()
 import tensorflow as tf  # noqa: E402
 
 from semipose_tf import configurable, keypoints  # noqa: E402
-from semipose_tf.conversion import convert, sources  # noqa: E402
+from semipose_tf.conversion import convert, lsp, sources  # noqa: E402
 
 DEFAULT_SPEC = {"coco": "coco17", "aic": "aic14", "mpii": "mpii16", "detections": "coco17", "lsp": "lsp14"}
 DEFAULT_SETS = {
@@ -78,8 +78,8 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--num_test", type=int, default=1000, help="lsp: the last this many images are the test set")
   p.add_argument(
     "--box",
-    choices=("joints", "image"),
-    default="joints",
+    choices=lsp.BOXES,
+    default=lsp.DEFAULT_BOX,
     help="lsp: each person's box, the same for every set: 'joints' (default; the top-down setting: "
     "the annotated joints' extent x 1.2 + 8 px, unlabeled records keep the box, never the "
     "keypoints) or 'image' (the whole image, as the earlier LSPET tables)",
@@ -225,8 +225,6 @@ def _report(manifests: dict, out: str) -> None:
 
 
 def _convert_lsp(args, spec, sets, num_labeled) -> int:
-  from semipose_tf.conversion import lsp
-
   try:
     if not args.joints:
       raise SystemExit("lsp: --joints is required (joints.mat)")

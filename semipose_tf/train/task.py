@@ -205,13 +205,14 @@ class PoseTask:
     """Every set the run reads exists and is complete (a clear error with the conversion command otherwise)."""
     data = self.config.data
     hint = data.conversion_hint or "Convert the data with: python scripts/make_tfrecords.py --help"
-    labels = _check_set(data.labeled_dir, "labeled", hint).get("labels", "used")
+    manifest = _check_set(data.labeled_dir, "labeled", hint)
+    labels = manifest.get("labels", "used")
     if labels == "removed from the records" or labels.startswith("none"):
       raise ValueError(
         f"train.labeled_dir {data.labeled_dir} holds no labels (its manifest: labels {labels}): it is an unlabeled "
         "set; convert a labeled one with make_tfrecords.py ... --sets labeled"
       )
-    if pipeline.num_instances(data.labeled_dir) == 0:
+    if int(manifest["num_instances"]) == 0:
       raise ValueError(f"train.labeled_dir {data.labeled_dir} holds no person")
     if self.preset.unlabeled:
       if data.unlabeled_dir is None:
