@@ -43,28 +43,12 @@ quiet_start()
 
 def _load_predict_fn(path: str):
   """A predict function (normalized crops -> heatmaps), the input size and the network's keypoint spec (or None),
-  from a .keras checkpoint, a SavedModel folder (its ``heatmaps`` signature) or an exported ONNX / LiteRT folder
-  (run in its own runtime): every one is scored with the same crops and the same decoding."""
-  import os
+  from a .keras checkpoint, a SavedModel folder (its ``heatmaps`` signature) or an exported ONNX / LiteRT / OpenVINO
+  folder (run in its own runtime): every one is scored with the same crops and the same decoding."""
+  from semipose_tf.predictor import HeatmapModel
 
-  import tensorflow as tf
-
-  from semipose_tf import deploy
-  from semipose_tf.models.factory import load_network
-
-  if os.path.isdir(path) and os.path.exists(os.path.join(path, deploy.DEPLOY_FILE)):
-    artifact = deploy.Artifact(path)
-    return artifact.predict, artifact.input_size, artifact.spec
-  if os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb")):
-    from semipose_tf import export
-
-    heatmaps = tf.saved_model.load(path).signatures["heatmaps"]
-    h, w = heatmaps.structured_input_signature[1]["crops"].shape[1:3]
-    _, spec = export.load_inference(path)
-    return (lambda x: heatmaps(crops=tf.convert_to_tensor(x, tf.float32))["heatmaps"]), (int(h), int(w)), spec
-  model = load_network(path, "checkpoint")
-  predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-  return predict, tuple(model.input_shape[1:3]), getattr(model, "keypoint_spec", None)
+  model = HeatmapModel(path)
+  return model, model.geometry.input_size, model.spec
 
 
 def _model_and_data(args, spec_name: str | None):

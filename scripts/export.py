@@ -1,19 +1,23 @@
 #!/usr/bin/env python
-"""Exports a trained pose network (.keras): a SavedModel for TF Serving, or ONNX / LiteRT for other runtimes.
+"""Exports a trained pose network (.keras): a SavedModel for TF Serving, or ONNX / LiteRT / OpenVINO for other
+runtimes.
 
   python scripts/export.py work_dirs/coco_1k/checkpoints/best.keras exports/pose/1
   python scripts/export.py best.keras exports/pose_onnx --format onnx
   python scripts/export.py best.keras exports/pose_fp16 --format litert --variant float16
+  python scripts/export.py best.keras exports/pose_openvino --format openvino
   python scripts/export.py best.keras exports/pose_int8 --format litert --variant int8 \
       --representative data/coco_val/eval
   saved_model_cli show --dir exports/pose/1 --all
 
 SavedModel signatures: ``serving_default`` (images: JPEG/PNG bytes [N], boxes: [N, 4] x, y, w, h -> keypoints
-[N, K, 2] in image pixels, scores [N, K]) and ``heatmaps`` (crops: normalized [N, H, W, 3] -> heatmaps). ONNX and
-LiteRT take normalized crops [N, H, W, 3] and give heatmaps, keypoints in crop pixels and scores
-(``semipose_tf/deploy.py``); they need the deploy extra (pip install -e '.[deploy]'). int8 is calibrated on crops
-of the --representative evaluation set. The network's keypoint spec goes with every format; --spec gives one to a
-network saved without it. An existing output is refused unless --overwrite, and stays whole until the new one is.
+[N, K, 2] in image pixels, scores [N, K]) and ``heatmaps`` (crops: normalized [N, H, W, 3] -> heatmaps). ONNX,
+LiteRT and OpenVINO take normalized crops [N, H, W, 3] and give heatmaps, keypoints in crop pixels and scores
+(``semipose_tf/deploy.py``); they need the deploy extra (pip install -e '.[deploy]'). Every format goes from a photo
+and boxes to image keypoints with ``scripts/predict.py --model <it>`` (``semipose_tf.predictor``).
+int8 is calibrated on crops of the --representative evaluation set. The network's keypoint spec goes with every
+format; --spec gives one to a network saved without it. An existing output is refused unless --overwrite, and stays
+whole until the new one is.
 Score an artifact with ``python scripts/evaluate.py <dataset> --artifact <folder> --eval_dir ...``.
 """
 
@@ -32,7 +36,7 @@ def main(argv=None) -> int:
   p.add_argument(VERBOSE_FLAG, action="store_true", help=VERBOSE_HELP)
   p.add_argument("checkpoint", help="a .keras pose network")
   p.add_argument("output", help="output folder (a SavedModel for TF Serving: <model_base_path>/<version>)")
-  p.add_argument("--format", default="saved_model", help="saved_model (default), onnx or litert")
+  p.add_argument("--format", default="saved_model", help="saved_model (default), onnx, litert or openvino")
   p.add_argument("--variant", default="float32", help="litert: float32 (default), float16 or int8")
   p.add_argument("--representative", help="int8: an evaluation TFRecord set whose crops calibrate the quantization")
   p.add_argument("--representative_count", type=int, default=128, help="int8: crops drawn from that set")

@@ -4,6 +4,11 @@
   python scripts/predict.py --model work_dirs/coco_1k/checkpoints/best.keras --image photo.jpg --out out/photo
   python scripts/predict.py --model exports/pose/1 --image photo.jpg --boxes "10,20,150,300;200,40,120,280"
   python scripts/predict.py --model best.keras --image 000000000785.jpg --detections dets.json --image_id 785
+  python scripts/predict.py --model exports/pose_onnx --image photo.jpg --boxes "10,20,150,300"
+
+--model is any format: a .keras checkpoint, a SavedModel folder, or an ONNX / LiteRT / OpenVINO folder written by
+scripts/export.py (run in its own runtime: the deploy extra). Every format crops, decodes and maps back to the
+image as the evaluation does (semipose_tf.predictor.Predictor, the same few lines in Python).
 
 Boxes (x, y, w, h): from --boxes, from a detection json (COCO results format; --image_id and --score_threshold
 select them), or, with neither, the whole image as one box (said when it happens: a top-down network needs a box
@@ -28,7 +33,11 @@ quiet_start()
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument(VERBOSE_FLAG, action="store_true", help=VERBOSE_HELP)
-  p.add_argument("--model", required=True, help="a .keras checkpoint or an exported SavedModel directory")
+  p.add_argument(
+    "--model",
+    required=True,
+    help="a .keras checkpoint, a SavedModel folder, or an ONNX / LiteRT / OpenVINO folder written by export.py",
+  )
   p.add_argument("--image", required=True)
   p.add_argument(
     "--out", help="output path without extension (default: work_dirs/predict/<image name>, out of the source tree)"
@@ -50,46 +59,15 @@ def main(argv=None) -> int:
   import numpy as np
   import tensorflow as tf
 
-  from semipose_tf import configurable, exif, export, visualize
+  from semipose_tf import configurable, deploy, predictor, visualize
   from semipose_tf.keypoints import UnknownSpecError, check_same, get_spec
 
   try:
-    data = open(args.image, "rb").read()
-    image = tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
-    turn = exif.orientation(data)
-    if turn != 1:  # A phone photo stored sideways: work in the upright view the user sees (boxes, drawing).
-      image = np.ascontiguousarray(exif.upright(image, turn))
-      data = tf.io.encode_png(image).numpy()
-    if args.boxes:
-      boxes = [[float(v) for v in b.split(",")] for b in args.boxes.split(";") if b.strip()]
-    elif args.detections:
-      dets = json.load(open(args.detections))
-      if args.image_id is None:
-        p.error("--detections needs --image_id")
-      if not isinstance(dets, list) or not all(isinstance(d, dict) and {"image_id", "bbox"} <= set(d) for d in dets):
-        raise ValueError(
-          f"{args.detections} is not a detection file (COCO results format: a JSON list of {{image_id, bbox, "
-          "score}}); for an annotation file's boxes, pass --boxes x,y,w,h"
-        )
-      boxes = [
-        d["bbox"]
-        for d in dets
-        if d["image_id"] == args.image_id
-        and d.get("category_id", 1) == 1
-        and d.get("score", 1.0) >= args.score_threshold
-      ]
-      if not boxes:
-        raise ValueError(f"no person detection for image {args.image_id} above {args.score_threshold}")
-    else:
-      boxes = [[0.0, 0.0, float(image.shape[1]), float(image.shape[0])]]
-      print(
-        f"note: no --boxes or --detections, so the whole {image.shape[1]}x{image.shape[0]} image is taken as "
-        'one person\'s box; top-down pose needs a box around each person (--boxes "x,y,w,h;...", or '
-        "--detections FILE --image_id N), and a person much smaller than the image is predicted badly"
-      )
-    export.check_boxes(boxes)
+    image = predictor.read_image(args.image)  # Upright by its EXIF orientation: the boxes are in the view a user sees.
+    boxes = _boxes(args, p, image)
     configurable.parse_gin(args.gin_file)
-    infer, spec = export.load_inference(args.model)
+    model = predictor.Predictor(args.model)
+    spec = model.spec
     if args.spec:
       if spec is not None:
         check_same(get_spec(args.spec), spec, f"--spec {args.spec}", args.model, "--spec")
@@ -98,18 +76,17 @@ def main(argv=None) -> int:
       raise ValueError(
         f"{args.model} carries no keypoint spec (saved before specs travelled with networks): pass --spec NAME"
       )
-    out = infer(tf.constant([data] * len(boxes)), tf.constant(boxes, tf.float32))
-    kps, scores = out["keypoints"].numpy(), out["scores"].numpy()
+    out = model(image, boxes)
+    kps, scores = out["keypoints"], out["scores"]
     if kps.shape[1] != spec.num_keypoints:  # Checked before anything is written.
       raise ValueError(
         f"{args.model} predicts {kps.shape[1]} keypoints but spec {spec.name!r} has "
         f"{spec.num_keypoints}: pass the spec the model was trained with"
       )
-  except (OSError, ValueError, UnknownSpecError, tf.errors.InvalidArgumentError) as e:
+  except (OSError, ValueError, UnknownSpecError, deploy.MissingExtra) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   base = args.out or os.path.join("work_dirs", "predict", os.path.splitext(os.path.basename(args.image))[0])
-  os.makedirs(os.path.dirname(os.path.abspath(base)), exist_ok=True)
   os.makedirs(os.path.dirname(os.path.abspath(base)), exist_ok=True)
   people = [
     {"box": b, "keypoints": k.round(2).tolist(), "scores": s.round(4).tolist()} for b, k, s in zip(boxes, kps, scores)
@@ -134,6 +111,38 @@ def main(argv=None) -> int:
   tf.io.write_file(base + ".png", tf.io.encode_png(drawn))
   print(f"{len(people)} person(s): {base}.json, {base}.png")
   return 0
+
+
+def _boxes(args, p, image) -> list:
+  """The person boxes of --boxes, of --detections, or the whole image (said when it happens)."""
+  if args.boxes:
+    try:
+      return [[float(v) for v in b.split(",")] for b in args.boxes.split(";") if b.strip()]
+    except ValueError:
+      raise ValueError(f'--boxes {args.boxes!r}: write "x,y,w,h;x,y,w,h" in pixels') from None
+  if args.detections:
+    dets = json.load(open(args.detections))
+    if args.image_id is None:
+      p.error("--detections needs --image_id")
+    if not isinstance(dets, list) or not all(isinstance(d, dict) and {"image_id", "bbox"} <= set(d) for d in dets):
+      raise ValueError(
+        f"{args.detections} is not a detection file (COCO results format: a JSON list of {{image_id, bbox, "
+        "score}}); for an annotation file's boxes, pass --boxes x,y,w,h"
+      )
+    boxes = [
+      d["bbox"]
+      for d in dets
+      if d["image_id"] == args.image_id and d.get("category_id", 1) == 1 and d.get("score", 1.0) >= args.score_threshold
+    ]
+    if not boxes:
+      raise ValueError(f"no person detection for image {args.image_id} above {args.score_threshold}")
+    return boxes
+  print(
+    f"note: no --boxes or --detections, so the whole {image.shape[1]}x{image.shape[0]} image is taken as "
+    'one person\'s box; top-down pose needs a box around each person (--boxes "x,y,w,h;...", or '
+    "--detections FILE --image_id N), and a person much smaller than the image is predicted badly"
+  )
+  return [[0.0, 0.0, float(image.shape[1]), float(image.shape[0])]]
 
 
 if __name__ == "__main__":

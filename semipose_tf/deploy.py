@@ -1,5 +1,5 @@
-"""Deployment beyond TF Serving: the network as ONNX (onnxruntime, TensorRT) or LiteRT (phones), and each artifact
-loaded back in its own runtime.
+"""Deployment beyond TF Serving: the network as ONNX (onnxruntime, TensorRT), LiteRT (phones) or OpenVINO (Intel
+CPUs), and each artifact loaded back in its own runtime.
 
 Every format holds one graph, from normalized crops to heatmaps and decoded keypoints:
 
@@ -10,16 +10,18 @@ Every format holds one graph, from normalized crops to heatmaps and decoded keyp
 
 Decoding runs in the graph in every format. Mapping crop pixels back to the image is the inverse of the crop
 affine (``codec.heatmap_to_image`` does it from the heatmaps; a client without TensorFlow applies the 2x3 affine it
-cropped with, inverted). The SavedModel (``export.py``) keeps its JPEG + box signature; these formats take crops
-because neither ONNX nor LiteRT decodes JPEG.
+cropped with, inverted; :class:`semipose_tf.predictor.Predictor` does all of it for every format). The SavedModel
+(``export.py``) keeps its JPEG + box signature; these formats take crops because none of their runtimes decodes JPEG.
 
-An artifact is a folder: ``model.onnx`` or ``model.tflite``, ``keypoint_spec.json`` (when the network carries one)
-and ``deploy.json`` (format, variant, input size, stride, normalization, output names), built aside and swapped
-in whole. ONNX goes through Keras's own export (``model.export(format="onnx")``, tf2onnx underneath); LiteRT
-through ``tf.lite.TFLiteConverter`` from the same concrete function, in float32, float16 (weights) or int8
-(post-training quantization of weights and activations, calibrated on crops of an evaluation set the user names;
-inputs and outputs stay float32). The interpreters come with the ``deploy`` extra:
-``pip install -e '.[deploy]'`` (onnx, tf2onnx, onnxruntime, ai-edge-litert).
+An artifact is a folder: ``model.onnx``, ``model.tflite`` or ``model.xml`` + ``model.bin``,
+``keypoint_spec.json`` (when the network carries one) and ``deploy.json`` (format, variant, input size, stride,
+normalization, output names), built aside and swapped in whole. Every format goes through Keras's own export: ONNX
+(``model.export(format="onnx")``, tf2onnx underneath), OpenVINO IR (``format="openvino"``, OpenVINO's converter of
+the same concrete function, float32) and LiteRT (``format="litert"``, ``tf.lite.TFLiteConverter``) in float32,
+float16 (weights) or int8 (post-training quantization of weights and activations, calibrated on crops of an
+evaluation set the user names; inputs and outputs stay float32). The converters and runtimes come with the
+``deploy`` extra: ``pip install -e '.[deploy]'`` (onnx, tf2onnx, onnxruntime, ai-edge-litert, openvino). LiteRT's
+converter is TensorFlow's own, so a LiteRT export needs no extra; running it does (ai-edge-litert).
 """
 
 from __future__ import annotations
@@ -36,11 +38,11 @@ from semipose_tf import atomic, codec
 from semipose_tf.console import quiet_native
 from semipose_tf.keypoints import KeypointSpec, get_spec
 
-FORMATS = ("saved_model", "onnx", "litert")
+FORMATS = ("saved_model", "onnx", "litert", "openvino")
 LITERT_VARIANTS = ("float32", "float16", "int8")
 DEPLOY_FILE = "deploy.json"
 SPEC_FILE = "keypoint_spec.json"
-MODEL_FILES = {"onnx": "model.onnx", "litert": "model.tflite"}
+MODEL_FILES = {"onnx": "model.onnx", "litert": "model.tflite", "openvino": "model.xml"}  # OpenVINO: + model.bin
 OUTPUTS = ("heatmaps", "keypoints", "scores")
 EXTRA = "pip install -e '.[deploy]'"
 
@@ -106,6 +108,16 @@ def _write_onnx(net: keras.Model, folder: str) -> None:
   model.export(
     os.path.join(folder, MODEL_FILES["onnx"]), format="onnx", verbose=False, input_signature=[_signature(net)]
   )
+
+
+def _write_openvino(net: keras.Model, folder: str) -> None:
+  require("openvino", "OpenVINO export")
+  model = CropKeypoints(net)
+  model(tf.zeros((1,) + tuple(_signature(net).shape[1:]), tf.float32))  # Built before export.
+  with quiet_native():
+    model.export(
+      os.path.join(folder, MODEL_FILES["openvino"]), format="openvino", verbose=False, input_signature=[_signature(net)]
+    )
 
 
 def _write_litert(
@@ -175,6 +187,8 @@ def check_request(
   if fmt == "onnx":  # A missing extra is said before any work.
     require("tf2onnx", "ONNX export")
     require("onnx", "ONNX export")
+  if fmt == "openvino":
+    require("openvino", "OpenVINO export")
 
 
 def export_artifact(
@@ -185,13 +199,13 @@ def export_artifact(
   representative: Callable[[], Iterable[np.ndarray]] | None = None,
   overwrite: bool = False,
 ) -> str:
-  """Writes an ONNX or LiteRT artifact folder (see the module docstring); returns ``path``.
+  """Writes an ONNX, LiteRT or OpenVINO artifact folder (see the module docstring); returns ``path``.
 
   Args:
     net: A pose network with a fixed input size.
     path: The artifact folder. An existing one is refused unless ``overwrite``; either way it stays whole until the
       new one is complete.
-    fmt: "onnx" or "litert" ("saved_model" is :func:`semipose_tf.export.export_saved_model`).
+    fmt: "onnx", "litert" or "openvino" ("saved_model" is :func:`semipose_tf.export.export_saved_model`).
     variant: "float32"; for LiteRT also "float16" or "int8".
     representative: For int8: a function returning an iterable of normalized crop batches [n, H, W, 3].
     overwrite: Replace an existing artifact.
@@ -204,6 +218,8 @@ def export_artifact(
   def write(folder: str) -> str:
     if fmt == "onnx":
       _write_onnx(net, folder)
+    elif fmt == "openvino":
+      _write_openvino(net, folder)
     else:
       _write_litert(net, folder, variant, representative)
     atomic.write_json(os.path.join(folder, DEPLOY_FILE), _describe(net, fmt, variant))
@@ -237,6 +253,12 @@ class Artifact:
       self._session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
       self._input = self._session.get_inputs()[0].name
       self._names = [o.name for o in self._session.get_outputs()]
+    elif self.format == "openvino":
+      ov = require("openvino", "running an OpenVINO artifact")
+      # float32 as exported: on a CPU with bfloat16 units (AMX, AVX-512 BF16) OpenVINO otherwise runs in bfloat16
+      # by default, and argmax near-ties move joints by heatmap pixels.
+      self._compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+      self._keys = [_openvino_key(o) for o in self._compiled.outputs]
     else:
       interpreter = require("ai_edge_litert.interpreter", "running a LiteRT artifact")
       with quiet_native():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
@@ -248,6 +270,9 @@ class Artifact:
     if self.format == "onnx":
       values = self._session.run(None, {self._input: crops})
       return {_output_key(n): v for n, v in zip(self._names, values)}
+    if self.format == "openvino":
+      values = self._compiled(crops)
+      return {key: np.asarray(values[o]) for key, o in zip(self._keys, self._compiled.outputs)}
     it = self._interpreter
     if self._batch != len(crops):  # LiteRT resizes the batch dimension and re-plans its buffers.
       it.resize_tensor_input(it.get_input_details()[0]["index"], list(crops.shape))
@@ -273,11 +298,19 @@ def _output_key(name: str, shape=None) -> str:
   raise ValueError(f"unknown output {name!r}")
 
 
+def _openvino_key(output) -> str:
+  """An OpenVINO output's key: it keeps every name its tensor had ("scores" beside "crop_keypoints_1/Max:0")."""
+  exact = set(output.get_names()) & set(OUTPUTS)
+  if len(exact) == 1:
+    return exact.pop()
+  return {4: "heatmaps", 3: "keypoints", 2: "scores"}[output.get_partial_shape().rank.get_length()]
+
+
 def read_info(path: str) -> dict:
   """The ``deploy.json`` of an artifact folder (one-line errors for a folder that is not one)."""
   info_file = os.path.join(path, DEPLOY_FILE)
   if not os.path.isfile(info_file):
-    raise FileNotFoundError(f"{path} is not an exported ONNX / LiteRT artifact (no {DEPLOY_FILE})")
+    raise FileNotFoundError(f"{path} is not an exported ONNX / LiteRT / OpenVINO artifact (no {DEPLOY_FILE})")
   with open(info_file) as f:
     info = json.load(f)
   if info.get("format") not in MODEL_FILES or not os.path.isfile(os.path.join(path, MODEL_FILES[info["format"]])):
@@ -286,9 +319,11 @@ def read_info(path: str) -> dict:
 
 
 def file_size(path: str) -> int:
-  """Bytes of an artifact (a SavedModel folder, or the model file of an ONNX / LiteRT folder)."""
+  """Bytes of an artifact (a SavedModel folder, or the model file(s) of an ONNX / LiteRT / OpenVINO folder)."""
   if os.path.exists(os.path.join(path, DEPLOY_FILE)):
-    return os.path.getsize(os.path.join(path, MODEL_FILES[read_info(path)["format"]]))
+    model = os.path.join(path, MODEL_FILES[read_info(path)["format"]])
+    weights = os.path.splitext(model)[0] + ".bin"  # OpenVINO's weights beside its graph.
+    return os.path.getsize(model) + (os.path.getsize(weights) if model.endswith(".xml") else 0)
   return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
 
 

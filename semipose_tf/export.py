@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Callable, Sequence
+from typing import Callable
 
 import keras
 import tensorflow as tf
@@ -192,9 +192,3 @@ def load_inference(path: str) -> tuple[KeypointsFn, KeypointSpec | None]:
 
   net = load_network(path, "model")
   return PoseInference(net).keypoints, getattr(net, "keypoint_spec", None)
-
-
-def check_boxes(boxes: Sequence[Sequence[float]]) -> None:
-  for b in boxes:
-    if len(b) != 4 or b[2] <= 0 or b[3] <= 0:
-      raise ValueError(f"a box is x, y, w, h with w, h > 0; got {list(b)}")

@@ -1,17 +1,19 @@
-"""ONNX and LiteRT artifacts: exported, reloaded in their own runtimes (onnxruntime, ai-edge-litert) and compared
-with the Keras network on real photos; scored by evaluate.py like the network; bad requests are one line and leave
-an earlier artifact whole. Skipped, with the reason, only where the deploy extra is not installed."""
+"""ONNX, LiteRT and OpenVINO artifacts: exported, reloaded in their own runtimes (onnxruntime, ai-edge-litert,
+openvino) and compared with the Keras network on real photos; one predictor for every format (photo + boxes ->
+the SavedModel's keypoints); scored by evaluate.py like the network; bad requests are one line and leave an earlier
+artifact whole. Skipped, with the reason, only where the deploy extra is not installed."""
 
 import hashlib
+import json
 import os
 import sys
 
 import numpy as np
 import pytest
-from conftest import run_script
+from conftest import run_script, shared_path
 
 EXTRA = "the deploy extra is not installed (pip install -e '.[deploy]')"
-for _module in ("onnxruntime", "tf2onnx", "onnx", "ai_edge_litert"):
+for _module in ("onnxruntime", "tf2onnx", "onnx", "ai_edge_litert", "openvino"):
   pytest.importorskip(_module, reason=EXTRA)
 
 pytestmark = pytest.mark.slow  # Each export converts a whole network (10-20 s).
@@ -61,7 +63,8 @@ def _keras_keypoints(net, crops):
 
 
 @pytest.mark.parametrize(
-  "fmt,variant", [("onnx", "float32"), ("litert", "float32"), ("litert", "float16"), ("litert", "int8")]
+  "fmt,variant",
+  [("onnx", "float32"), ("litert", "float32"), ("litert", "float16"), ("litert", "int8"), ("openvino", "float32")],
 )
 def test_an_artifact_in_its_own_runtime_gives_the_keras_networks_keypoints(
   network_and_crops, tmp_path, fmt, variant, monkeypatch, capfd
@@ -96,6 +99,82 @@ def test_an_artifact_in_its_own_runtime_gives_the_keras_networks_keypoints(
   # LiteRT's converter prints its int8 settings and its interpreter the delegate it made, from C++ (fd 2).
   native = capfd.readouterr().err
   assert "fully_quantize" not in native and "XNNPACK" not in native, native[-500:]
+
+
+def _coco_mini_people(count: int):
+  """(photo path, its people's boxes) for the first ``count`` coco_mini val photos with a person box."""
+  ann = json.load(open(shared_path("coco_mini", "annotations", "person_keypoints_val2017.json")))
+  boxes = {}
+  for a in ann["annotations"]:
+    boxes.setdefault(a["image_id"], []).append(a["bbox"])
+  names = {i["id"]: i["file_name"] for i in ann["images"]}
+  ids = sorted(boxes)[:count]
+  return [(shared_path("coco_mini", "val2017", names[i]), boxes[i]) for i in ids]
+
+
+def test_one_predictor_gives_the_saved_models_keypoints_in_every_format(
+  network_and_crops, coco_mini_sets, tmp_path, monkeypatch
+):
+  """Photo + person boxes -> image keypoints through semipose_tf.predictor.Predictor for .keras, SavedModel, ONNX,
+  LiteRT (float32 / float16 / int8) and OpenVINO, against the SavedModel's serving_default (the graph TF Serving
+  runs) on real photos; and predict.py --model takes every one of them."""
+  import tensorflow as tf
+
+  from semipose_tf import console, deploy, export
+  from semipose_tf.predictor import Predictor
+
+  monkeypatch.setattr(console, "_QUIET", True)
+  net, crops = network_and_crops
+  paths = {"keras": str(tmp_path / "net.keras"), "saved_model": str(tmp_path / "saved_model" / "1")}
+  net.save(paths["keras"])
+  export.export_saved_model(net, paths["saved_model"])
+  for fmt, variant in [("onnx", "float32"), ("openvino", "float32")] + [("litert", v) for v in deploy.LITERT_VARIANTS]:
+    paths[f"{fmt} {variant}"] = str(tmp_path / f"{fmt}_{variant}")
+    calibration = (lambda: (crops[i : i + 8] for i in range(0, 32, 8))) if variant == "int8" else None
+    deploy.export_artifact(net, paths[f"{fmt} {variant}"], fmt, variant, calibration)
+  serve = tf.saved_model.load(paths["saved_model"]).signatures["serving_default"]
+  people = _coco_mini_people(12)
+  predictors = {name: Predictor(path) for name, path in paths.items()}
+  assert {p.format for p in predictors.values()} == {"keras", "saved_model", "onnx", "openvino", "litert"}
+  worst = {name: [] for name in paths}
+  for photo, boxes in people:
+    data = open(photo, "rb").read()
+    want = serve(images=tf.constant([data] * len(boxes)), boxes=tf.constant(boxes, tf.float32))
+    want = {k: want[k].numpy() for k in ("keypoints", "scores")}
+    # Image pixels per crop pixel of each box: the padded box's width over the input's 64.
+    _, _, scale = predictors["keras"].crops(tf.io.decode_jpeg(data, channels=3).numpy(), np.float32(boxes))
+    per_crop_px = scale[:, :1] * 200.0 / 64.0
+    for name, predictor in predictors.items():
+      got = predictor(photo, boxes)
+      assert got["keypoints"].shape == want["keypoints"].shape == (len(boxes), 17, 2), name
+      worst[name].append(np.abs(got["keypoints"] - want["keypoints"]).max(-1) / per_crop_px)
+  report = {}
+  for name, errors in worst.items():
+    errors = np.concatenate([e.ravel() for e in errors])  # Crop pixels, one per joint.
+    tolerance, share = WITHIN[name.split()[-1] if " " in name else "float32"]
+    report[name] = (float(errors.max()), float((errors <= tolerance).mean()))
+    if name in ("keras", "saved_model"):  # The same TensorFlow kernels on the same crops: identical.
+      assert errors.max() == 0.0, (name, report[name])
+    elif name.endswith("float32"):  # Another runtime's float rounding of the same function.
+      assert errors.max() <= 1e-3, (name, report[name])
+    else:
+      assert report[name][1] >= share, (name, report[name])
+  print(
+    {
+      name: f"max {worst:.3g} crop px, {share:.1%} of joints within the bound"
+      for name, (worst, share) in report.items()
+    }
+  )
+  # predict.py takes every format and writes its predictor's keypoints (to the JSON's two decimals).
+  photo, boxes = people[0]
+  for name, path in paths.items():
+    want = predictors[name](photo, boxes)["keypoints"]
+    out = str(tmp_path / "predict" / name.replace(" ", "_"))
+    flat = ";".join(",".join(str(v) for v in b) for b in boxes)
+    r = run_script("scripts/predict.py", "--model", path, "--image", photo, "--boxes", flat, "--out", out)
+    assert r.returncode == 0, (name, r.stderr[-2000:])
+    written = np.array([p["keypoints"] for p in json.load(open(out + ".json"))["people"]])
+    assert np.abs(written - want).max() <= 0.005 + 1e-4, (name, np.abs(written - want).max())
 
 
 def test_evaluate_scores_an_artifact_like_the_network(network_and_crops, coco_mini_sets, tmp_path):
