@@ -177,6 +177,28 @@ def test_one_predictor_gives_the_saved_models_keypoints_in_every_format(
     assert np.abs(written - want).max() <= 0.005 + 1e-4, (name, np.abs(written - want).max())
 
 
+def test_readmes_predictor_snippet_runs_as_written(network_and_crops, tmp_path, monkeypatch):
+  """README's "Use a trained network" snippet, verbatim, where exports/pose_onnx is an ONNX export and photo.jpg a
+  real photo with room for both of its boxes."""
+  import re
+  import shutil
+
+  from semipose_tf import deploy
+
+  readme = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")).read()
+  snippet = re.search(r"## Use a trained network.*?```python\n(.*?)```", readme, re.S).group(1)
+  deploy.export_artifact(network_and_crops[0], str(tmp_path / "exports" / "pose_onnx"), "onnx")
+  photo, _ = _coco_mini_people(1)[0]
+  shutil.copy(photo, tmp_path / "photo.jpg")
+  monkeypatch.chdir(tmp_path)
+  scope = {}
+  exec(compile(snippet, "README.md", "exec"), scope)
+  assert scope["keypoints"].shape == (2, 17, 2) and scope["scores"].shape == (2, 17)
+  # Inside the first box's padded crop, in image pixels: 210 x 1.25 = 262.5 px square about (99.5, 124.5).
+  first = scope["keypoints"][0]
+  assert (first.min(0) >= [99.5 - 132, 124.5 - 132]).all() and (first.max(0) <= [99.5 + 132, 124.5 + 132]).all()
+
+
 def test_evaluate_scores_an_artifact_like_the_network(network_and_crops, coco_mini_sets, tmp_path):
   from semipose_tf import deploy
 
