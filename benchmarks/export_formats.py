@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """What each deployment format costs: accuracy, keypoint agreement, file size and CPU latency, side by side.
 
-For one trained network (.keras) and an evaluation set, exports the SavedModel, ONNX and LiteRT (float32, float16,
-int8 calibrated on the first crops of the same set) into a temporary folder, loads each back in its own runtime
-(TensorFlow, onnxruntime, ai-edge-litert) and measures, in one process on one machine:
+For one trained network (.keras) and an evaluation set, exports the SavedModel, ONNX, LiteRT (float32, float16,
+int8 calibrated on the first crops of the same set) and OpenVINO into a temporary folder, loads each back in its own
+runtime (TensorFlow, onnxruntime, ai-edge-litert, openvino) and measures, in one process on one machine:
 
 * the metric of the set (COCO AP and PCK@0.2 for a COCO set, PCK@0.2 for an LSP set) through
   ``scripts/evaluate.py``'s path: the same crops and the same decoding as the Keras network;
@@ -41,6 +41,7 @@ ROWS = (
   ("LiteRT float32", "litert", "float32"),
   ("LiteRT float16", "litert", "float16"),
   ("LiteRT int8", "litert", "int8"),
+  ("OpenVINO", "openvino", "float32"),
 )
 
 
@@ -147,7 +148,8 @@ def main() -> int:
     f"# Export formats: accuracy, size and CPU latency ({os.path.basename(args.model)})",
     "",
     f"`python benchmarks/export_formats.py --model {args.model} --eval_dir {args.eval_dir} --dataset "
-    f"{args.dataset}` at commit {commit}, {platform.node()} ({os.cpu_count()} cores), TensorFlow "
+    f"{args.dataset}` at commit {commit}, {platform.node()} ({os.cpu_count()} cores, load average "
+    f"{os.getloadavg()[0]:.1f} at the end), TensorFlow "
     f"{tf.__version__}; {len(crops)} evaluation crops at {size[0]}x{size[1]}; int8 calibrated on the first "
     f"{sum(len(c) for c in calibration)} of them; latency the median of {args.repeats} calls after warm-up, "
     "every row in this one process.",

@@ -64,7 +64,7 @@ def main(argv=None) -> int:
 
   try:
     image = predictor.read_image(args.image)  # Upright by its EXIF orientation: the boxes are in the view a user sees.
-    boxes = _boxes(args, p, image)
+    boxes = predictor.check_boxes(_boxes(args, p, image), image.shape[1], image.shape[0])  # Before any loading.
     configurable.parse_gin(args.gin_file)
     model = predictor.Predictor(args.model)
     spec = model.spec
@@ -89,7 +89,8 @@ def main(argv=None) -> int:
   base = args.out or os.path.join("work_dirs", "predict", os.path.splitext(os.path.basename(args.image))[0])
   os.makedirs(os.path.dirname(os.path.abspath(base)), exist_ok=True)
   people = [
-    {"box": b, "keypoints": k.round(2).tolist(), "scores": s.round(4).tolist()} for b, k, s in zip(boxes, kps, scores)
+    {"box": [round(float(v), 2) for v in b], "keypoints": k.round(2).tolist(), "scores": s.round(4).tolist()}
+    for b, k, s in zip(boxes, kps, scores)
   ]
   with open(base + ".json", "w") as f:
     json.dump(

@@ -293,6 +293,41 @@ def test_a_network_with_nonfinite_weights_is_refused_by_export_predict_and_evalu
   assert not os.path.exists(tmp_path / "sm") and not os.path.exists(tmp_path / "onnx")
 
 
+def test_predict_refuses_bad_photos_boxes_and_folders_in_one_line(tmp_path):
+  """predict.py's inputs as a user gets them wrong: each is one line naming the file, the box or the folder, and
+  nothing is written."""
+  from semipose_tf.keypoints import COCO17
+  from semipose_tf.models.factory import build_pose_model
+
+  net = build_pose_model("resnet18", (64, 64), 17, width=8, deconv_filters=(8,))
+  net.keypoint_spec = COCO17
+  model = str(tmp_path / "net.keras")
+  net.save(model)
+  photo = shared_path("coco_mini", "val2017", sorted(os.listdir(shared_path("coco_mini", "val2017")))[0])
+  data = open(photo, "rb").read()
+  (tmp_path / "empty.jpg").write_bytes(b"")
+  (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 3])
+  (tmp_path / "notes.jpg").write_bytes(b"not an image at all, but long enough to have a header")
+  (tmp_path / "folder").mkdir()
+  (tmp_path / "weights.h5").write_bytes(b"x")
+  out = str(tmp_path / "out" / "p")
+  cases = [
+    (["--model", model, "--image", str(tmp_path / "empty.jpg")], f"{tmp_path / 'empty.jpg'} is empty (0 bytes)"),
+    (["--model", model, "--image", str(tmp_path / "cut.jpg")], f"{tmp_path / 'cut.jpg'} cannot be decoded"),
+    (["--model", model, "--image", str(tmp_path / "notes.jpg")], "notes.jpg is not a JPEG or PNG image"),
+    (["--model", model, "--image", photo, "--boxes", "5000,10,50,80"], "box 0 lies outside its"),
+    (["--model", model, "--image", photo, "--boxes", "1,2,30,40;1,2,nan,4"], "box 1 is not finite"),
+    (["--model", model, "--image", photo, "--boxes", "1,2,three,4"], "--boxes '1,2,three,4': write"),
+    (["--model", str(tmp_path / "folder"), "--image", photo], "is a folder with neither saved_model.pb nor deploy"),
+    (["--model", str(tmp_path / "weights.h5"), "--image", photo], "weights.h5 is not a model: a .keras file"),
+  ]
+  for args, message in cases:
+    r = run_script("scripts/predict.py", *args, "--out", out)
+    line = r.stderr.strip()
+    assert r.returncode == 2 and message in line and len(line.splitlines()) == 1, (args, r.stderr[-1500:])
+  assert not os.path.exists(tmp_path / "out")
+
+
 @pytest.mark.parametrize(
   "case",
   ["labels_removed", "small_unlabeled", "unlogged_monitor"],
