@@ -187,3 +187,73 @@ def test_same_shaped_kernels_start_different():
   assert a.shape == b.shape and np.abs(a - b).max() > 0.1
   d1, d2 = (deconv.get_layer(n).kernel.numpy() for n in ("deconv1", "deconv2"))
   assert d1.shape == d2.shape and np.abs(d1 - d2).max() > 1e-4
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_fused_batch_norm_computes_keras_batch_norm(policy):
+  """semipose_tf's BatchNormalization (TensorFlow's fused kernel) against Keras's layer with the same weights:
+  outputs in training and inference mode, gradients for the input, gamma and beta, and the moving statistics after
+  an update (Keras averages the biased batch variance; the fused kernel returns the unbiased one)."""
+  from semipose_tf.models.batch_norm import BatchNormalization
+
+  rng = np.random.default_rng(0)
+  x = tf.constant(rng.normal(2.0, 3.0, (4, 9, 7, 16)).astype(np.float32))
+  for epsilon in (1e-5, 1e-3):  # ResNet's (below the 1.001e-5 tf.nn.fused_batch_norm would impose) and Lite's.
+    ours = BatchNormalization(epsilon=epsilon, momentum=0.9, dtype=policy)
+    theirs = keras.layers.BatchNormalization(epsilon=epsilon, momentum=0.9, dtype=policy)
+    for layer in (ours, theirs):
+      layer.build(x.shape)
+    weights = [rng.normal(size=v.shape).astype(np.float32) for v in theirs.weights]
+    weights[3] = np.abs(weights[3]) + 0.1  # A variance.
+    results = []
+    for layer in (ours, theirs):
+      layer.set_weights(weights)
+      with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = tf.cast(layer(x, training=True), tf.float32)
+        loss = tf.reduce_sum(y**3)
+      grads = tape.gradient(loss, [x, layer.gamma, layer.beta])
+      moving = [v.numpy() for v in layer.non_trainable_weights]
+      results.append([y] + grads + moving + [tf.cast(layer(x, training=False), tf.float32)])
+    close = {"float32": 1e-5, "mixed_bfloat16": 1e-5}[policy]
+    for name, a, b in zip(["train", "dx", "dgamma", "dbeta", "mean", "variance", "inference"], *results):
+      a, b = np.asarray(a), np.asarray(b)
+      assert np.abs(a - b).max() <= close * max(1.0, np.abs(b).max()), (policy, epsilon, name, np.abs(a - b).max())
+  # The moving statistics moved (the update ran), and the fused path was the one taken.
+  assert not np.allclose(results[0][4], weights[2])
+  assert ours._fusable(x, None) and ours.compute_dtype == ("float32" if policy == "float32" else "bfloat16")
+
+
+def test_networks_use_the_fused_batch_norm_and_load_keras_batch_norm_checkpoints(tmp_path):
+  """Every network builds its batch norm fused, and a .keras file saved with Keras's layer (before the change)
+  loads through load_network with the same weights and the same outputs."""
+  from semipose_tf.models import batch_norm as fused
+  from semipose_tf.models.factory import load_network
+
+  net = build_pose_model("resnet18", (64, 32), 17, width=8, deconv_filters=(16, 16, 16))
+  kinds = {type(layer) for layer in net._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)}
+  assert kinds == {fused.BatchNormalization}
+  # A network saved as before: built with Keras's own layer.
+  original = fused.BatchNormalization
+  try:
+    fused.BatchNormalization = keras.layers.BatchNormalization
+    old = build_pose_model("resnet18", (64, 32), 17, width=8, deconv_filters=(16, 16, 16))
+  finally:
+    fused.BatchNormalization = original
+  rng = np.random.default_rng(1)
+  old.set_weights(
+    [rng.normal(0.0, 0.1, w.shape).astype(np.float32) + (w.name == "moving_variance") for w in old.weights]
+  )
+  assert {type(layer) for layer in old._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)} == {
+    keras.layers.BatchNormalization
+  }
+  path = str(tmp_path / "old.keras")
+  old.save(path)
+  loaded = load_network(path)
+  assert {type(layer) for layer in loaded._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)} == {
+    fused.BatchNormalization
+  }
+  for a, b in zip(old.weights, loaded.weights):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+  x = tf.constant(rng.normal(size=(2, 64, 32, 3)).astype(np.float32))
+  np.testing.assert_allclose(loaded(x, training=False), old(x, training=False), rtol=1e-4, atol=1e-6)

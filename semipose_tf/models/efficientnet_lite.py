@@ -38,6 +38,7 @@ import keras
 from keras import layers
 
 from semipose_tf.codec import DEFAULT_INPUT_SIZE, MEAN_RGB, STD_RGB
+from semipose_tf.models.batch_norm import batch_norm
 from semipose_tf.models.resnet import conv_init
 from semipose_tf.models.simple_baseline import deconv_head, final_layer
 from semipose_tf.models.staged import StagedPoseModel
@@ -94,7 +95,7 @@ def input_adapter(dtype=None) -> layers.Layer:
 
 def _bn(name: str, dtype=None) -> layers.Layer:
   # eps 1e-3 as the TF checkpoint; momentum 0.9 as every other network here (fine-tuning with small batches).
-  return layers.BatchNormalization(epsilon=1e-3, momentum=0.9, name=name, dtype=dtype)
+  return batch_norm(epsilon=1e-3, momentum=0.9, name=name, dtype=dtype)
 
 
 def _conv_bn_relu6(x, filters: int, kernel: int, stride: int, name: str, relu: bool = True, dtype=None):

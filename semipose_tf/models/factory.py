@@ -109,8 +109,11 @@ def load_network(path: str, what: str = "network") -> keras.Model:
       f"{path} is not a complete .keras file ({os.path.getsize(path)} bytes, not a zip archive: "
       "truncated or damaged); use another checkpoint (last.keras, best.keras, final.keras)"
     )
+  from semipose_tf.models.batch_norm import BatchNormalization
+
   try:
-    model = keras.models.load_model(path)
+    # Networks saved before batch norm was fused carry Keras's layer: the same weights, computed fused.
+    model = keras.models.load_model(path, custom_objects={"BatchNormalization": BatchNormalization})
   except (ValueError, OSError, KeyError, TypeError, zipfile.BadZipFile) as e:
     raise ValueError(
       f"{path}: cannot load the {what}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"

@@ -10,6 +10,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from semipose_tf.models.batch_norm import batch_norm as fused_batch_norm
+
 DEPTHS = {
   18: ("basic", (2, 2, 2, 2)),
   34: ("basic", (3, 4, 6, 3)),
@@ -29,7 +31,7 @@ def conv_init() -> keras.initializers.Initializer:
 
 def batch_norm(name: str, dtype=None) -> layers.Layer:
   # torch BatchNorm2d defaults: eps 1e-5, momentum 0.1 (= Keras 0.9).
-  return layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name=name, dtype=dtype)
+  return fused_batch_norm(epsilon=1e-5, momentum=0.9, name=name, dtype=dtype)
 
 
 def conv(filters: int, kernel: int, stride: int, name: str, dtype=None, init=conv_init):
