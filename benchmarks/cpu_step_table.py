@@ -20,6 +20,7 @@ import argparse
 import datetime
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -41,7 +42,7 @@ def _run(cmd: list[str]) -> list[str]:
   return r.stdout.splitlines()
 
 
-def ours(network: str, batch: int, k: int, steps: int) -> dict:
+def ours(network: str, batch: int, k: int, steps: int, precisions=tuple(PRECISIONS)) -> dict:
   """{(method, precision): s/step} from one train_step.py process."""
   lines = _run(
     [
@@ -56,7 +57,7 @@ def ours(network: str, batch: int, k: int, steps: int) -> dict:
       "--methods",
       ",".join(METHODS),
       "--policies",
-      ",".join(p for p, _ in PRECISIONS.values()),
+      ",".join(PRECISIONS[p][0] for p in precisions),
       "--steps",
       str(steps),
     ]
@@ -70,7 +71,7 @@ def ours(network: str, batch: int, k: int, steps: int) -> dict:
   return out
 
 
-def reference(network: str, batch: int, steps: int) -> dict:
+def reference(network: str, batch: int, steps: int, precisions=tuple(PRECISIONS)) -> dict:
   """{(method, precision, format): s/step} from one reference_step.py process."""
   lines = _run(
     [
@@ -83,7 +84,7 @@ def reference(network: str, batch: int, steps: int) -> dict:
       "--methods",
       ",".join(METHODS),
       "--dtypes",
-      ",".join(t for _, t in PRECISIONS.values()),
+      ",".join(PRECISIONS[p][1] for p in precisions),
       "--formats",
       "channels_first,channels_last",
       "--steps",
@@ -104,15 +105,22 @@ def main() -> int:
   p.add_argument("--passes", type=int, default=2)
   p.add_argument("--steps", type=int, default=3)
   p.add_argument("--networks", default=",".join(NETWORKS), help="comma-separated names of NETWORKS")
+  p.add_argument("--precisions", default=",".join(PRECISIONS), help="comma-separated: float32, bfloat16")
+  p.add_argument("--batch", type=int, help="every network's batch (default: each network's own, 8 or 16)")
   p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "cpu_step.md"))
   args = p.parse_args()
   load_before = os.getloadavg()[0]
   names = args.networks.split(",")
+  precisions = args.precisions.split(",")
+  for bad, known, flag in ((names, NETWORKS, "--networks"), (precisions, PRECISIONS, "--precisions")):
+    if set(bad) - set(known):
+      p.error(f"{flag}: unknown {sorted(set(bad) - set(known))}; choose from {list(known)}")
   cells: dict = {}
   for n in range(args.passes):
     for name in names:
       network, batch, k, ref = NETWORKS[name]
-      for part in (ours(network, batch, k, args.steps), reference(ref, batch, args.steps)):
+      batch = args.batch or batch
+      for part in (ours(network, batch, k, args.steps, precisions), reference(ref, batch, args.steps, precisions)):
         for key, value in part.items():
           cells.setdefault((name,) + key, []).append(value)
       print(f"pass {n + 1}: {name} done", flush=True)
@@ -122,7 +130,7 @@ def main() -> int:
   lines = [
     "# The training step on a CPU: ours against PyTorch's best setting, side by side",
     "",
-    f"`python benchmarks/cpu_step_table.py --passes {args.passes} --steps {args.steps}` at commit "
+    f"`{shlex.join(['python', 'benchmarks/cpu_step_table.py', *sys.argv[1:]])}` at commit "
     f"{commit.stdout.strip()}, {datetime.date.today()}, {platform.node()}: {os.cpu_count()} cores "
     f"({platform.processor() or platform.machine()}), load average {load_before:.2f} before and "
     f"{os.getloadavg()[0]:.2f} after; PyTorch {torch.__version__}. Seconds per optimizer step (median of "
@@ -136,7 +144,7 @@ def main() -> int:
   ]
   for name in names:
     for method in METHODS:
-      for precision in PRECISIONS:
+      for precision in precisions:
         row = [
           cells.get((name, method, precision, impl), [])
           for impl in ("ours", "PyTorch channels_first", "PyTorch channels_last")

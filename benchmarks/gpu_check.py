@@ -229,14 +229,15 @@ def part_fit(s: dict) -> list[dict]:
   import tensorflow as tf
   from train_step import time_steps
 
-  from semipose_tf.train.experiment import build_experiment
+  from semipose_tf.train.experiment import train
 
   with tempfile.TemporaryDirectory() as tmp:
     dirs = _lspet_sets(os.path.join(tmp, "lsp"), s)
     b, size = s["batch"], s["lsp_size"]
-    exp = build_experiment(
+    exp = train(  # dry_run: the task built (inputs, model, strategy) without fitting.
       tmp,
       dirs["labeled"],
+      dry_run=True,
       unlabeled_dir=dirs["unlabeled"],
       spec="lsp14",
       method="plus",

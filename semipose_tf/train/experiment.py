@@ -311,11 +311,4 @@ def _fit(
   return history
 
 
-def build_experiment(work_dir: str, labeled_dir: str, **kwargs) -> Experiment:
-  """Builds datasets and models inside the strategy's scope without training (``train``'s arguments)."""
-  model_fn = kwargs.pop("model_fn", build_pose_model)
-  ssl_model_fn = kwargs.pop("ssl_model_fn", SemiSupervisedPose)
-  return PoseTask(task_config(work_dir, labeled_dir, **kwargs), model_fn, ssl_model_fn).build()
-
-
-__all__ = ["Experiment", "TrainingDiverged", "build_experiment", "run", "task_config", "train"]
+__all__ = ["Experiment", "TrainingDiverged", "run", "task_config", "train"]
