@@ -290,7 +290,9 @@ def main() -> int:
   counts = {
     m: [probe_counts(r["work_dir"], args) for r in records[m] if r] for m in ("adaptive", "plus") if m in records
   }
-  table = report(records, counts, untrained_ap(args), start, args)
+  # The untrained network's AP needs the data; --report_only on a machine without it leaves that row out.
+  has_data = os.path.exists(os.path.join(args.data_root, "val", "eval", "manifest.json"))
+  table = report(records, counts, untrained_ap(args) if has_data else None, start, args)
   write_page(table, args.out)
   return 0
 

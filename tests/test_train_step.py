@@ -403,3 +403,25 @@ def test_the_tensorboard_pictures_leave_the_model_as_they_found_it(tmp_path):
   assert summaries.pictures().shape == sheet.shape and made == [1]  # Made once.
   for a, v in zip(before, model.non_trainable_variables):
     np.testing.assert_array_equal(a, v.numpy(), err_msg=v.path)
+
+
+@pytest.mark.parametrize("method", ["plus", "dual"])
+def test_the_training_model_round_trips_its_config_and_a_keras_file(method, tmp_path):
+  """Keras's convention: constructor arguments = get_config; from_config and a saved .keras give the same model."""
+  from semipose_tf.models import build_pose_model
+
+  keras.utils.set_random_seed(1)
+  make = lambda: build_pose_model("resnet18", (64, 64), 5, width=8, deconv_filters=(8, 8, 8))  # noqa: E731
+  config = MethodConfig(method, masking=Masking(mask_max=4), mixup=Mixup(locations=("image", "layer3")))
+  model = SemiSupervisedPose(make(), config, net2=make() if method == "dual" else None, seed=7)
+  again = SemiSupervisedPose.from_config(model.get_config())
+  assert again.method_config == config and again.seed == 7 and again.get_config() == model.get_config()
+  assert (again.net2 is None) == (method != "dual") and again.net.get_config() == model.net.get_config()
+  model.save(tmp_path / "model.keras")
+  loaded = keras.models.load_model(tmp_path / "model.keras")
+  assert isinstance(loaded, SemiSupervisedPose) and loaded.method_config == config
+  assert len(loaded.weights) == len(model.weights)
+  for a, b in zip(loaded.weights, model.weights):
+    np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+  x = np.random.default_rng(0).normal(size=(2, 64, 64, 3)).astype(np.float32)
+  np.testing.assert_array_equal(loaded(x).numpy(), model(x).numpy())

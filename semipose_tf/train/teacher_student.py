@@ -31,6 +31,7 @@ from semipose_tf.train.losses import global_average, joints_mse
 from semipose_tf.train.methods import get_method
 
 
+@keras.saving.register_keras_serializable(package="semipose_tf")
 class SemiSupervisedPose(keras.Model):
   """Teacher-student training around a pose network; ``call`` is the network itself.
 
@@ -83,8 +84,23 @@ class SemiSupervisedPose(keras.Model):
     self.built = True
 
   def get_config(self) -> dict:
-    """The method configuration and the seed (the networks travel as their own ``.keras`` files)."""
-    return {"config": self.method_config.get_config(), "seed": self.seed}
+    """Constructor arguments (Keras convention): the networks serialized, the method configuration, the seed."""
+    nets = {"net": self.net, "net2": self.net2, "frozen_teacher": self.frozen_teacher}
+    return {
+      "name": self.name,
+      **{k: None if v is None else keras.saving.serialize_keras_object(v) for k, v in nets.items()},
+      "config": self.method_config.get_config(),
+      "seed": self.seed,
+    }
+
+  @classmethod
+  def from_config(cls, config: dict) -> "SemiSupervisedPose":
+    config = dict(config)
+    for key in ("net", "net2", "frozen_teacher"):
+      if config.get(key) is not None:
+        config[key] = keras.saving.deserialize_keras_object(config[key])
+    config["config"] = MethodConfig.from_config(config["config"])
+    return cls(**config)
 
   def _maybe_symbolic_build(self, iterator=None, data_batch=None):
     # Private Keras API, overridden on purpose: no public hook builds the optimizer without Keras first reducing a
