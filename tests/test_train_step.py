@@ -412,7 +412,7 @@ def test_the_training_model_round_trips_its_config_and_a_keras_file(method, tmp_
 
   keras.utils.set_random_seed(1)
   make = lambda: build_pose_model("resnet18", (64, 64), 5, width=8, deconv_filters=(8, 8, 8))  # noqa: E731
-  config = MethodConfig(method, masking=Masking(mask_max=4), mixup=Mixup(locations=("image", "layer3")))
+  config = MethodConfig(method, masking=Masking(mask_max=6), mixup=Mixup(locations=("image", "layer3")))
   model = SemiSupervisedPose(make(), config, net2=make() if method == "dual" else None, seed=7)
   again = SemiSupervisedPose.from_config(model.get_config())
   assert again.method_config == config and again.seed == 7 and again.get_config() == model.get_config()
