@@ -35,16 +35,17 @@ METHODS = ("supervised", "plus")
 PRECISIONS = {"float32": ("float32", "float32"), "bfloat16": ("mixed_bfloat16", "bfloat16")}  # ours, PyTorch's
 
 
-def _run(cmd: list[str]) -> list[str]:
+def _rows(cmd: list[str]) -> list[list[str]]:
+  """The timed rows a step script prints (network, size, method, dtype, 4th column, images/s, s/step), split."""
   r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
   if r.returncode:
     raise RuntimeError(f"{' '.join(cmd)} failed: {r.stderr.strip().splitlines()[-1:]}")
-  return r.stdout.splitlines()
+  return [parts for parts in map(str.split, r.stdout.splitlines()) if len(parts) == 7 and parts[2] in METHODS]
 
 
 def ours(network: str, batch: int, k: int, steps: int, precisions=tuple(PRECISIONS)) -> dict:
   """{(method, precision): s/step} from one train_step.py process."""
-  lines = _run(
+  rows = _rows(
     [
       sys.executable,
       "benchmarks/train_step.py",
@@ -62,18 +63,13 @@ def ours(network: str, batch: int, k: int, steps: int, precisions=tuple(PRECISIO
       str(steps),
     ]
   )
-  out = {}
-  for line in lines:
-    parts = line.split()
-    if len(parts) == 7 and parts[2] in METHODS:  # network size method policy jit images/s s/step
-      precision = next(name for name, (p, _) in PRECISIONS.items() if p == parts[3])
-      out[(parts[2], precision, "ours")] = float(parts[6])
-  return out
+  policy = {ours: name for name, (ours, _) in PRECISIONS.items()}  # 4th column: jit
+  return {(r[2], policy[r[3]], "ours"): float(r[6]) for r in rows}
 
 
 def reference(network: str, batch: int, steps: int, precisions=tuple(PRECISIONS)) -> dict:
   """{(method, precision, format): s/step} from one reference_step.py process."""
-  lines = _run(
+  rows = _rows(
     [
       sys.executable,
       "benchmarks/reference_step.py",
@@ -91,13 +87,8 @@ def reference(network: str, batch: int, steps: int, precisions=tuple(PRECISIONS)
       str(steps),
     ]
   )
-  out = {}
-  for line in lines:
-    parts = line.split()
-    if len(parts) == 7 and parts[2] in METHODS:  # network size method dtype format images/s s/step
-      precision = next(name for name, (_, t) in PRECISIONS.items() if t == parts[3])
-      out[(parts[2], precision, f"PyTorch {parts[4]}")] = float(parts[6])
-  return out
+  dtype = {torch_dtype: name for name, (_, torch_dtype) in PRECISIONS.items()}  # 4th column: memory format
+  return {(r[2], dtype[r[3]], f"PyTorch {r[4]}"): float(r[6]) for r in rows}
 
 
 def main() -> int:

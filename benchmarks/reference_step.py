@@ -60,7 +60,18 @@ class BasicBlock(nn.Module):
     return F.relu(y + (x if self.down is None else self.down(x)))
 
 
-class SimpleBaselineR18(nn.Module):
+class Staged(nn.Module):
+  """A network run stage by stage (``self.stages``), the batch optionally mixed before stage ``mix_at``."""
+
+  def forward(self, x, mix_at: int = -1, mix=None):
+    for i, stage in enumerate(self.stages):
+      if i == mix_at:
+        x = mix(x)
+      x = stage(x)
+    return x
+
+
+class SimpleBaselineR18(Staged):
   """SimpleBaseline-R18 in the stages of ours (stem, layer1..layer4, deconv, final)."""
 
   def __init__(self, k: int = 17):
@@ -71,13 +82,6 @@ class SimpleBaselineR18(nn.Module):
       stages.append(nn.Sequential(BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)))
       cin = cout
     self.stages = nn.ModuleList(stages + [deconv_head(cin, 256), nn.Conv2d(256, k, 1)])
-
-  def forward(self, x, mix_at: int = -1, mix=None):
-    for i, stage in enumerate(self.stages):
-      if i == mix_at:
-        x = mix(x)
-      x = stage(x)
-    return x
 
 
 # EfficientNet-B0's block groups: (repeats, kernel, stride, expand ratio, input filters, output filters).
@@ -129,7 +133,7 @@ def deconv_head(cin: int, filters: int) -> nn.Sequential:
   return nn.Sequential(*layers)
 
 
-class Lite0Pose(nn.Module):
+class Lite0Pose(Staged):
   """EfficientNet-Lite0 + deconv 128 x 3 + 1x1 head, in the stages of ours (stem, layer1..layer4, deconv, final)."""
 
   def __init__(self, k: int = 14):
@@ -147,13 +151,6 @@ class Lite0Pose(nn.Module):
         nn.Conv2d(128, k, 1),
       ]
     )
-
-  def forward(self, x, mix_at: int = -1, mix=None):
-    for i, stage in enumerate(self.stages):
-      if i == mix_at:
-        x = mix(x)
-      x = stage(x)
-    return x
 
 
 def joints_mse(pred, target):

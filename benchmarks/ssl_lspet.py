@@ -66,8 +66,9 @@ from results_io import (  # noqa: E402
 METHODS = ("supervised", "affine", "single", "adaptive", "plus", "upper_bound")
 DIAGNOSTICS = ("oracle_affine", "oracle_single", "oracle_plus", "anchor_supervised", "anchor_plus")
 # The anchors' schedule (box regime, issue 34): from ImageNet, labeled and unlabeled together from step 0, no shared
-# start; the plus anchor is paired with the supervised anchor, not with the rows' supervised.
-PAIRED_WITH = {"anchor_plus": "anchor_supervised"}
+# start; the plus anchor is paired with the supervised anchor, not with the rows' supervised. Every other row is
+# paired with "supervised"; a row paired with nothing (None) shows no gain.
+PAIRED_WITH = {"supervised": None, "anchor_supervised": None, "anchor_plus": "anchor_supervised"}
 LABELS = {
   "supervised": "Supervised, {n} labels",
   "affine": 'Affine only (Table 3 "A")',
@@ -435,7 +436,7 @@ def report(records: dict, start: dict, key: str) -> str:
     gain, gain_sd = stats(gains)
     gain_text = (
       "-"
-      if m in ("supervised", "anchor_supervised") or not gains
+      if paired is None or not gains
       else (
         f"{gain:+.1f}"
         + (f" ± {fmt(gain_sd)}" if len(gains) > 1 else "")

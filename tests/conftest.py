@@ -54,6 +54,21 @@ def pytest_collection_modifyitems(config, items):
   items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
+def run_benchmark(*args: str, timeout: int = 600) -> str:
+  """stdout of ``python benchmarks/<args>`` in a fresh process, run as its docstring says (from the checkout, which
+  ``results_io.require_checkout`` asks for); fails with its stderr's end on a non-zero exit."""
+  r = subprocess.run(
+    [sys.executable, os.path.join(ROOT, "benchmarks", args[0]), *args[1:]],
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+    cwd=ROOT,
+    env={**os.environ, "PYTHONPATH": ROOT},
+  )
+  assert r.returncode == 0, f"{args}: {r.stderr[-2000:]}"
+  return r.stdout
+
+
 _SCRIPTS: dict = {}
 
 

@@ -9,28 +9,11 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 
 import pytest
-from conftest import ROOT, shared_path
+from conftest import ROOT, run_benchmark, shared_path
 
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
-
-
-def bench(*args: str, timeout: int = 600) -> str:
-  """stdout of ``python benchmarks/<args>`` in a fresh process; fails with its stderr's end on a non-zero exit."""
-  env = {**os.environ, "PYTHONPATH": ROOT}  # The benchmarks measure this checkout (results_io.require_checkout).
-  r = subprocess.run(
-    [sys.executable, os.path.join(ROOT, "benchmarks", args[0]), *args[1:]],
-    capture_output=True,
-    text=True,
-    timeout=timeout,
-    cwd=ROOT,
-    env=env,
-  )
-  assert r.returncode == 0, f"{args}: {r.stderr[-2000:]}"
-  return r.stdout
 
 
 def rows(text: str, first: str) -> list[list[str]]:
@@ -39,13 +22,13 @@ def rows(text: str, first: str) -> list[list[str]]:
 
 
 def test_models_times_a_network_forward_and_training():
-  out = bench("models.py", "--batch", "1", "--steps", "1", "--backbones", "resnet18", "--policies", "float32")
+  out = run_benchmark("models.py", "--batch", "1", "--steps", "1", "--backbones", "resnet18", "--policies", "float32")
   (row,) = rows(out, "resnet18")
   assert row[1] == "float32" and float(row[-2]) > 0 and float(row[-1]) > 0, out
 
 
 def test_train_step_times_each_method_of_our_step():
-  out = bench(
+  out = run_benchmark(
     "train_step.py",
     "--networks",
     "r18w16@64",
@@ -67,10 +50,10 @@ def test_train_step_times_each_method_of_our_step():
 
 def test_reference_step_builds_both_pytorch_networks_and_times_them():
   pytest.importorskip("torch")
-  out = bench("reference_step.py", "--networks", "r18,lite0", "--check")
+  out = run_benchmark("reference_step.py", "--networks", "r18,lite0", "--check")
   # The same networks as ours: the parameter counts of SimpleBaseline-R18 and Lite0 + deconv 128 x 3, 14 joints.
   assert "r18 15376721 parameters" in out and "lite0 6519310 parameters" in out, out
-  out = bench(
+  out = run_benchmark(
     "reference_step.py",
     "--networks",
     "lite0",
@@ -97,7 +80,7 @@ def test_cpu_step_table_writes_ours_beside_pytorch(tmp_path):
   pytest.importorskip("torch")
   page = tmp_path / "cpu_step.md"
   network = "EfficientNet-Lite0 192x192"
-  bench("cpu_step_table.py", "--networks", network, "--passes", "1", "--steps", "1", "--batch", "2",
+  run_benchmark("cpu_step_table.py", "--networks", network, "--passes", "1", "--steps", "1", "--batch", "2",
         "--precisions", "float32", "--out", str(page))  # fmt: skip
   table = [line for line in page.read_text().splitlines() if line.startswith(f"| {network} |")]
   assert len(table) == 2, page.read_text()  # supervised and plus, float32
@@ -108,17 +91,17 @@ def test_cpu_step_table_writes_ours_beside_pytorch(tmp_path):
 
 def test_input_pipeline_times_real_coco_photos():
   shared_path("coco_mini", "annotations")
-  out = bench("input_pipeline.py", "--batch", "4", "--batches", "2", "--repeats", "1")
+  out = run_benchmark("input_pipeline.py", "--batch", "4", "--batches", "2", "--repeats", "1")
   assert "labeled" in out and "unlabeled" in out, out
 
 
 @pytest.mark.slow
 def test_method_losses_records_every_preset_and_compares(tmp_path):
   out = str(tmp_path / "losses.json")
-  bench("method_losses.py", "--steps", "1", "--out", out, "--data_root", str(tmp_path / "data"))
+  run_benchmark("method_losses.py", "--steps", "1", "--out", out, "--data_root", str(tmp_path / "data"))
   recorded = json.load(open(out))
   assert {"supervised", "single", "adaptive", "plus"} <= set(recorded["methods"]), sorted(recorded["methods"])
-  bench("method_losses.py", "--compare", out, out)  # A file against itself: exit 0.
+  run_benchmark("method_losses.py", "--compare", out, out)  # A file against itself: exit 0.
 
 
 def test_the_lspet_pages_rebuild_from_the_kept_records(tmp_path):
@@ -126,25 +109,25 @@ def test_the_lspet_pages_rebuild_from_the_kept_records(tmp_path):
   records = tmp_path / "ssl_lspet_imagenet"
   shutil.copytree(os.path.join(RESULTS, "ssl_lspet_imagenet"), records)
   page = tmp_path / "table.md"
-  bench("ssl_lspet.py", "--regime", "imagenet", "--report_only", "--records", str(records),
+  run_benchmark("ssl_lspet.py", "--regime", "imagenet", "--report_only", "--records", str(records),
         "--work_root", str(tmp_path / "work"), "--out", str(page), "--pictures", "")  # fmt: skip
   table = page.read_text()
   assert "| supervised |" in table.lower() or "Supervised" in table, table[:2000]
   regime = tmp_path / "lspet_imagenet_regime"
   shutil.copytree(os.path.join(RESULTS, "lspet_imagenet_regime"), regime)
-  bench("lspet_imagenet_regime.py", "--regime", "imagenet", "--report_only", "--records", str(regime),
+  run_benchmark("lspet_imagenet_regime.py", "--regime", "imagenet", "--report_only", "--records", str(regime),
         "--work_root", str(tmp_path / "regime_work"))  # fmt: skip
   rebuilt = (regime / "README.md").read_text()  # The committed page has hand-written notes; the numbers agree.
   kept = open(os.path.join(RESULTS, "lspet_imagenet_regime", "README.md")).read()
   numbers = [line for line in kept.splitlines() if re.match(r"\| \d+ \| \d+\.\d \|", line)]  # per-epoch rows
   assert numbers and all(line in rebuilt for line in numbers), rebuilt[:2000]
   side = tmp_path / "side.md"
-  bench("ssl_lspet_compare.py", "--out", str(side))
+  run_benchmark("ssl_lspet_compare.py", "--out", str(side))
   assert side.read_text() == open(os.path.join(RESULTS, "ssl_lspet_side_by_side.md")).read()
 
 
 def test_ssl_synthetic_reports_what_it_has(tmp_path):
   page = tmp_path / "ssl_synthetic.md"
-  bench("ssl_synthetic.py", "--report_only", "--work_root", str(tmp_path / "work"), "--data_root",
+  run_benchmark("ssl_synthetic.py", "--report_only", "--work_root", str(tmp_path / "work"), "--data_root",
         str(tmp_path / "data"), "--out", str(page))  # fmt: skip
   assert page.exists() and page.read_text().startswith("#"), page.read_text()[:500]
