@@ -55,6 +55,8 @@ def main(argv=None) -> int:
   except (FileNotFoundError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
+  if argv is None and not args.dry_run:  # The script itself, not a caller's main([...]) in its own process.
+    _restart_if_needed(gin)
   work_dir = args.work_dir or os.path.join("work_dirs", os.path.splitext(os.path.basename(args.gin_file[0]))[0])
   if os.path.exists(work_dir) and not os.path.isdir(work_dir):
     print(f"error: --work_dir {work_dir} is a file, not a folder", file=sys.stderr)
@@ -108,6 +110,23 @@ def main(argv=None) -> int:
     return 0
   print(summary(work_dir))
   return 0
+
+
+def _restart_if_needed(gin) -> None:
+  """A deterministic run restarts this script once with oneDNN off: TensorFlow picks its CPU kernels at import,
+  and oneDNN's gradients do not repeat on a loaded machine (semipose_tf/train/determinism.py)."""
+  from semipose_tf.train import determinism
+
+  try:
+    deterministic = bool(gin.query_parameter("train.deterministic"))
+  except ValueError:  # Not bound: train()'s default.
+    deterministic = False
+  restart = determinism.restart_argv(deterministic)
+  if restart:
+    print(f"train.deterministic: restarting with {determinism.ONEDNN_ENV}=0 (oneDNN off) for bit-for-bit repeats")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(restart[0], restart, {**os.environ, determinism.ONEDNN_ENV: "0"})
 
 
 def _message(e: Exception | str) -> str:

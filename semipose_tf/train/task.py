@@ -23,7 +23,7 @@ from semipose_tf.data import pipeline, records
 from semipose_tf.keypoints import KeypointSpec, get_spec
 from semipose_tf.method_config import MethodConfig, check_number
 from semipose_tf.models.factory import build_pose_model, load_network
-from semipose_tf.train import distribute
+from semipose_tf.train import determinism, distribute
 from semipose_tf.train.methods import get_method
 from semipose_tf.train.schedules import MultiStepSchedule
 from semipose_tf.train.teacher_student import SemiSupervisedPose
@@ -311,11 +311,8 @@ class PoseTask:
   def build(self) -> Experiment:
     """Data checks, seeds, strategy, inputs, then the model inside the strategy's scope."""
     cfg = self.config
-    if cfg.runtime.deterministic:
-      # Seeds alone fix every random draw here (stateless step seeds, seeded tf.data, per-layer initializers);
-      # op determinism also fixes the order of parallel reductions (GPU kernels, multi-threaded CPU ones), so a
-      # run repeats bit for bit on the same machine. Process-wide, as TensorFlow makes it.
-      tf.config.experimental.enable_op_determinism()
+    if cfg.runtime.deterministic:  # Op determinism, and a warning if oneDNN's kernels are on (determinism.py).
+      determinism.enable()
     spec = get_spec(cfg.data.spec)
     self.check_inputs()
     # Before anything random is made: tf.data's seeded shuffles combine their seeds with TensorFlow's global
