@@ -39,7 +39,7 @@ def _plus_run(root, work_dir, env=None):
       "train.deterministic = True",
       "train.seed = 3",
       "train.epochs = 2",
-      "train.steps_per_epoch = 6",
+      "train.steps_per_epoch = 4",
       "train.verbose = 0",
     ]
   )
