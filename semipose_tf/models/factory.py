@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from typing import Sequence
+from typing import Callable, Sequence
 
 import keras
 import numpy as np
@@ -15,16 +16,46 @@ from semipose_tf.models.pretrained import load_backbone_weights
 from semipose_tf.models.simple_baseline import SimpleBaseline
 from semipose_tf.models.staged import StagedPoseModel
 
-BACKBONES = (
-  "resnet18",
-  "resnet34",
-  "resnet50",
-  "resnet101",
-  "resnet152",
-  "hrnet_w32",
-  "hrnet_w48",
-  *(f"efficientnet_lite{v}" for v in VARIANTS),
-)
+
+@dataclasses.dataclass(frozen=True)
+class Backbone:
+  """A registered backbone: the network class that builds it and its fixed arguments, as data (keras-hub's presets).
+
+  Attributes:
+    network: The :class:`StagedPoseModel` subclass, called as ``network(*args, num_keypoints, input_shape,
+      **kwargs, dtype=...)``.
+    args: Its positional arguments that name the variant (ResNet depth, HRNet width, Lite variant).
+    deconv_filters: The head's default transposed-convolution filters; None for a network without that head.
+    takes_width: Whether ``build_pose_model``'s ``width`` (the ResNet base width) applies.
+  """
+
+  network: Callable[..., StagedPoseModel]
+  args: tuple = ()
+  deconv_filters: tuple[int, ...] | None = None
+  takes_width: bool = False
+
+
+_REGISTRY: dict[str, Backbone] = {}
+
+
+def register_backbone(name: str, backbone: Backbone) -> None:
+  """Adds a backbone under ``name`` (what ``build_pose_model.backbone`` binds); a taken name is refused."""
+  if name in _REGISTRY:
+    raise ValueError(f"backbone {name!r} is registered already")
+  _REGISTRY[name] = backbone
+
+
+for _depth in (18, 34, 50, 101, 152):
+  register_backbone(f"resnet{_depth}", Backbone(SimpleBaseline, (_depth,), (256, 256, 256), takes_width=True))
+for _width in (18, 32, 48, 8, 16):  # The published widths, then two small ones for tests and quick checks.
+  register_backbone(f"hrnet_w{_width}", Backbone(HRNet, (_width,)))
+for _variant in VARIANTS:
+  register_backbone(f"efficientnet_lite{_variant}", Backbone(EfficientNetLitePose, (_variant,), (128, 128, 128)))
+
+
+def backbones() -> tuple[str, ...]:
+  """The registered backbone names, in registration order."""
+  return tuple(_REGISTRY)
 
 
 def build_pose_model(
@@ -39,8 +70,9 @@ def build_pose_model(
   """Builds a pose network.
 
   Args:
-    backbone: "resnet18" .. "resnet152" (SimpleBaseline), "hrnet_w32" / "hrnet_w48", or "efficientnet_lite0" ..
-      "efficientnet_lite4" (EfficientNet-Lite + SimpleBaseline's deconv head).
+    backbone: A registered name (:func:`backbones`): "resnet18" .. "resnet152" (SimpleBaseline), "hrnet_w18" /
+      "hrnet_w32" / "hrnet_w48" (and the small w8, w16), or "efficientnet_lite0" .. "efficientnet_lite4"
+      (EfficientNet-Lite + SimpleBaseline's deconv head); :func:`register_backbone` adds one.
     input_size: (H, W) of the input crops.
     num_keypoints: K.
     pretrained: Backbone weights: a keras-hub preset name or directory, a ``.weights.h5`` file, a torchvision
@@ -49,29 +81,26 @@ def build_pose_model(
     dtype: Dtype policy, e.g. "mixed_bfloat16" or "mixed_float16"; None for the global policy. Heatmaps are
       float32 either way.
     width: ResNet base width (64 standard; e.g. 16 or 32 for the small networks of the demo and benchmarks).
-    deconv_filters: Filters of the transposed convolutions; None for the family's default ((256, 256, 256) for
+    deconv_filters: Filters of the transposed convolutions; None for the backbone's default ((256, 256, 256) for
       ResNet as in SimpleBaseline, (128, 128, 128) for EfficientNet-Lite). HRNet has none.
 
   Returns:
     A :class:`StagedPoseModel` mapping [N, H, W, 3] to [N, H/4, W/4, K] heatmaps.
   """
+  spec = _REGISTRY.get(backbone)
+  if spec is None:
+    raise ValueError(f"unknown backbone {backbone!r}; choose from {backbones()}")
+  if width != 64 and not spec.takes_width:
+    raise ValueError(f"width applies to ResNet backbones; {backbone!r} sets its own width")
+  if deconv_filters is not None and spec.deconv_filters is None:
+    raise ValueError(f"deconv_filters apply to networks with a deconv head; {backbone!r} has none")
+  kwargs = {}
+  if spec.deconv_filters is not None:
+    kwargs["deconv_filters"] = deconv_filters or spec.deconv_filters
+  if spec.takes_width:
+    kwargs["width"] = width
   shape = (int(input_size[0]), int(input_size[1]), 3)
-  if backbone.startswith("resnet") and backbone[6:].isdigit():
-    model = SimpleBaseline(
-      int(backbone[6:]), num_keypoints, shape, deconv_filters=deconv_filters or (256,) * 3, width=width, dtype=dtype
-    )
-  elif backbone.startswith("hrnet_w") and backbone[7:].isdigit():
-    if width != 64 or deconv_filters is not None:
-      raise ValueError(f"width and deconv_filters apply to ResNet backbones; {backbone!r} sets its own width")
-    model = HRNet(int(backbone[7:]), num_keypoints, shape, dtype=dtype)
-  elif backbone.startswith("efficientnet_lite") and backbone[17:].isdigit() and int(backbone[17:]) in VARIANTS:
-    if width != 64:
-      raise ValueError(f"width applies to ResNet backbones; {backbone!r} has its own width multiplier")
-    model = EfficientNetLitePose(
-      int(backbone[17:]), num_keypoints, shape, deconv_filters=deconv_filters or (128,) * 3, dtype=dtype
-    )
-  else:
-    raise ValueError(f"unknown backbone {backbone!r}; choose from {BACKBONES}")
+  model = spec.network(*spec.args, num_keypoints, shape, **kwargs, dtype=dtype)
   if pretrained:
     load_backbone_weights(model, pretrained)
   return model
