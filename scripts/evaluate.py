@@ -114,7 +114,7 @@ def main(argv=None) -> int:
 def _coco(args, p) -> str:
   """COCO OKS AP of a results file, or of a network on an evaluation set; the table."""
   from semipose_tf.evaluation import coco
-  from semipose_tf.evaluation.callback import _annotation_file
+  from semipose_tf.evaluation.callback import annotation_file_of
   from semipose_tf.keypoints import get_spec
 
   if args.results:
@@ -126,7 +126,7 @@ def _coco(args, p) -> str:
     if not (args.checkpoint and args.eval_dir):
       p.error("give --checkpoint and --eval_dir, or --results and --annotations")
     predict, data, spec = _model_and_data(args, args.spec)
-    annotations = args.annotations or _annotation_file(args.eval_dir)
+    annotations = args.annotations or annotation_file_of(args.eval_dir)
     stats = coco.COCOEvaluator(annotations, data, spec, bool(args.flip_test), args.results_out)(predict)
   return (
     "| "

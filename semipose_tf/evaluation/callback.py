@@ -120,7 +120,8 @@ class EvaluationCallback(keras.callbacks.Callback):
       logs.update({f"{self.prefix}{k}": float(v) for k, v in self.last.items()})
 
 
-def _annotation_file(eval_dir: str) -> str:
+def annotation_file_of(eval_dir: str) -> str:
+  """The COCO annotation file an evaluation set was converted from, as its manifest records it."""
   files = records.read_manifest(eval_dir).get("source", {}).get("files", [])
   if not files:
     raise ValueError(f"{eval_dir}: its manifest names no annotation file; pass annotation_file")
@@ -174,7 +175,7 @@ def coco_eval_callback(
 
   def make(evaluated: Evaluated):
     the_spec, dataset = _spec_and_data(eval_dir, spec, evaluated, "coco_eval_callback.spec", batch_size)
-    return COCOEvaluator(annotation_file or _annotation_file(eval_dir), dataset, the_spec, flip_test, results_file)
+    return COCOEvaluator(annotation_file or annotation_file_of(eval_dir), dataset, the_spec, flip_test, results_file)
 
   return EvaluationCallback(make, every, at_start=at_start, data_dirs=[eval_dir])
 
