@@ -108,7 +108,9 @@ def main(argv=None) -> int:
       f"{exp.strategy.num_replicas_in_sync} replica(s); work dir {work_dir}"
     )
     return 0
-  print(summary(work_dir))
+  from semipose_tf.train.finish import run_summary
+
+  print(run_summary(work_dir))
   return 0
 
 
@@ -132,57 +134,6 @@ def _restart_if_needed(gin) -> None:
 def _message(e: Exception | str) -> str:
   """The exception's own message, without the "In call to configurable ..." lines gin appends."""
   return str(e).split("\n  In call to configurable")[0]
-
-
-def summary(work_dir: str) -> str:
-  """Where everything is, and the evaluation metrics of the last epoch (and the best), from history.csv."""
-  lines = [
-    f"Done. Work dir: {work_dir}",
-    f"  checkpoints: {os.path.join(work_dir, 'checkpoints')} (final.keras, last.keras, best.keras)",
-    f"  TensorBoard: tensorboard --logdir {os.path.join(work_dir, 'logs')}",
-  ]
-  saved = os.path.join(work_dir, "saved_model")
-  if os.path.isdir(saved):
-    lines.append(
-      f"  SavedModel:  {os.path.join(saved, '1')} "
-      f"(TF Serving: tensorflow_model_server --model_base_path={os.path.abspath(saved)})"
-    )
-  picture = os.path.join(work_dir, "predictions.png")
-  if os.path.exists(picture):
-    lines.append(f"  predictions: {picture}")
-  import csv
-  import json
-
-  def history(folder):
-    path = os.path.join(folder, "history.csv")
-    if not os.path.exists(path):
-      return []
-    with open(path) as f:
-      return list(csv.DictReader(f))
-
-  rows, warm = history(work_dir), history(os.path.join(work_dir, "warmup"))
-  before = {}
-  if os.path.exists(os.path.join(work_dir, "before_training.json")):
-    with open(os.path.join(work_dir, "before_training.json")) as f:
-      before = json.load(f)
-  if warm:
-    lines.append(
-      f"  warm-up:     {len(warm)} supervised epochs first ({os.path.join(work_dir, 'warmup')}), "
-      f"then {len(rows)} epochs of the method"
-    )
-  keys = ("val_AP", "val_PCK@0.2", "val_Mean") if any("val_AP" in r for r in rows) else ("val_PCK", "val_Mean")
-  for key in keys:
-    values = [float(r[key]) for r in rows if r.get(key) not in (None, "")]
-    if values:
-      f = ".1f" if "PCK" in key or "Mean" in key else ".4f"  # Percentages, or AP as a fraction.
-      start = f"{before[key]:{f}} before training, " if key in before else ""
-      after_warm = [float(r[key]) for r in warm if r.get(key) not in (None, "")]
-      middle = f"{after_warm[-1]:{f}} after the warm-up, " if after_warm else ""
-      lines.append(
-        f"  {key}: {start}{middle}{values[-1]:{f}} after the last epoch (best {max(values):{f}}; "
-        f"epoch by epoch: {' '.join(f'{v:{f}}' for v in values)})"
-      )
-  return "\n".join(lines)
 
 
 if __name__ == "__main__":
