@@ -474,3 +474,16 @@ def test_a_seeded_run_repeats_exactly_and_another_seed_differs(data_root, tmp_pa
   assert "mask_count" in first and len(first.splitlines()) == 2
   assert run("b", 5) == first
   assert run("c", 6) != first
+
+
+def test_the_run_summary_reads_the_histories_of_warmup_and_method(tmp_path):
+  from semipose_tf.train.finish import run_summary
+
+  (tmp_path / "warmup").mkdir()
+  (tmp_path / "warmup" / "history.csv").write_text("epoch,val_AP\n0,0.2\n1,0.37\n")
+  (tmp_path / "history.csv").write_text("epoch,val_AP,val_PCK@0.2\n0,0.41,78.0\n1,0.433,79.5\n")
+  (tmp_path / "before_training.json").write_text('{"val_AP": 0.0, "val_PCK@0.2": 2.2}')
+  text = run_summary(str(tmp_path))
+  assert "2 supervised epochs first" in text and "then 2 epochs of the method" in text
+  assert "val_AP: 0.0000 before training, 0.3700 after the warm-up, 0.4330 after the last epoch (best 0.4330" in text
+  assert "val_PCK@0.2: 2.2 before training, 79.5 after the last epoch" in text
