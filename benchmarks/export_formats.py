@@ -78,7 +78,7 @@ def main() -> int:
   from semipose_tf import codec, deploy
   from semipose_tf.data import pipeline
   from semipose_tf.evaluation import coco, pck
-  from semipose_tf.evaluation.callback import _annotation_file, evaluation_spec
+  from semipose_tf.evaluation.callback import annotation_file_of, evaluation_spec
   from semipose_tf.export import export_saved_model
   from semipose_tf.models.factory import load_network
 
@@ -97,7 +97,7 @@ def main() -> int:
 
   def score(predict) -> dict[str, float]:
     if args.dataset == "coco":
-      out = coco.COCOEvaluator(_annotation_file(args.eval_dir), data, spec)(predict)
+      out = coco.COCOEvaluator(annotation_file_of(args.eval_dir), data, spec)(predict)
       return {"AP": out["AP"], "PCK@0.2": out.get("PCK@0.2", float("nan"))}
     return {"PCK@0.2": pck.PCKEvaluator(args.eval_dir, data, spec)(predict)["PCK"]}
 

@@ -32,7 +32,7 @@ SPEC_FILE = os.path.join("assets.extra", "keypoint_spec.json")
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _image_size(data: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+def encoded_image_size(data: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
   """(is_supported, height, width) from a JPEG or PNG header, without decoding the pixels."""
   is_jpeg = tf.io.is_jpeg(data)
   is_png = tf.equal(tf.strings.substr(data, 0, 8), _PNG_MAGIC) & (tf.strings.length(data) >= 24)
@@ -82,7 +82,7 @@ class PoseInference(tf.Module):
 
     def one(args):
       data, box, index = args
-      supported, h, w = _image_size(data)
+      supported, h, w = encoded_image_size(data)
       x, y, bw, bh = box[0], box[1], box[2], box[3]
       hf, wf = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
       say = lambda text, *args: [tf.strings.format(text, args)]  # One readable message per check.

@@ -116,9 +116,9 @@ def read_image(image, name: str = "image", max_pixels: int = DEFAULT_MAX_PIXELS)
     data = bytes(image)
   if not data:
     raise ValueError(f"{name} is empty (0 bytes)")
-  from semipose_tf.export import _image_size
+  from semipose_tf.export import encoded_image_size
 
-  supported, h, w = (int(v) for v in _image_size(tf.constant(data)))
+  supported, h, w = (int(v) for v in encoded_image_size(tf.constant(data)))
   if not supported:
     raise ValueError(f"{name} is not a JPEG or PNG image")
   if h * w > max_pixels:
