@@ -83,16 +83,16 @@ def main() -> int:
   from semipose_tf.models.factory import load_network
 
   net = load_network(args.model, "--model")
-  size = codec.Geometry.of_network(net).input_size
+  size = codec.HeatmapCodec.of_network(net).input_size
   spec = evaluation_spec(args.eval_dir, None, getattr(net, "keypoint_spec", None), "--model")
-  data = pipeline.eval_dataset(args.eval_dir, spec, 32, pipeline.PipelineConfig(input_size=size))
+  data = pipeline.eval_dataset(args.eval_dir, spec, 32, pipeline.PipelineConfig.of_size(size))
   crops = np.concatenate([b["image"].numpy() for b in data])
   calibration = [crops[i : i + 8] for i in range(0, min(len(crops), args.calibration), 8)]
   keras_fn = tf.function(lambda x: net(x, training=False), reduce_retracing=True)
   reference = []
   for i in range(0, len(crops), 32):
     coords, _ = codec.decode_heatmaps(keras_fn(crops[i : i + 32]))
-    reference.append(codec.Geometry.of_network(net).to_input(coords).numpy())
+    reference.append(codec.HeatmapCodec.of_network(net).to_input(coords).numpy())
   reference = np.concatenate(reference)
 
   def score(predict) -> dict[str, float]:

@@ -207,7 +207,7 @@ def part_pipeline(s: dict) -> list[dict]:
       ("coco_mini", COCO17, {k: os.path.join(tmp, "coco", k) for k in ("labeled", "unlabeled")}, s["size"]),
       ("lspet", LSP14, lsp_dirs, s["lsp_size"]),
     ):
-      config = pipeline.PipelineConfig(input_size=tuple(size))
+      config = pipeline.PipelineConfig.of_size(tuple(size))
       b = s["batch"]
       for stream, make in (
         ("labeled", lambda: pipeline.labeled_dataset(dirs["labeled"], spec, b, config)),

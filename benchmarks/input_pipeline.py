@@ -74,7 +74,7 @@ def main() -> int:
   args = p.parse_args()
   size = args.input_size or ("128,128" if args.dataset == "lspet" else "256,192")
   input_size = tuple(int(v) for v in size.split(","))
-  config = pipeline.PipelineConfig(input_size=input_size)
+  config = pipeline.PipelineConfig.of_size(input_size)
   with tempfile.TemporaryDirectory() as tmp:
     spec, what = _prepare(args, tmp)
     h, w = config.heatmap_size

@@ -133,7 +133,7 @@ def probe_counts(work_dir: str, args, num: int = 600) -> list[dict[str, float]]:
     hard = {a["id"]: bool(a["hard"]) for a in json.load(f)["annotations"]}
   data = (
     pipeline.eval_dataset(
-      os.path.join(args.data_root, "train", "unlabeled"), None, 64, pipeline.PipelineConfig(input_size=(128, 96))
+      os.path.join(args.data_root, "train", "unlabeled"), None, 64, pipeline.PipelineConfig.of_size((128, 96))
     )
     .unbatch()
     .take(num)
@@ -181,7 +181,7 @@ def untrained_ap(args) -> float:
     keras.utils.set_random_seed(0)
     net = configurable.build_pose_model(input_size=(128, 96), num_keypoints=17)
   eval_dir = os.path.join(args.data_root, "val", "eval")
-  data = pipeline.eval_dataset(eval_dir, COCO17, 64, pipeline.PipelineConfig(input_size=(128, 96)))
+  data = pipeline.eval_dataset(eval_dir, COCO17, 64, pipeline.PipelineConfig.of_size((128, 96)))
   ann = os.path.join(args.data_root, "raw", "annotations", "person_keypoints_val.json")
   return COCOEvaluator(ann, data, COCO17)(lambda x: net(x, training=False))["AP"]
 

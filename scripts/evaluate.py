@@ -59,7 +59,7 @@ def _model_and_data(args, spec_name: str | None):
 
   predict, size, model_spec = _load_predict_fn(args.checkpoint)
   spec = evaluation_spec(args.eval_dir, spec_name, model_spec, "--spec")
-  data = pipeline.eval_dataset(args.eval_dir, spec, args.batch_size, pipeline.PipelineConfig(input_size=size))
+  data = pipeline.eval_dataset(args.eval_dir, spec, args.batch_size, pipeline.PipelineConfig.of_size(size))
   return predict, data, spec
 
 

@@ -107,7 +107,7 @@ def _representative(set_dir: str, net, count: int):
   from semipose_tf.data import pipeline, records
 
   records.read_manifest(set_dir)  # A missing or incomplete set is a one-line error here, not mid-conversion.
-  config = pipeline.PipelineConfig(input_size=codec.Geometry.of_network(net).input_size)
+  config = pipeline.PipelineConfig(codec.HeatmapCodec.of_network(net))
   data = pipeline.eval_dataset(set_dir, None, 8, config).unbatch().take(count).batch(8)
   return lambda: (batch["image"].numpy() for batch in data)
 

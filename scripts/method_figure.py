@@ -67,7 +67,7 @@ def main(argv=None) -> int:
   if method is None:
     print(f"note: no method_config.json beside {args.model}: drawing with the default settings", file=sys.stderr)
   model = SemiSupervisedPose(net, dataclasses.replace(method or MethodConfig(), method="plus"), seed=args.seed)
-  config = pipeline.PipelineConfig(input_size=size)
+  config = pipeline.PipelineConfig.of_size(size)
   x_w = next(iter(pipeline.unlabeled_dataset(args.data, None, args.candidates, config, seed=args.seed)))["image"]
   h_t, _ = model.targets(0, {"image": x_w})
   counts = model.mask_count(h_t).numpy()

@@ -3,7 +3,7 @@ CPUs), and each artifact loaded back in its own runtime.
 
 Every format holds one graph, from normalized crops to heatmaps and decoded keypoints:
 
-* input ``crops`` [N, H, W, 3] float32: person crops made as the evaluation makes them (``Geometry.eval_crop``:
+* input ``crops`` [N, H, W, 3] float32: person crops made as the evaluation makes them (``HeatmapCodec.eval_crop``:
   box -> centre / scale with ``codec.PADDING``, the crop affine, ImageNet mean / std normalization);
 * outputs ``heatmaps`` [N, H/4, W/4, K] float32, ``keypoints`` [N, K, 2] float32 (x, y in crop pixels: the
   reference's argmax with the quarter-pixel shift, times the stride) and ``scores`` [N, K] (the heatmap maxima).
@@ -70,7 +70,7 @@ class CropKeypoints(keras.Model):
   def __init__(self, net: keras.Model, **kwargs):
     super().__init__(name="crop_keypoints", **kwargs)
     self.net = net
-    self.geometry = codec.Geometry.of_network(net)
+    self.geometry = codec.HeatmapCodec.of_network(net)
 
   def call(self, crops):
     heatmaps = tf.cast(self.net(crops, training=False), tf.float32)
@@ -79,12 +79,12 @@ class CropKeypoints(keras.Model):
 
 
 def _signature(net: keras.Model) -> tf.TensorSpec:
-  h, w = codec.Geometry.of_network(net).input_size
+  h, w = codec.HeatmapCodec.of_network(net).input_size
   return tf.TensorSpec([None, h, w, 3], tf.float32, name="crops")
 
 
 def _describe(net: keras.Model, fmt: str, variant: str) -> dict:
-  geometry = codec.Geometry.of_network(net)
+  geometry = codec.HeatmapCodec.of_network(net)
   return {
     "format": fmt,
     "variant": variant,
@@ -213,7 +213,7 @@ def export_artifact(
   if fmt == "saved_model":
     raise ValueError("format 'saved_model' is written by semipose_tf.export.export_saved_model")
   check_request(path, fmt, variant, overwrite, representative)
-  codec.Geometry.of_network(net)  # A fixed input size, a whole stride.
+  codec.HeatmapCodec.of_network(net)  # A fixed input size, a whole stride.
 
   def write(folder: str) -> str:
     if fmt == "onnx":

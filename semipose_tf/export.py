@@ -68,7 +68,7 @@ class PoseInference(tf.Module):
     self.net = net
     if None in tuple(net.input_shape[1:3]):
       raise ValueError("export needs a network with a fixed input size")
-    self.geometry = codec.Geometry.of_network(net, padding)  # The training pipeline's crop geometry.
+    self.geometry = codec.HeatmapCodec.of_network(net, padding)  # The training pipeline's crop geometry.
     self.input_size = self.geometry.input_size
     self.max_pixels = int(max_pixels)
 
@@ -124,7 +124,7 @@ class PoseInference(tf.Module):
 
     def run():
       crops, center, scale = self.crops(images, boxes)
-      return codec.decode_to_image(self.net(crops, training=False), center, scale)
+      return self.geometry.decode(self.net(crops, training=False), center, scale)
 
     def empty():  # An empty request gets empty answers (the network cannot run on zero crops).
       return tf.zeros([0, k, 2], tf.float32), tf.zeros([0, k], tf.float32)

@@ -12,7 +12,7 @@ Every format runs the same rules as the evaluation and the SavedModel's ``servin
    orientation, as a viewer shows it (the boxes are in that view);
 2. each box is checked (finite, positive width and height, overlapping the image) and sanitized by the
    converters' rule (``codec.sanitize_box``);
-3. the evaluation crop (``Geometry.eval_crop``: box -> centre / scale with the padding, the crop affine, ImageNet
+3. the evaluation crop (``HeatmapCodec.eval_crop``: box -> centre / scale with the padding, the crop affine, ImageNet
    normalization) is taken at the network's input size;
 4. the format's runtime gives heatmaps (:class:`HeatmapModel`), which are decoded and mapped back through the
    inverse crop affine (``codec.decode_to_image``).
@@ -58,14 +58,14 @@ class HeatmapModel:
 
       net = load_network(path, "model")  # Refuses non-finite weights, names the file.
       self._fn = tf.function(lambda x: net(x, training=False), reduce_retracing=True)
-      self.geometry = codec.Geometry.of_network(net)
+      self.geometry = codec.HeatmapCodec.of_network(net)
       self.spec = getattr(net, "keypoint_spec", None)
     elif self.format == "saved_model":
       signature = tf.saved_model.load(path).signatures["heatmaps"]
       self._fn = lambda x: signature(crops=tf.convert_to_tensor(x, tf.float32))["heatmaps"]
       h, w = signature.structured_input_signature[1]["crops"].shape[1:3]
       hh = signature.structured_outputs["heatmaps"].shape[1]
-      self.geometry = codec.Geometry((h, w), int(h) // int(hh))
+      self.geometry = codec.HeatmapCodec((h, w), int(h) // int(hh))
       if os.path.exists(os.path.join(path, SAVED_MODEL_SPEC)):
         with open(os.path.join(path, SAVED_MODEL_SPEC)) as f:
           self.spec = get_spec(json.load(f))
@@ -73,7 +73,7 @@ class HeatmapModel:
       artifact = deploy.Artifact(path)
       self._fn = artifact.predict
       info = artifact.info
-      self.geometry = codec.Geometry(tuple(info["input_size"]), int(info["stride"]), float(info["padding"]))
+      self.geometry = codec.HeatmapCodec(tuple(info["input_size"]), int(info["stride"]), float(info["padding"]))
       self.spec = artifact.spec
 
   def __call__(self, crops) -> np.ndarray:
@@ -199,7 +199,7 @@ class Predictor:
     heatmaps = np.concatenate(
       [self.model(crops[i : i + self.batch_size]) for i in range(0, len(crops), self.batch_size)]
     )
-    keypoints, scores = codec.decode_to_image(tf.constant(heatmaps), tf.constant(center), tf.constant(scale))
+    keypoints, scores = self.geometry.decode(tf.constant(heatmaps), tf.constant(center), tf.constant(scale))
     return {"keypoints": keypoints.numpy(), "scores": scores.numpy(), "boxes": boxes}
 
 

@@ -163,6 +163,26 @@ def test_image_keypoints_survive_encode_decode():
   assert np.abs(img_pts.numpy() - pts).max() <= 0.5 * px_per_hm + 1e-3
 
 
+def test_the_codec_object_encodes_and_decodes_with_its_own_constants():
+  """HeatmapCodec holds input size, stride, sigma and padding once; the pipeline's targets are its encode."""
+  from semipose_tf.data import ops, pipeline
+
+  wide = codec.HeatmapCodec((128, 96), sigma=3.0)
+  assert (wide.heatmap_size, wide.stride, codec.HeatmapCodec().sigma) == ((32, 24), 4, codec.SIGMA)
+  joints = tf.constant([[40.0, 52.0]])
+  maps, weights = wide.encode(joints, tf.ones([1]))
+  narrow, _ = codec.HeatmapCodec((128, 96)).encode(joints, tf.ones([1]))
+  assert maps.shape == (32, 24, 1) and float(weights[0]) == 1.0
+  assert int(tf.reduce_sum(tf.cast(maps > 0, tf.int32))) > int(tf.reduce_sum(tf.cast(narrow > 0, tf.int32)))
+  center, scale = wide.center_scale(tf.constant([0.0, 0.0, 96.0 / 1.25, 128.0 / 1.25]))
+  crop_to_image = codec.invert_affine(codec.crop_affine(center, scale, 0.0, wide.input_size))
+  pts, _ = wide.decode(maps[None], center[None], scale[None])
+  np.testing.assert_allclose(pts.numpy()[0], codec.apply_affine(crop_to_image, joints).numpy(), atol=1.0)
+  ex = ops.make_targets({"joints": joints, "visible": tf.ones([1])}, pipeline.PipelineConfig(wide).codec)
+  np.testing.assert_array_equal(ex["heatmaps"].numpy(), maps.numpy())
+  assert codec.Geometry is codec.HeatmapCodec  # The earlier name still works.
+
+
 def test_codec_in_tf_function_and_dataset():
   f = tf.function(lambda hm: codec.decode_heatmaps(hm))
   hm = tf.random.uniform((2, 3, 16, 12, 5))

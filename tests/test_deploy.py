@@ -46,7 +46,7 @@ def network_and_crops(coco_mini_sets):
     kernel, *rest = layer.get_weights()
     fan_in = np.prod(kernel.shape[:2]) * (kernel.shape[3] if layer in head else kernel.shape[2])
     layer.set_weights([rng.normal(0, np.sqrt(2 / fan_in), kernel.shape).astype(np.float32), *rest])
-  config = pipeline.PipelineConfig(input_size=(64, 64))
+  config = pipeline.PipelineConfig.of_size((64, 64))
   data = pipeline.eval_dataset(os.path.join(coco_mini_sets, "labeled"), COCO17, 16, config)
   crops = np.concatenate([b["image"].numpy() for b in data])[:32]  # Real people: coco_mini train photos.
   kernel, bias = final.get_weights()
@@ -59,7 +59,7 @@ def _keras_keypoints(net, crops):
 
   heatmaps = net(crops, training=False)
   coords, _ = codec.decode_heatmaps(heatmaps)
-  return heatmaps.numpy(), codec.Geometry.of_network(net).to_input(coords).numpy()
+  return heatmaps.numpy(), codec.HeatmapCodec.of_network(net).to_input(coords).numpy()
 
 
 @pytest.mark.parametrize(

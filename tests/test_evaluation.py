@@ -158,7 +158,7 @@ def test_evaluator_end_to_end_with_perfect_heatmaps(tmp_path):
   ann = shared_path("coco_mini", "annotations", "person_keypoints_val2017.json")
   src = sources.load_coco(ann, shared_path("coco_mini", "val2017"), COCO17)
   convert.convert(src, str(tmp_path), ("eval",), verbose=False)
-  config = pipeline.PipelineConfig(input_size=(256, 192), augment=NONE)
+  config = pipeline.PipelineConfig.of_size((256, 192), augment=NONE)
   targets = iter(
     pipeline.labeled_dataset(
       str(tmp_path / "eval"), COCO17, 16, config, shuffle=False, repeat=False, drop_remainder=False
@@ -302,7 +302,7 @@ def test_mpii_evaluator_runs_a_model_over_an_eval_set(tmp_path):
   src = sources.load_mpii(shared_path("samples", "mpii", "test_mpii.json"), shared_path("samples", "mpii"), MPII16)
   convert.convert(src, str(tmp_path), ("eval",), verbose=False)
   net = TinyPoseNet(16, (64, 64, 3))
-  data = pipeline.eval_dataset(str(tmp_path / "eval"), MPII16, 4, pipeline.PipelineConfig(input_size=(64, 64)))
+  data = pipeline.eval_dataset(str(tmp_path / "eval"), MPII16, 4, pipeline.PipelineConfig.of_size((64, 64)))
   result = MPIIEvaluator(gt_file, data, MPII16, flip_test=True)(lambda x: net(x, training=False))
   assert set(result) >= {"Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Mean"}
   assert 0.0 <= result["Mean"] < 5.0  # 5 of 2958 people predicted at most.

@@ -36,7 +36,7 @@ def _served_vs_evaluated(net, path, eval_dir, spec, size, raw_box, image_path):
   """Largest keypoint and score difference between the SavedModel, sent each person's raw box (what a user sends:
   the annotation's, not the converter's sanitized one), and the evaluation pipeline's decoded predictions."""
   serve = tf.saved_model.load(path).signatures["serving_default"]
-  config = pipeline.PipelineConfig(input_size=size)
+  config = pipeline.PipelineConfig.of_size(size)
   worst_xy, worst_score, n = 0.0, 0.0, 0
   for batch in pipeline.eval_dataset(eval_dir, spec, 16, config):
     ref, ref_scores = codec.decode_to_image(net(batch["image"], training=False), batch["center"], batch["scale"])
@@ -96,7 +96,7 @@ def test_served_keypoints_are_the_evaluated_ones_on_real_lspet_photos(tmp_path):
   worst_xy, worst_score, n = _served_vs_evaluated(net, sm, eval_dir, LSP14, (128, 128), box_of, lambda i: sizes[i][0])
   assert n == 20 and worst_xy <= 1e-3 and worst_score <= 1e-5, (worst_xy, worst_score)
   # And the metric: PCK of the served keypoints == what the evaluator reports.
-  config = pipeline.PipelineConfig(input_size=(128, 128))
+  config = pipeline.PipelineConfig.of_size((128, 128))
   evaluator = pck.PCKEvaluator(eval_dir, pipeline.eval_dataset(eval_dir, LSP14, 16, config), LSP14)
   reported = evaluator(lambda x: net(x, training=False))
   serve = tf.saved_model.load(sm).signatures["serving_default"]
@@ -111,22 +111,22 @@ def test_served_keypoints_are_the_evaluated_ones_on_real_lspet_photos(tmp_path):
 
 
 def test_the_pipeline_and_the_saved_model_crop_with_one_function(monkeypatch, tmp_path):
-  """Both the evaluation pipeline and the exported model crop through codec.Geometry.eval_crop (one function, one
+  """Both the evaluation pipeline and the exported model crop through codec.HeatmapCodec.eval_crop (one function, one
   geometry); the crops they give for the same image and box are the same pixels."""
   calls = []
-  original = codec.Geometry.eval_crop
+  original = codec.HeatmapCodec.eval_crop
 
   def spy(self, image, box):
     calls.append(self)
     return original(self, image, box)
 
-  monkeypatch.setattr(codec.Geometry, "eval_crop", spy)
+  monkeypatch.setattr(codec.HeatmapCodec, "eval_crop", spy)
   ann = shared_path("coco_mini", "annotations", "person_keypoints_val2017.json")
   src = sources.load_coco(ann, shared_path("coco_mini", "val2017"), COCO17)
   convert.convert(src, str(tmp_path), ("eval",), verbose=False)
-  config = pipeline.PipelineConfig(input_size=(128, 96))
+  config = pipeline.PipelineConfig.of_size((128, 96))
   batch = next(iter(pipeline.eval_dataset(str(tmp_path / "eval"), COCO17, 4, config)))
-  assert calls and calls[-1] == config.geometry
+  assert calls and calls[-1] == config.codec
   calls.clear()
   net = build_pose_model("resnet18", (128, 96), 17, width=8, deconv_filters=(16, 16, 16))
   by_ann = {inst.ann_id: (info, inst) for info, inst, has in src.items if has}
@@ -135,7 +135,7 @@ def test_the_pipeline_and_the_saved_model_crop_with_one_function(monkeypatch, tm
   images = tf.constant([open(by_ann[i][0].path, "rb").read() for i in ids])
   boxes = tf.constant([raw[i] for i in ids], tf.float32)
   crops, center, scale = export.PoseInference(net).crops(images, boxes)
-  assert calls and calls[-1] == config.geometry  # The same geometry object, read from the network.
+  assert calls and calls[-1] == config.codec  # The same geometry object, read from the network.
   np.testing.assert_array_equal(crops.numpy(), batch["image"].numpy())
   np.testing.assert_array_equal(center.numpy(), batch["center"].numpy())
 

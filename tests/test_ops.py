@@ -103,7 +103,7 @@ def test_fixed_affine_crop_transform_targets_normalize():
   assert ex["image"].shape == (64, 48, 3) and ex["image"].dtype == tf.uint8
   ex = _both(lambda e: ops.transform_keypoints(e, COCO17.flip_index), ex)
   assert ex["visible"].numpy()[3] == 0 and ex["visible"].numpy().sum() == K - 1
-  ex = _both(lambda e: ops.make_targets(e, (64, 48), (16, 12)), ex)
+  ex = _both(lambda e: ops.make_targets(e, codec.HeatmapCodec((64, 48))), ex)
   assert ex["heatmaps"].shape == (16, 12, K)
   out = _both(ops.normalize, ex)
   assert out["image"].dtype == tf.float32

@@ -7,7 +7,7 @@ from semipose_tf.conversion import convert, sources
 from semipose_tf.data import pipeline, records
 from semipose_tf.keypoints import COCO17, MPII16
 
-SMALL = pipeline.PipelineConfig(input_size=(64, 48), record_shuffle=16, instance_shuffle=16)
+SMALL = pipeline.PipelineConfig.of_size((64, 48), record_shuffle=16, instance_shuffle=16)
 
 
 @pytest.fixture(scope="session")
@@ -82,7 +82,7 @@ def test_eval_dataset_metadata_and_targets_line_up(synthetic_sets):
   b = ev[0]
   assert set(b) == set(pipeline.EVAL_KEYS)
   # Un-augmented labeled pipeline in file order gives the targets of the same crops.
-  cfg = pipeline.PipelineConfig(input_size=(64, 48), augment=NONE)
+  cfg = pipeline.PipelineConfig.of_size((64, 48), augment=NONE)
   lab = next(iter(pipeline.labeled_dataset(f"{out}/eval", COCO17, 5, cfg, shuffle=False, repeat=False)))
   np.testing.assert_allclose(lab["image"].numpy(), b["image"].numpy(), atol=1e-5)
   kps, _ = codec.decode_to_image(lab["heatmaps"], b["center"], b["scale"])

@@ -1,6 +1,6 @@
 """Heatmap geometry in one place: box -> center/scale, crop affine and its inverse, targets, decoding, and the
-:class:`Geometry` (input size, stride, padding) that the pipeline, the train step, evaluation and export all read,
-with the one evaluation crop they share (:meth:`Geometry.eval_crop`).
+:class:`HeatmapCodec` (input size, stride, sigma, padding; encode, decode) that the pipeline, the train step,
+evaluation and export all read, with the one evaluation crop they share (:meth:`HeatmapCodec.eval_crop`).
 
 Everything here is TensorFlow ops on float32 tensors with arbitrary leading batch dimensions, usable eagerly, inside
 ``tf.data`` and inside a ``train_step``. The conventions are the reference's (HRNet / SimpleBaseline / Xie et al.):
@@ -34,10 +34,18 @@ from semipose_tf.codec.geometry import (
   STD_RGB,
   STRIDE,
   Geometry,
+  HeatmapCodec,
   denormalize_image,
   normalize_image,
 )
-from semipose_tf.codec.heatmaps import decode_heatmaps, decode_to_image, encode_heatmaps, flip_back, heatmap_to_image
+from semipose_tf.codec.heatmaps import (
+  SIGMA,
+  decode_heatmaps,
+  decode_to_image,
+  encode_heatmaps,
+  flip_back,
+  heatmap_to_image,
+)
 
 __all__ = [
   "DEFAULT_INPUT_SIZE",
@@ -45,8 +53,10 @@ __all__ = [
   "PADDING",
   "PIXEL_STD",
   "STD_RGB",
+  "SIGMA",
   "STRIDE",
   "Geometry",
+  "HeatmapCodec",
   "apply_affine",
   "box_to_center_scale",
   "compose_affine",

@@ -1,5 +1,5 @@
-"""The geometry every part reads (:class:`Geometry`: input size, stride, padding; the one evaluation crop) and the
-image normalization the networks take."""
+"""The heatmap codec every part reads (:class:`HeatmapCodec`: input size, stride, sigma, padding; encode, decode and
+the one evaluation crop) and the image normalization the networks take."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import dataclasses
 import tensorflow as tf
 
 from semipose_tf.codec.affine import PADDING, box_to_center_scale, crop_affine, warp_image
+from semipose_tf.codec.heatmaps import SIGMA, decode_to_image, encode_heatmaps
 
 # The input size (H, W) every default in the project takes: COCO's 256x192 (the paper's and the reference's).
 DEFAULT_INPUT_SIZE = (256, 192)
@@ -30,24 +31,29 @@ def denormalize_image(image: tf.Tensor) -> tf.Tensor:
 
 
 @dataclasses.dataclass(frozen=True)
-class Geometry:
-  """Where a person's crop comes from and how heatmap pixels map to it.
+class HeatmapCodec:
+  """Where a person's crop comes from, how joints become heatmaps and heatmaps become joints (mmpose's codec).
+
+  The pipeline encodes its targets with it, the train step reads its sizes, evaluation and export crop and decode
+  with it: each constant is written here once.
 
   Attributes:
     input_size: (H, W) of the network input.
     stride: Input pixels per heatmap pixel.
+    sigma: Target Gaussian sigma in heatmap pixels.
     padding: Box padding factor of box -> centre / scale.
   """
 
   input_size: tuple[int, int] = DEFAULT_INPUT_SIZE
   stride: int = STRIDE
   padding: float = PADDING
+  sigma: float = SIGMA
 
   def __post_init__(self):
     object.__setattr__(self, "input_size", (int(self.input_size[0]), int(self.input_size[1])))
 
   @classmethod
-  def of_network(cls, net, padding: float = PADDING) -> "Geometry":
+  def of_network(cls, net, padding: float = PADDING) -> "HeatmapCodec":
     """The geometry of a pose network (its input size; the stride from its input and heatmap shapes)."""
     (h, w), (hh, hw) = net.input_shape[1:3], net.output_shape[1:3]
     if None in (h, w):
@@ -68,6 +74,16 @@ class Geometry:
     """(x, y, w, h) boxes [..., 4] -> centre [..., 2] and scale [..., 2] of their padded crops."""
     return box_to_center_scale(box, self.aspect_ratio, self.padding)
 
+  def encode(self, joints: tf.Tensor, visible: tf.Tensor, subpixel: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
+    """Joints [..., K, 2] in input pixels and labeled flags [..., K] -> Gaussian targets [..., h, w, K] and
+    per-joint weights [..., K] (:func:`~semipose_tf.codec.encode_heatmaps`)."""
+    return encode_heatmaps(joints, visible, self.input_size, self.heatmap_size, self.sigma, subpixel)
+
+  def decode(self, heatmaps: tf.Tensor, center: tf.Tensor, scale: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Heatmaps [..., h, w, K] of crops (center, scale [..., 2]) -> image keypoints [..., K, 2] and scores [..., K]
+    (:func:`~semipose_tf.codec.decode_to_image`)."""
+    return decode_to_image(heatmaps, center, scale)
+
   def to_input(self, coords: tf.Tensor) -> tf.Tensor:
     """Heatmap-pixel coordinates [..., 2] (x, y) -> input-pixel coordinates."""
     return tf.convert_to_tensor(coords, tf.float32) * float(self.stride)
@@ -87,3 +103,7 @@ class Geometry:
     crop = warp_image(image, affine, self.input_size)
     crop.set_shape([self.input_size[0], self.input_size[1], 3])
     return {"image": normalize_image(crop), "center": center, "scale": scale, "affine": affine}
+
+
+# The name every caller used before the codec gained sigma, encode and decode; the same class.
+Geometry = HeatmapCodec

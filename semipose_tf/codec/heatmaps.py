@@ -9,13 +9,15 @@ import tensorflow as tf
 
 from semipose_tf.codec.affine import apply_affine, crop_affine, invert_affine
 
+SIGMA = 2.0  # Target Gaussian sigma in heatmap pixels (the reference's, at every input size).
+
 
 def encode_heatmaps(
   keypoints: tf.Tensor,
   visible: tf.Tensor,
   input_size: Sequence[int],
   heatmap_size: Sequence[int],
-  sigma: float = 2.0,
+  sigma: float = SIGMA,
   subpixel: bool = False,
 ) -> tuple[tf.Tensor, tf.Tensor]:
   """Gaussian heatmap targets and per-joint weights (the reference's ``generate_target``).

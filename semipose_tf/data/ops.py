@@ -101,12 +101,10 @@ def transform_keypoints(ex: Example, flip_index: Sequence[int]) -> Example:
   return ex
 
 
-def make_targets(ex: Example, input_size: Sequence[int], heatmap_size: Sequence[int], sigma: float = 2.0,
-                 subpixel: bool = False) -> Example:
-  """Reads ``joints``, ``visible``; writes ``heatmaps`` [h, w, K] and ``weights`` [K]."""
+def make_targets(ex: Example, heatmap_codec: codec.HeatmapCodec, subpixel: bool = False) -> Example:
+  """Reads ``joints``, ``visible``; writes ``heatmaps`` [h, w, K] and ``weights`` [K] (``heatmap_codec.encode``)."""
   ex = dict(ex)
-  ex["heatmaps"], ex["weights"] = codec.encode_heatmaps(ex["joints"], ex["visible"], input_size, heatmap_size,
-                                                        sigma, subpixel)
+  ex["heatmaps"], ex["weights"] = heatmap_codec.encode(ex["joints"], ex["visible"], subpixel)
   return ex
 
 
@@ -117,9 +115,9 @@ def normalize(ex: Example) -> Example:
   return ex
 
 
-def eval_crop(ex: Example, geometry: codec.Geometry) -> Example:
+def eval_crop(ex: Example, geometry: codec.HeatmapCodec) -> Example:
   """Reads ``image`` (full, uint8) and ``bbox``; writes the normalized un-augmented crop ``image``, ``center``,
-  ``scale``, ``affine``, ``rotation`` 0 and ``flip`` False (:meth:`semipose_tf.codec.Geometry.eval_crop`, which
+  ``scale``, ``affine``, ``rotation`` 0 and ``flip`` False (:meth:`semipose_tf.codec.HeatmapCodec.eval_crop`, which
   the SavedModel calls too)."""
   ex = dict(ex)
   ex.update(geometry.eval_crop(ex["image"], ex["bbox"]))

@@ -27,13 +27,11 @@ EVAL_KEYS = ("image", "center", "scale", "image_id", "ann_id", "score", "area")
 
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
-  """Input geometry and augmentation shared by the pipelines.
+  """The heatmap codec and the augmentation shared by the pipelines.
 
   Attributes:
-    input_size: (H, W) of the network input; 256x192 for COCO, 256x256 for MPII.
-    heatmap_stride: Input pixels per heatmap pixel (4).
-    sigma: Target Gaussian sigma in heatmap pixels.
-    padding: Box padding factor of box -> center/scale.
+    codec: Input size (256x192 for COCO, 256x256 for MPII), stride, target sigma and box padding: the one
+      :class:`~semipose_tf.codec.HeatmapCodec` the step, evaluation and export read too.
     augment: The weak / labeled augmentation.
     subpixel_targets: Centre target Gaussians at the exact joint position (the reference rounds).
     record_shuffle: Shuffle buffer of serialized records (images).
@@ -41,28 +39,25 @@ class PipelineConfig:
     cycle_length: Shards read in parallel.
   """
 
-  input_size: tuple[int, int] = codec.DEFAULT_INPUT_SIZE
-  heatmap_stride: int = codec.STRIDE
-  sigma: float = 2.0
-  padding: float = codec.PADDING
+  codec: codec.HeatmapCodec = codec.HeatmapCodec()
   augment: AffineAugment = WEAK
   subpixel_targets: bool = False
   record_shuffle: int = 256
   instance_shuffle: int = 512
   cycle_length: int = 8
 
+  @classmethod
+  def of_size(cls, input_size: tuple[int, int], **settings) -> "PipelineConfig":
+    """The configuration with the default codec at ``input_size`` (H, W)."""
+    return cls(codec.HeatmapCodec(tuple(input_size)), **settings)
+
   @property
-  def geometry(self) -> codec.Geometry:
-    """Input size, stride and padding as the :class:`~semipose_tf.codec.Geometry` the other parts read."""
-    return codec.Geometry(self.input_size, self.heatmap_stride, self.padding)
+  def input_size(self) -> tuple[int, int]:
+    return self.codec.input_size
 
   @property
   def heatmap_size(self) -> tuple[int, int]:
-    return self.geometry.heatmap_size
-
-  @property
-  def aspect_ratio(self) -> float:
-    return self.geometry.aspect_ratio
+    return self.codec.heatmap_size
 
 
 def set_spec(data_dir: str) -> KeypointSpec:
@@ -106,7 +101,7 @@ def _augmented(ds: tf.data.Dataset, seed: int, config: PipelineConfig, shuffle: 
   """Adds center/scale, a random affine and the crop; shuffles the crops."""
 
   def augment(index, ex):
-    ex = ops.center_scale(ex, config.aspect_ratio, config.padding)
+    ex = ops.center_scale(ex, config.codec.aspect_ratio, config.codec.padding)
     ex = ops.random_affine(ex, tf.stack([tf.constant(seed, tf.int64), index]), config.augment, config.input_size)
     return ops.crop(ex, config.input_size)
 
@@ -132,7 +127,7 @@ def labeled_dataset(data_dir: str, spec: KeypointSpec, batch_size: int | None = 
 
   def targets(ex):
     ex = ops.transform_keypoints(ex, flip_index)
-    ex = ops.make_targets(ex, config.input_size, config.heatmap_size, config.sigma, config.subpixel_targets)
+    ex = ops.make_targets(ex, config.codec, config.subpixel_targets)
     return ops.select(ops.normalize(ex), LABELED_KEYS)
 
   ds = instances(data_dir, shuffle=shuffle, seed=seed, repeat=repeat, config=config, spec=spec)
@@ -182,7 +177,7 @@ def eval_dataset(data_dir: str, spec: KeypointSpec | None = None, batch_size: in
   be smaller."""
 
   def prepare(ex):
-    ex = ops.eval_crop(ex, config.geometry)
+    ex = ops.eval_crop(ex, config.codec)
     ex["image_id"], ex["ann_id"] = ex["image/id"], ex["instance/id"]
     return ops.select(ex, EVAL_KEYS)
 

@@ -43,7 +43,7 @@ class Evaluated:
   def of(cls, model: keras.Model) -> "Evaluated":
     net = getattr(model, "net", model)
     shape = tuple(net.input_shape)
-    size = codec.Geometry.of_network(net).input_size if len(shape) == 4 and None not in shape[1:3] else None
+    size = codec.HeatmapCodec.of_network(net).input_size if len(shape) == 4 and None not in shape[1:3] else None
     return cls(getattr(net, "keypoint_spec", None), size, getattr(model, "method_config", None) or MethodConfig())
 
 
@@ -150,7 +150,7 @@ def _spec_and_data(
   if evaluated.input_size is None:
     raise ValueError(f"{eval_dir}: the network takes no fixed-size image, so there is no crop size to evaluate at")
   the_spec = evaluation_spec(eval_dir, spec, evaluated.spec, binding)
-  config = pipeline.PipelineConfig(input_size=evaluated.input_size)
+  config = pipeline.PipelineConfig.of_size(evaluated.input_size)
   return the_spec, pipeline.eval_dataset(eval_dir, the_spec, batch_size, config)
 
 

@@ -94,7 +94,7 @@ def comparison_sheet(
     The sheet [rows * H, columns * W, 3] uint8 and the column titles.
   """
   spec = get_spec(spec)
-  config = pipeline.PipelineConfig(input_size=tuple(input_size))
+  config = pipeline.PipelineConfig.of_size(tuple(input_size))
   wanted = {int(i) for i in image_ids}
   people = [b for b in pipeline.eval_dataset(set_dir, spec, 1, config) if int(b["image_id"][0]) in wanted]
   images = {}

@@ -69,7 +69,7 @@ class TeacherProbe:
   ):
     pck.torso_joints(spec)
     self.spec, self.masking = spec, masking
-    config = pipeline.PipelineConfig(input_size=tuple(input_size))
+    config = pipeline.PipelineConfig.of_size(tuple(input_size))
     people = pipeline.eval_dataset(set_dir, spec, None, config).filter(lambda ex: ex["ann_id"] >= first_id)
     self.dataset = people.take(num).batch(batch_size).cache()
     self.truth = pck.set_ground_truth(set_dir)

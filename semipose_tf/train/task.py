@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from semipose_tf import atomic
 from semipose_tf.augment.affine import NONE, WEAK, AffineAugment
-from semipose_tf.codec import DEFAULT_INPUT_SIZE
+from semipose_tf.codec import DEFAULT_INPUT_SIZE, HeatmapCodec
 from semipose_tf.data import pipeline, records
 from semipose_tf.keypoints import KeypointSpec, get_spec
 from semipose_tf.method_config import MethodConfig, check_number
@@ -198,6 +198,8 @@ class PoseTask:
   ):
     self.config, self.model_fn, self.ssl_model_fn = config, model_fn, ssl_model_fn
     self.preset = get_method(config.method.method)
+    # The run's one codec: the pipeline encodes with it; the network is built at its input size.
+    self.codec = HeatmapCodec(config.data.input_size)
 
   # --- The parts. ------------------------------------------------------------------------------------------------
 
@@ -225,9 +227,7 @@ class PoseTask:
     """The training stream, the validation set, the pictures' probe batch (a function that makes it on first call:
     building its stream traces the augmentation once more), the steps per epoch."""
     data, seed = self.config.data, self.config.runtime.seed
-    config = pipeline.PipelineConfig(
-      input_size=data.input_size, augment=data.augment, subpixel_targets=data.subpixel_targets
-    )
+    config = pipeline.PipelineConfig(self.codec, augment=data.augment, subpixel_targets=data.subpixel_targets)
     spec = get_spec(data.spec)
     gl, gu = data.labeled_batch_size * replicas, data.unlabeled_batch_size * replicas
     steps = self.config.fit.steps_per_epoch
@@ -273,7 +273,7 @@ class PoseTask:
   def build_network(self, spec: KeypointSpec) -> keras.Model:
     """One pose network of the run (call inside the strategy's scope)."""
     net = self.model_fn(
-      input_size=self.config.data.input_size, num_keypoints=spec.num_keypoints, dtype=self.config.runtime.policy
+      input_size=self.codec.input_size, num_keypoints=spec.num_keypoints, dtype=self.config.runtime.policy
     )
     if hasattr(net, "keypoint_spec"):  # The spec travels with the saved network (evaluate, predict, export).
       net.keypoint_spec = spec

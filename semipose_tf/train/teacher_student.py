@@ -73,7 +73,7 @@ class SemiSupervisedPose(keras.Model):
     self.masking, self.strong = self.method_config.masking, self.method_config.strong
     self.mixing, self.loss_weights = self.method_config.mixup, self.method_config.loss
     self.seed = int(seed)
-    self.geometry = codec.Geometry.of_network(net)  # Input size, heatmap size, stride: one place (codec).
+    self.geometry = codec.HeatmapCodec.of_network(net)  # Input size, heatmap size, stride: one place (codec).
     names = ["total_loss", "loss_s", "loss_u", "loss_m", "mask_count"]
     self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
     self.val_tracker = keras.metrics.Mean(name="heatmap_loss")
