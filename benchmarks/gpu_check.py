@@ -229,6 +229,8 @@ def part_fit(s: dict) -> list[dict]:
   import tensorflow as tf
   from train_step import time_steps
 
+  from semipose_tf.method_config import MethodConfig
+  from semipose_tf.train.config import DataConfig, FitConfig
   from semipose_tf.train.experiment import train
 
   with tempfile.TemporaryDirectory() as tmp:
@@ -236,15 +238,12 @@ def part_fit(s: dict) -> list[dict]:
     b, size = s["batch"], s["lsp_size"]
     exp = train(  # dry_run: the task built (inputs, model, strategy) without fitting.
       tmp,
-      dirs["labeled"],
+      DataConfig(
+        dirs["labeled"], dirs["unlabeled"], spec="lsp14", input_size=size, labeled_batch_size=b, unlabeled_batch_size=b
+      ),  # fmt: skip
+      MethodConfig(method="plus"),
+      fit=FitConfig(steps_per_epoch=s["fit_steps"]),
       dry_run=True,
-      unlabeled_dir=dirs["unlabeled"],
-      spec="lsp14",
-      method="plus",
-      input_size=size,
-      labeled_batch_size=b,
-      unlabeled_batch_size=b,
-      steps_per_epoch=s["fit_steps"],
       model_fn=lambda **kw: _ssl_model("resnet18", "supervised", "float32", s, 14, size)[0].net,
     )
     exp.model.fit(exp.train_data, epochs=1, steps_per_epoch=2, verbose=0)  # Compile and warm the pipeline.
@@ -308,15 +307,24 @@ def part_mirrored(s: dict) -> list[dict]:
   return [row]
 
 
-def _train_scored(work_dir: str, dirs: dict[str, str], size, model_fn, **settings) -> dict:
-  """One LSPET training run (``train``'s ``settings``), then PCK on the test set: PCK@0.2, PCK@0.1, wall, size."""
+def _train_scored(
+  work_dir: str, dirs: dict[str, str], size, model_fn, method: str, epochs: int, steps: int, batch: int,
+  learning_rate: float, lr_milestones: tuple, unlabeled: bool = False,
+) -> dict:  # fmt: skip
+  """One LSPET training run, then PCK on the test set: PCK@0.2, PCK@0.1, wall, size."""
   from semipose_tf.evaluation.callback import pck_eval_callback
+  from semipose_tf.method_config import MethodConfig
+  from semipose_tf.train.config import DataConfig, FitConfig, OptimizerConfig
   from semipose_tf.train.experiment import train
 
   cb = pck_eval_callback(dirs["eval"])
   start = time.perf_counter()
-  train(work_dir, dirs["labeled"], spec="lsp14", input_size=size, extra_callbacks=[cb], checkpoint_monitor="val_PCK",
-        checkpoint_mode="max", backup_every_steps=None, verbose=0, model_fn=model_fn, **settings)  # fmt: skip
+  data = DataConfig(dirs["labeled"], dirs["unlabeled"] if unlabeled else None, spec="lsp14", input_size=size,
+                    labeled_batch_size=batch, unlabeled_batch_size=batch)  # fmt: skip
+  fit = FitConfig(epochs=epochs, steps_per_epoch=steps, checkpoint_monitor="val_PCK", checkpoint_mode="max",
+                  backup_every_steps=None, verbose=0)  # fmt: skip
+  train(work_dir, data, MethodConfig(method=method), OptimizerConfig(learning_rate, lr_milestones), fit=fit,
+        extra_callbacks=[cb], model_fn=model_fn)  # fmt: skip
   return {"PCK@0.2": cb.last["PCK@0.2"], "PCK@0.1": cb.last["PCK@0.1"], "wall_s": time.perf_counter() - start,
           "size": f"{size[0]}x{size[1]}"}  # fmt: skip
 
@@ -330,10 +338,10 @@ def part_train(s: dict) -> list[dict]:
       dirs,
       size,
       lambda **kw: _ssl_model("resnet18", "supervised", "float32", s, 14, size)[0].net,
-      epochs=1,
-      steps_per_epoch=s["train_steps"],
       method="supervised",
-      labeled_batch_size=s["batch"],
+      epochs=1,
+      steps=s["train_steps"],
+      batch=s["batch"],
       learning_rate=2e-3,
       lr_milestones=(),
     )
@@ -358,14 +366,13 @@ def part_box(s: dict) -> list[dict]:
         lambda **kw: build_pose_model(
           "efficientnet_lite0", size, 14, pretrained=s["box_pretrained"], deconv_filters=(128, 128, 128)
         ),
-        unlabeled_dir=dirs["unlabeled"],
         method=method,
         epochs=s["box_epochs"],
-        steps_per_epoch=s["box_steps"],
-        labeled_batch_size=b,
-        unlabeled_batch_size=b,
+        steps=s["box_steps"],
+        batch=b,
         learning_rate=1e-3,
         lr_milestones=(s["box_epochs"] - 1,),
+        unlabeled=True,
       )
       row = {"part": "box", "method": method, "steps": s["box_epochs"] * s["box_steps"], "batch": b, **scored}
       rows.append(row)

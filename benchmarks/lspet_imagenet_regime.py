@@ -65,7 +65,7 @@ DECISION = """## The regime (fixed on 2026-12-01 from the runs below, before any
 | label budget | **1,000** labeled images (im00001..im01000); the 9,000 training images unlabeled |
 | network, input | EfficientNet-Lite0 + deconv 128 x 3, 192x192 |
 | shared start | `lspet_imagenet/burn_in.gin`: ImageNet weights, then this page's labeled_1000 run (16 epochs x 250 steps of 16, Adam 1e-3, x0.1 at 12 and 15), retrained at the table's commit |
-| every row | 2 epochs x 250 steps of 16 labeled + 16 unlabeled from that start, Adam 1e-4 constant, `train.deterministic = True`, seeds 0, 1, 2 (`gin_configs/base/lspet_imagenet_bench.gin`) |
+| every row | 2 epochs x 250 steps of 16 labeled + 16 unlabeled from that start, Adam 1e-4 constant, `RuntimeConfig.deterministic = True`, seeds 0, 1, 2 (`gin_configs/base/lspet_imagenet_bench.gin`) |
 | metric | PCK@0.2 (torso) on the 737 scored test people after each epoch; teacher monitor on im01001..im01500 |
 
 **Conditions.** (a) **met**: labeled_1000's last three evaluations are 27.0, 27.3, 27.1 (within 0.3). (c) **not met**:
@@ -77,7 +77,7 @@ network is bound by its steps, not by its labels, at the compute a 2-core machin
 the teacher (c) and at this step count would not widen (b) by 15 points either (labels are not what limits these
 runs); a larger budget raises neither, since all 9,000 labels are no better at 2,000 steps. Reaching a 40% teacher
 needs several times the 4,000 steps of the start (the 1,000-label run was still gaining about 1 point per 1,000
-steps before its rate drop), which a GPU run of the same files with `train.epochs` raised can do. labeled_500 was
+steps before its rate drop), which a GPU run of the same files with `FitConfig.epochs` raised can do. labeled_500 was
 therefore not run.
 
 **Why these rows.** The start has plateaued at Adam 1e-4 (epochs 13-15), so every row continues at that rate: a
@@ -269,9 +269,9 @@ def _train(
     f"--gin_file={gin_file}",
     f"--work_dir={work_dir}",
     f"--data_root={data_root}",
-    f"--gin_param=train.labeled_dir={labeled!r}",
+    f"--gin_param=DataConfig.labeled_dir={labeled!r}",
     f"--gin_param=teacher_probe_callback.first_id={first_id}",
-    "--gin_param=train.verbose=2",
+    "--gin_param=FitConfig.verbose=2",
     *[f"--gin_param={e}" for e in extra],
   ]
   with open(os.path.join(work_dir, "train.log"), "a") as log:

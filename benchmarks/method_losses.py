@@ -2,19 +2,21 @@
 """Behaviour check for refactors: the per-step losses of every method preset, seeded and op-deterministic.
 
 Trains each preset of ``semipose_tf/train/methods.py`` for a few steps on a tiny synthetic set (made on first use
-under ``--data_root``) with ``train.deterministic = True`` and writes every step's logged values to a JSON file.
+under ``--data_root``), seeded and op-deterministic, and writes every step's logged values to a JSON file.
 Run it on two commits (each from its own checkout) and compare: a refactor that keeps the behaviour gives the same
 numbers to the last bit on one machine.
 
   python benchmarks/method_losses.py --out benchmarks/results/method_losses/<commit>.json
   python benchmarks/method_losses.py --compare before.json after.json
 
-It uses only :func:`semipose_tf.train.experiment.train`'s stable arguments, so it runs unchanged across refactors.
+It calls :func:`semipose_tf.train.experiment.train` with the typed configuration (``train/config.py``) where the
+commit has one and with the flat arguments of the commits before it, so it runs on both sides of that refactor.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import os
@@ -91,7 +93,7 @@ def record(data_root: str, work_root: str, steps: int) -> dict:
     if method.startswith("oracle_"):  # Their unlabeled stream carries the ground truth.
       extra["unlabeled_dir"] = sets["labeled_all"]
     try:
-      train(os.path.join(work_root, method), method=method, extra_callbacks=[log], **{**common, **extra})
+      _train(os.path.join(work_root, method), method, [log], {**common, **extra})
     except ValueError as e:  # Before 2026-12-01 the oracle presets' TensorBoard pictures failed at the epoch end.
       if len(log.steps) < steps:
         raise
@@ -99,6 +101,26 @@ def record(data_root: str, work_root: str, steps: int) -> dict:
     out[method] = log.steps
     print(method, " ".join(f"{k}={v:.9g}" for k, v in log.steps[-1].items()), flush=True)
   return out
+
+
+def _train(work_dir: str, method: str, callbacks: list, settings: dict) -> None:
+  """``train`` with the typed configuration, or with flat arguments on commits before it."""
+  try:
+    from semipose_tf.train import config
+  except ImportError:  # Before the typed configuration: train(work_dir, labeled_dir, **flat).
+    settings = dict(settings)
+    train(work_dir, settings.pop("labeled_dir"), method=method, extra_callbacks=callbacks, **settings)
+    return
+  from semipose_tf.method_config import MethodConfig
+
+  own = {"model_fn", "pseudopose_teacher"}
+  parts = {}
+  for name, cls in (("data", config.DataConfig), ("optimizer", config.OptimizerConfig),
+                    ("runtime", config.RuntimeConfig), ("fit", config.FitConfig)):  # fmt: skip
+    fields = {f.name for f in dataclasses.fields(cls)}
+    parts[name] = cls(**{k: v for k, v in settings.items() if k in fields})
+  train(work_dir, method=MethodConfig(method=method), extra_callbacks=callbacks,
+        **parts, **{k: v for k, v in settings.items() if k in own})  # fmt: skip
 
 
 def compare(a_path: str, b_path: str) -> int:

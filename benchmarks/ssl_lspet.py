@@ -237,8 +237,8 @@ def run(method: str, seed: int, args, burn_in: str | None = None) -> dict:
     f"--gin_file={gin_file}",
     f"--work_dir={work_dir}",
     f"--data_root={args.data_root}",
-    f"--gin_param=train.seed={seed}",
-    "--gin_param=train.verbose=2",
+    f"--gin_param=RuntimeConfig.seed={seed}",
+    "--gin_param=FitConfig.verbose=2",
     *[f"--gin_param={p}" for p in args.gin_param],
   ]
   if burn_in:

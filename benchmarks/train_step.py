@@ -5,7 +5,7 @@ SimpleBaseline-R18 at 256x192, batch 8 labeled + 8 unlabeled on a CPU (``--batch
 mixed precision, XLA off / on. The input pipeline is left out (random batches), so this measures the step itself.
 ``--networks`` compares networks side by side in one run (the LSPET regimes: ``r18w16`` is SimpleBaseline-R18 at
 width 16 with deconv 64 x 3, ``lite0`` EfficientNet-Lite0 with deconv 128 x 3); ``--deterministic`` times it with
-TensorFlow op determinism on (``train.deterministic``). Prints what it measured:
+TensorFlow op determinism on (``RuntimeConfig.deterministic``). Prints what it measured:
 
   python benchmarks/train_step.py [--batch 8] [--steps 3] [--methods single,plus] [--policies float32]
   python benchmarks/train_step.py --networks r18w16@256,lite0@192 --batch 16 --keypoints 14 --methods supervised,plus
@@ -95,7 +95,9 @@ def main() -> int:
     help=f"comma-separated NAME@HxW (or NAME@S for SxS), NAME one of {sorted(NETWORKS)}",
   )
   p.add_argument("--keypoints", type=int, default=17)
-  p.add_argument("--deterministic", action="store_true", help="TensorFlow op determinism on (train.deterministic)")
+  p.add_argument(
+    "--deterministic", action="store_true", help="TensorFlow op determinism on (RuntimeConfig.deterministic)"
+  )
   args = p.parse_args()
   if args.deterministic:
     keras.utils.set_random_seed(0)  # Determinism refuses unseeded random ops (the random batches here).

@@ -2,7 +2,7 @@
 """Trains a pose network with one of the paper's methods from a gin experiment file.
 
   python scripts/train.py --gin_file=coco_1k.gin
-  python scripts/train.py --gin_file=coco_1k.gin --gin_param='train.mixed_precision="mixed_bfloat16"'
+  python scripts/train.py --gin_file=coco_1k.gin --gin_param='RuntimeConfig.mixed_precision="mixed_bfloat16"'
   python scripts/train.py --gin_file=mpii_aic.gin --data_root=/data/tfrecords --work_dir=work_dirs/mpii
 
 Gin files are found in gin_configs/ without a path. The work directory (default work_dirs/<gin file name>) gets the
@@ -120,12 +120,14 @@ def _restart_if_needed(gin) -> None:
   from semipose_tf.train import determinism
 
   try:
-    deterministic = bool(gin.query_parameter("train.deterministic"))
+    deterministic = bool(gin.query_parameter("RuntimeConfig.deterministic"))
   except ValueError:  # Not bound: train()'s default.
     deterministic = False
   restart = determinism.restart_argv(deterministic)
   if restart:
-    print(f"train.deterministic: restarting with {determinism.ONEDNN_ENV}=0 (oneDNN off) for bit-for-bit repeats")
+    print(
+      f"RuntimeConfig.deterministic: restarting with {determinism.ONEDNN_ENV}=0 (oneDNN off) for bit-for-bit repeats"
+    )
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(restart[0], restart, {**os.environ, determinism.ONEDNN_ENV: "0"})

@@ -6,6 +6,8 @@ Importing this module registers the configurables; the library itself never impo
 from __future__ import annotations
 
 import os
+import re
+import sys
 from typing import Sequence
 
 import gin
@@ -15,6 +17,7 @@ from semipose_tf.evaluation import callback as eval_callback
 from semipose_tf.evaluation import teacher_probe
 from semipose_tf.models import factory
 from semipose_tf.synthetic import generate
+from semipose_tf.train import config as run_config
 from semipose_tf.train import experiment, teacher_student
 
 GIN_CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin_configs")
@@ -61,6 +64,11 @@ Masking = gin.external_configurable(method_config.Masking, "Masking")
 StrongView = gin.external_configurable(method_config.StrongView, "StrongView")
 Mixup = gin.external_configurable(method_config.Mixup, "Mixup")
 LossWeights = gin.external_configurable(method_config.LossWeights, "LossWeights")
+# The run's typed configuration (semipose_tf/train/config.py), bound by class name: RuntimeConfig.seed = 2.
+DataConfig = gin.external_configurable(run_config.DataConfig, "DataConfig")
+OptimizerConfig = gin.external_configurable(run_config.OptimizerConfig, "OptimizerConfig")
+RuntimeConfig = gin.external_configurable(run_config.RuntimeConfig, "RuntimeConfig")
+FitConfig = gin.external_configurable(run_config.FitConfig, "FitConfig")
 train = gin.external_configurable(experiment.train, "train")
 coco_eval_callback = gin.external_configurable(eval_callback.coco_eval_callback, "coco_eval_callback")
 mpii_eval_callback = gin.external_configurable(eval_callback.mpii_eval_callback, "mpii_eval_callback")
@@ -89,21 +97,44 @@ def parse_gin(files: Sequence[str] = (), params: Sequence[str] = ()) -> None:
     prefixes.insert(0, GIN_CONFIG_DIR)
   elif prefixes is None:
     gin.add_config_file_search_path(GIN_CONFIG_DIR)
+  params = [_modern_param(p) for p in params]
   try:
-    gin.parse_config_files_and_bindings([find_gin_file(f) for f in files], list(params))
+    gin.parse_config_files_and_bindings([find_gin_file(f) for f in files], params)
+  except ValueError as e:  # A binding of the flat layout before the typed configuration: say its new name.
+    m = re.search(r"Configurable '(\w+)' doesn't have a parameter named '(\w+)'", str(e))
+    key = f"{m.group(1)}.{m.group(2)}" if m else ""
+    if run_config.modern_binding(key) == key:
+      raise
+    where = re.search(r'In (?:file|bindings string) "?([^"\n]*)"?,? line (\d+)', str(e))
+    at = f" ({where.group(1)}:{where.group(2)})" if where else ""
+    raise ValueError(
+      f"{key}{at} is now {run_config.modern_binding(key)}: bind that name (the typed configuration, "
+      "semipose_tf/train/config.py)"
+    ) from None
   except SyntaxError as e:  # gin's message spans lines and says "malformed node"; say which binding and why.
     where = f"{e.filename}:{e.lineno}" if e.filename and e.filename != "<string>" else "a --gin_param"
     text = (e.text or "").strip()
-    hint = ' (strings need quotes: train.method = "plus")' if "Failed to parse token" in str(e) else ""
+    hint = ' (strings need quotes: MethodConfig.method = "plus")' if "Failed to parse token" in str(e) else ""
     raise ValueError(f"gin syntax error in {where}: {text or e.msg}{hint}") from None
+
+
+def _modern_param(param: str) -> str:
+  """A --gin_param of the flat layout (``train.seed=2``) under its typed name (``RuntimeConfig.seed=2``), with a
+  note, so that commands written before the typed configuration keep working."""
+  key, eq, value = param.partition("=")
+  new = run_config.modern_binding(key.strip(), value)
+  if not eq or new == key.strip():
+    return param
+  print(f"note: {key.strip()} is now {new}; read as that", file=sys.stderr)
+  return f"{new} ={value}"
 
 
 def spec_from_gin(name: str) -> keypoints.KeypointSpec | None:
   """The spec gin defines for ``name`` with ``custom_spec``, or None.
 
   Either scoped by the name (``mine/custom_spec.names = [...]``) or unscoped with ``custom_spec.name = "mine"``.
-  Registered as a resolver of :func:`semipose_tf.keypoints.get_spec`, so that every ``spec`` argument (``train.spec``,
-  the evaluation callbacks, the scripts' ``--spec``) finds gin-defined specs by name.
+  Registered as a resolver of :func:`semipose_tf.keypoints.get_spec`, so that every ``spec`` argument
+  (``DataConfig.spec``, the evaluation callbacks, the scripts' ``--spec``) finds gin-defined specs by name.
   """
   if _bound(f"{name}/custom_spec.names") is not None:
     with gin.config_scope(name):

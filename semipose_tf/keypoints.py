@@ -4,7 +4,7 @@ Built-in specs: ``coco17`` (COCO person keypoints), ``mpii16`` (MPII, in the ord
 json and ``gt_valid.mat``), ``aic14`` (AI Challenger) and ``lsp14`` (Leeds Sports Pose / LSP Extended). A custom
 spec is a :class:`KeypointSpec` built in Python and registered with :func:`register_spec`, or defined in gin with
 ``custom_spec`` (``semipose_tf.configurable`` registers a resolver, so :func:`get_spec` finds gin-defined specs by
-name everywhere: ``train.spec``, the evaluation callbacks, every script).
+name everywhere: ``DataConfig.spec``, the evaluation callbacks, every script).
 
 Flip pairs are ``(left, right)``: the first index of a pair is the person's LEFT joint (their left, which is on the
 right of the picture for a person facing the camera). A horizontal flip swaps the two channels of every pair; when
@@ -346,7 +346,7 @@ def describe(spec: KeypointSpec) -> str:
 
 
 def check_same(
-  data_spec: KeypointSpec, model_spec: KeypointSpec, data_where: str, model_where: str, binding: str = "train.spec"
+  data_spec: KeypointSpec, model_spec: KeypointSpec, data_where: str, model_where: str, binding: str = "DataConfig.spec"
 ) -> None:
   """Raises ValueError naming both when a data set's spec and a network's disagree (names or count)."""
   if data_spec.names != model_spec.names:

@@ -16,7 +16,7 @@ run writes its configuration to ``<work_dir>/method_config.json``. The step, the
 pictures and ``scripts/method_figure.py`` all read the trained model's configuration, never defaults of their own.
 
 Gin binds the parts by their class names (``Masking.mask_max = 12``, ``Mixup.locations = ("image",)``; see
-``gin_configs/base/train.gin``); the method name is ``train.method``.
+``gin_configs/base/train.gin``); the method name is ``MethodConfig.method``.
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ class MethodConfig:
 
   Attributes:
     method: The preset (``train/methods.py``): supervised, pseudopose, affine, affine_mixup, single, adaptive,
-      plus, dual, oracle_affine, oracle_single, oracle_plus. Gin sets it through ``train.method``.
+      plus, dual, oracle_affine, oracle_single, oracle_plus. Gin sets it through ``MethodConfig.method``.
     masking, strong, mixup, loss: The parts above.
     teacher_bn_mode: "train" (the reference: batch statistics, moving averages updated) or "inference".
   """
@@ -178,7 +178,7 @@ class MethodConfig:
 
   def __post_init__(self):
     if not isinstance(self.method, str) or not self.method:
-      _fail("MethodConfig", "method", "a preset name (train.method)", self.method)
+      _fail("MethodConfig", "method", "a preset name (MethodConfig.method)", self.method)
     for name, cls in _PARTS.items():
       if not isinstance(getattr(self, name), cls):
         _fail("MethodConfig", name, f"a {cls.__name__}", getattr(self, name))

@@ -81,8 +81,9 @@ def test_output_written_to_a_file_is_plain_lines_with_each_epochs_metrics_once(t
   data = make_layout(str(tmp_path / "data"))
   params = [
     "INPUT_SIZE = (64, 64)", "build_pose_model.width = 8", "build_pose_model.deconv_filters = (16, 16, 16)",
-    "build_pose_model.pretrained = None", "train.labeled_batch_size = 2", "train.method = 'supervised'",
-    "train.epochs = 2", "train.steps_per_epoch = 3", "train.val_dir = None", "train.log_every_steps = 2",
+    "build_pose_model.pretrained = None", "DataConfig.labeled_batch_size = 2", "MethodConfig.method = 'supervised'",
+    "FitConfig.epochs = 2", "FitConfig.steps_per_epoch = 3", "DataConfig.val_dir = None",
+    "FitConfig.log_every_steps = 2",
   ]  # fmt: skip
   cmd = [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--gin_file=lspet_1k_supervised.gin",
          f"--data_root={data}", f"--work_dir={tmp_path / 'run'}", *[f"--gin_param={p}" for p in params]]  # fmt: skip

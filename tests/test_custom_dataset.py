@@ -103,12 +103,12 @@ def test_custom_layout_from_conversion_to_prediction(tmp_path):
     "INPUT_SIZE = (64, 64)",
     "build_pose_model.width = 8",
     "build_pose_model.deconv_filters = (16, 16, 16)",
-    "train.labeled_batch_size = 2",
-    "train.unlabeled_batch_size = 2",
-    "train.epochs = 1",
-    "train.steps_per_epoch = 3",
-    "train.lr_milestones = (5,)",
-    "train.picture_count = 2",
+    "DataConfig.labeled_batch_size = 2",
+    "DataConfig.unlabeled_batch_size = 2",
+    "FitConfig.epochs = 1",
+    "FitConfig.steps_per_epoch = 3",
+    "OptimizerConfig.lr_milestones = (5,)",
+    "FitConfig.picture_count = 2",
   ]
   _run(
     "train.py",

@@ -13,16 +13,16 @@ from training_data import make_layout
 
 TINY = [
   "INPUT_SIZE = (64, 64)",
-  "train.input_size = (64, 64)",
-  "train.labeled_batch_size = 2",
-  "train.unlabeled_batch_size = 2",
+  "DataConfig.input_size = (64, 64)",
+  "DataConfig.labeled_batch_size = 2",
+  "DataConfig.unlabeled_batch_size = 2",
   "build_pose_model.pretrained = None",
   "build_pose_model.width = 8",
   "build_pose_model.deconv_filters = (16, 16, 16)",
   "train.extra_callbacks = []",
-  'train.checkpoint_monitor = "val_heatmap_loss"',
-  'train.checkpoint_mode = "min"',
-  "train.verbose = 2",
+  'FitConfig.checkpoint_monitor = "val_heatmap_loss"',
+  'FitConfig.checkpoint_mode = "min"',
+  "FitConfig.verbose = 2",
 ]
 
 
@@ -46,7 +46,10 @@ def _train(data_root, work_dir, *params, flags=(), epochs=1, steps=2, process=Fa
     *flags,
     f"--data_root={data_root}",
     f"--work_dir={work_dir}",
-    *[f"--gin_param={p}" for p in TINY + [f"train.epochs = {epochs}", f"train.steps_per_epoch = {steps}", *params]],
+    *[
+      f"--gin_param={p}"
+      for p in TINY + [f"FitConfig.epochs = {epochs}", f"FitConfig.steps_per_epoch = {steps}", *params]
+    ],
   ]
   if not process:
     return run_script("scripts/train.py", *args)
@@ -75,7 +78,7 @@ def test_a_corrupt_labeled_shard_is_named_with_the_command_that_rebuilds_it(data
   shard = _only_shard(os.path.join(data_root, "coco_1k", "labeled"))
   size = _flip_a_byte_in_the_middle(shard)
   assert os.path.getsize(shard) == size  # The manifest's size check still passes.
-  r = _train(data_root, str(tmp_path / "run"), "train.method = 'supervised'")
+  r = _train(data_root, str(tmp_path / "run"), "MethodConfig.method = 'supervised'")
   assert r.returncode == 2, r.stderr[-2000:]
   lines = r.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith("error: corrupt TFRecord shard " + shard), r.stderr[-2000:]
@@ -109,25 +112,25 @@ def test_an_edited_manifest_total_is_refused(data_root, tmp_path):
 @pytest.mark.slow
 def test_a_changed_configuration_is_refused_with_the_bindings_named(data_root, tmp_path):
   work = str(tmp_path / "run")
-  r = _train(data_root, work, "train.method = 'supervised'")
+  r = _train(data_root, work, "MethodConfig.method = 'supervised'")
   assert r.returncode == 0, r.stderr[-2000:]
-  r = _train(data_root, work, "train.method = 'single'", "train.learning_rate = 0.01", epochs=2)
+  r = _train(data_root, work, "MethodConfig.method = 'single'", "OptimizerConfig.learning_rate = 0.01", epochs=2)
   assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr[-2000:]
   for change in (
-    "train.method: 'supervised' -> 'single'",
-    "train.learning_rate: 0.001 -> 0.01",
-    "train.epochs: 1 -> 2",
+    "MethodConfig.method: 'supervised' -> 'single'",
+    "OptimizerConfig.learning_rate: 0.001 -> 0.01",
+    "FitConfig.epochs: 1 -> 2",
     "--allow_config_change",
   ):
     assert change in r.stderr, (change, r.stderr)
   assert "supervised" in open(os.path.join(work, "config.gin")).read()  # Not rewritten.
   # Asked for explicitly: it resumes, and the old settings are kept beside the new ones.
-  r = _train(data_root, work, "train.method = 'supervised'", epochs=2, flags=["--allow_config_change"])
+  r = _train(data_root, work, "MethodConfig.method = 'supervised'", epochs=2, flags=["--allow_config_change"])
   assert r.returncode == 0 and "Epoch 2/2" in r.stdout and "Epoch 1/2" not in r.stdout, r.stderr[-2000:]
   kept = [n for n in os.listdir(work) if n.startswith("config_before_")]
-  assert len(kept) == 1 and "train.epochs = 1" in open(os.path.join(work, kept[0])).read()
+  assert len(kept) == 1 and "FitConfig.epochs = 1" in open(os.path.join(work, kept[0])).read()
   # A harmless change (how it reports) resumes without asking.
-  r = _train(data_root, work, "train.method = 'supervised'", "train.verbose = 0", epochs=2)
+  r = _train(data_root, work, "MethodConfig.method = 'supervised'", "FitConfig.verbose = 0", epochs=2)
   assert r.returncode == 0, r.stderr[-2000:]
 
 
@@ -202,14 +205,14 @@ def small_disk(tmp_path):
 def test_a_full_disk_is_one_line_for_training_export_and_the_converter(data_root, small_disk, tmp_path):
   work = os.path.join(small_disk, "run")
   # In its own process: h5py used to crash (exit 139) on a full disk, which would take the test process down.
-  r = _train(data_root, work, "train.method = 'supervised'", "train.backup_every_steps = 1", process=True)
+  r = _train(data_root, work, "MethodConfig.method = 'supervised'", "FitConfig.backup_every_steps = 1", process=True)
   assert r.returncode == 2, (r.returncode, r.stderr[-2000:])  # Not 139: h5py crashed on a full disk before.
   lines = r.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith(f"error: cannot write the backup into {work}/backup"), lines
   assert "free some space and run the same command again" in lines[0]
   # Room again: the same command resumes and finishes.
   subprocess.run(["mount", "-o", "remount,size=20m", small_disk], check=True)
-  r = _train(data_root, work, "train.method = 'supervised'", "train.backup_every_steps = 1")
+  r = _train(data_root, work, "MethodConfig.method = 'supervised'", "FitConfig.backup_every_steps = 1")
   assert r.returncode == 0 and os.path.exists(os.path.join(work, "checkpoints", "final.keras")), r.stderr[-2000:]
 
   # export.py and the converter on the disk filled up: one line naming the output; nothing half-written published.

@@ -19,19 +19,19 @@ from training_data import make_layout
 # The supervised method: these tests are about recovery, which every method shares, and a supervised step traces in
 # a fraction of a teacher-student one's time (tests/test_training.py resumes a killed "plus" run).
 TINY = [
-  "train.method = 'supervised'",
+  "MethodConfig.method = 'supervised'",
   "INPUT_SIZE = (64, 64)",
-  "train.input_size = (64, 64)",
-  "train.labeled_batch_size = 2",
-  "train.unlabeled_batch_size = 2",
+  "DataConfig.input_size = (64, 64)",
+  "DataConfig.labeled_batch_size = 2",
+  "DataConfig.unlabeled_batch_size = 2",
   "build_pose_model.pretrained = None",
   "build_pose_model.width = 8",
   "build_pose_model.deconv_filters = (16, 16, 16)",
   "train.extra_callbacks = []",
-  'train.checkpoint_monitor = "val_heatmap_loss"',
-  'train.checkpoint_mode = "min"',
-  "train.verbose = 2",
-  "train.log_every_steps = 2",
+  'FitConfig.checkpoint_monitor = "val_heatmap_loss"',
+  'FitConfig.checkpoint_mode = "min"',
+  "FitConfig.verbose = 2",
+  "FitConfig.log_every_steps = 2",
 ]
 
 
@@ -58,9 +58,9 @@ def _cmd(data_root, work_dir, *params, epochs=3, steps=6, backup_every=2):
       f"--gin_param={p}"
       for p in TINY
       + [
-        f"train.epochs = {epochs}",
-        f"train.steps_per_epoch = {steps}",
-        f"train.backup_every_steps = {backup_every}",
+        f"FitConfig.epochs = {epochs}",
+        f"FitConfig.steps_per_epoch = {steps}",
+        f"FitConfig.backup_every_steps = {backup_every}",
         *params,
       ]
     ],
@@ -96,7 +96,7 @@ def test_a_diverged_run_saves_nothing_non_finite_and_resumes_from_the_last_finit
 ):
   work = _copy_of(two_epochs, tmp_path)  # A finished 2-epoch run.
   # The same work dir, 2 more epochs at an absurd rate: diverges, stops, names the last good checkpoint.
-  r = _train(data_root, work, "train.learning_rate = 1e30", epochs=4)
+  r = _train(data_root, work, "OptimizerConfig.learning_rate = 1e30", epochs=4)
   assert r.returncode == 1 and "training diverged" in r.stderr, r.stderr[-3000:]
   assert "last good checkpoint is" in r.stderr and "last.keras" in r.stderr
   assert "The backup holds the last finite state" in r.stderr
@@ -216,12 +216,12 @@ def test_one_run_per_work_directory(data_root, tmp_path):
 
 BAD_SETTINGS = [
   ("train.no_such_setting = 3", "unknown parameter train.no_such_setting"),
-  ("train.input_size = (70, 64)", "multiples of 32"),
-  ('train.spec = "nope"', "unknown keypoint spec 'nope'"),
-  ("train.method = plus", "gin syntax error in a --gin_param: train.method = plus (strings need quotes"),
-  ("train.labeled_batch_size = 0", "train.labeled_batch_size must be a whole number >= 1, got 0"),
-  ("train.epochs = -1", "train.epochs must be a whole number >= 1, got -1"),
-  ("train.learning_rate = -0.1", "train.learning_rate must be a positive number, got -0.1"),
+  ("DataConfig.input_size = (70, 64)", "multiples of 32"),
+  ('DataConfig.spec = "nope"', "unknown keypoint spec 'nope'"),
+  ("MethodConfig.method = plus", "gin syntax error in a --gin_param: MethodConfig.method = plus (strings need quotes"),
+  ("DataConfig.labeled_batch_size = 0", "DataConfig.labeled_batch_size must be a whole number >= 1, got 0"),
+  ("FitConfig.epochs = -1", "FitConfig.epochs must be a whole number >= 1, got -1"),
+  ("OptimizerConfig.learning_rate = -0.1", "OptimizerConfig.learning_rate must be a positive number, got -0.1"),
   ("train.init_checkpoint = '/tmp'", "train.init_checkpoint not found: /tmp"),
 ]
 
@@ -340,18 +340,18 @@ def test_a_run_checks_its_sets_and_its_checkpoint_monitor_before_training(data_r
 
   from semipose_tf.keypoints import COCO17
 
-  params, expected = ["train.method = 'plus'"], None
+  params, expected = ["MethodConfig.method = 'plus'"], None
   if case == "labels_removed":
     write_set(str(tmp_path / "stripped"), "unlabeled", COCO17, extra={"labels": "removed from the records"})
-    params.append(f"train.labeled_dir = '{tmp_path / 'stripped'}'")
-    expected = "train.labeled_dir .*stripped holds no labels \\(its manifest: labels removed from the records\\)"
+    params.append(f"DataConfig.labeled_dir = '{tmp_path / 'stripped'}'")
+    expected = "DataConfig.labeled_dir .*stripped holds no labels \\(its manifest: labels removed from the records\\)"
   elif case == "small_unlabeled":  # 2 people, a batch of 4.
     write_set(str(tmp_path / "few"), "unlabeled", COCO17, num_images=1)
-    params += [f"train.unlabeled_dir = '{tmp_path / 'few'}'", "train.unlabeled_batch_size = 4"]
-    expected = "train.unlabeled_dir .*few holds 2 unlabeled people, fewer than one batch of 4"
+    params += [f"DataConfig.unlabeled_dir = '{tmp_path / 'few'}'", "DataConfig.unlabeled_batch_size = 4"]
+    expected = "DataConfig.unlabeled_dir .*few holds 2 unlabeled people, fewer than one batch of 4"
   else:
-    params.append("train.checkpoint_monitor = 'val_APP'")
-    expected = "train.checkpoint_monitor = 'val_APP' is not a value this run logs.*it logs: .*val_heatmap_loss"
+    params.append("FitConfig.checkpoint_monitor = 'val_APP'")
+    expected = "FitConfig.checkpoint_monitor = 'val_APP' is not a value this run logs.*it logs: .*val_heatmap_loss"
   work = str(tmp_path / "run")
   r = _train(data_root, work, *params, epochs=1, steps=2)
   assert r.returncode == 2, (r.stdout[-1000:], r.stderr[-2000:])
@@ -369,7 +369,14 @@ def test_an_unlabeled_set_smaller_than_the_pictures_batch_trains(data_root, tmp_
 
   write_set(str(tmp_path / "few"), "unlabeled", COCO17, num_images=1)
   work = str(tmp_path / "run")
-  r = _train(data_root, work, "train.method = 'plus'", f"train.unlabeled_dir = '{tmp_path / 'few'}'", epochs=2, steps=2)
+  r = _train(
+    data_root,
+    work,
+    "MethodConfig.method = 'plus'",
+    f"DataConfig.unlabeled_dir = '{tmp_path / 'few'}'",
+    epochs=2,
+    steps=2,
+  )
   assert r.returncode == 0, r.stderr[-2000:]
   assert os.listdir(os.path.join(work, "logs", "train")), "no TensorBoard summaries (the pictures)"
 

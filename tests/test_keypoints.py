@@ -80,10 +80,10 @@ def test_gin_spec_by_reference_and_unscoped():
         'custom_spec.name = "pair2"',
         'custom_spec.names = ["left", "right"]',
         "custom_spec.flip_pairs = [(0, 1)]",
-        "train.spec = @foot2/custom_spec()",
+        "DataConfig.spec = @foot2/custom_spec()",
       ]
     )
-    by_ref = gin.query_parameter("train.spec").scoped_configurable_fn()
+    by_ref = gin.query_parameter("DataConfig.spec").scoped_configurable_fn()
     unscoped = keypoints.get_spec("pair2")
     with pytest.raises(KeyError, match="unknown keypoint spec 'other'"):
       keypoints.get_spec("other")

@@ -65,11 +65,11 @@ def test_gin_bindings_reach_the_step_and_the_work_directory(tmp_path):
       ["coco_1k_m12.gin"],
       [
         f"DATA_ROOT = {root!r}",
-        "train.input_size = (64, 64)",
+        "DataConfig.input_size = (64, 64)",
         "build_pose_model.pretrained = None",
         "build_pose_model.width = 8",
-        "train.labeled_batch_size = 4",  # The tiny sets hold 12 people: a batch of 32 is refused.
-        "train.unlabeled_batch_size = 4",
+        "DataConfig.labeled_batch_size = 4",  # The tiny sets hold 12 people: a batch of 32 is refused.
+        "DataConfig.unlabeled_batch_size = 4",
       ],
     )
     exp = configurable.train(work_dir=str(tmp_path / "run"), dry_run=True)
@@ -95,6 +95,8 @@ def test_every_preset_trains_one_tiny_epoch_through_the_real_callbacks(method, l
 
   from semipose_tf.evaluation.callback import pck_eval_callback
   from semipose_tf.evaluation.teacher_probe import teacher_probe_callback
+  from semipose_tf.method_config import MethodConfig
+  from semipose_tf.train.config import DataConfig, FitConfig, OptimizerConfig
   from semipose_tf.train.experiment import train
 
   teacher = str(tmp_path / "teacher.keras")
@@ -106,22 +108,26 @@ def test_every_preset_trains_one_tiny_epoch_through_the_real_callbacks(method, l
   probe = teacher_probe_callback("labeled_all/labeled", lspet_root, first_id=2, num=4)
   train(
     work,
-    "labeled_200/labeled",
-    data_root=lspet_root,
-    method=method,
-    spec="lsp14",
-    input_size=(64, 64),
-    unlabeled_dir="labeled_all/labeled" if oracle else "unlabeled",
-    labeled_batch_size=2,
-    unlabeled_batch_size=2,
-    epochs=1,
-    steps_per_epoch=2,
-    lr_milestones=(),
-    backup_every_steps=None,
-    checkpoint_monitor="val_PCK",
-    checkpoint_mode="max",
-    log_every_steps=1,
-    verbose=0,
+    DataConfig(
+      "labeled_200/labeled",
+      "labeled_all/labeled" if oracle else "unlabeled",
+      data_root=lspet_root,
+      spec="lsp14",
+      input_size=(64, 64),
+      labeled_batch_size=2,
+      unlabeled_batch_size=2,
+    ),
+    MethodConfig(method=method),
+    OptimizerConfig(lr_milestones=()),
+    fit=FitConfig(
+      epochs=1,
+      steps_per_epoch=2,
+      backup_every_steps=None,
+      checkpoint_monitor="val_PCK",
+      checkpoint_mode="max",
+      log_every_steps=1,
+      verbose=0,
+    ),
     model_fn=tiny_model_fn,
     pseudopose_teacher=teacher,
     extra_callbacks=[pck_eval_callback("eval", lspet_root, batch_size=4), probe],

@@ -99,7 +99,7 @@ def test_spec_mismatch_and_missing_set(synthetic_sets, tmp_path):
   with pytest.raises(
     ValueError,
     match=r"holds keypoint spec 'coco17' \(17 keypoints\), the configured spec is "
-    r"'mpii16' \(16 keypoints\): set train.spec",
+    r"'mpii16' \(16 keypoints\): set DataConfig.spec",
   ):
     pipeline.labeled_dataset(f"{out}/labeled", MPII16)
   # Same count, other names (AI Challenger vs LSP, both 14): refused too, naming both.

@@ -2,9 +2,9 @@
 
 oneDNN's CPU gradients depend on how the thread pool is scheduled, so under load the same seeded run drifted apart
 (the demo's plus phase ended at AP 0.4333 and 0.4362). ``scripts/train.py`` restarts itself with oneDNN off when
-``train.deterministic`` is on (semipose_tf/train/determinism.py); this runs the script twice beside a busy process
-and compares every logged value and every weight. The network is the demo's (ResNet-18 width 16, 192x160, 16 + 16
-people a step): on networks of a few channels the oneDNN gradients came out the same, so a smaller one would not
+``RuntimeConfig.deterministic`` is on (semipose_tf/train/determinism.py); this runs the script twice beside a busy
+process and compares every logged value and every weight. The network is the demo's (ResNet-18 width 16, 192x160, 16 +
+16 people a step): on networks of a few channels the oneDNN gradients came out the same, so a smaller one would not
 show the fault.
 """
 
@@ -20,13 +20,13 @@ from test_training import NO_EVAL, data_root  # noqa: F401 - the session's COCO-
 
 DEMO_NET = [
   "INPUT_SIZE = (192, 160)",
-  "train.input_size = (192, 160)",
+  "DataConfig.input_size = (192, 160)",
   'build_pose_model.backbone = "resnet18"',
   "build_pose_model.width = 16",
   "build_pose_model.deconv_filters = (64, 64, 64)",
   "build_pose_model.pretrained = None",
-  "train.labeled_batch_size = 12",
-  "train.unlabeled_batch_size = 12",
+  "DataConfig.labeled_batch_size = 12",
+  "DataConfig.unlabeled_batch_size = 12",
 ]
 
 
@@ -35,12 +35,12 @@ def _plus_run(root, work_dir, env=None):
     DEMO_NET
     + NO_EVAL
     + [
-      'train.method = "plus"',
-      "train.deterministic = True",
-      "train.seed = 3",
-      "train.epochs = 2",
-      "train.steps_per_epoch = 4",
-      "train.verbose = 0",
+      'MethodConfig.method = "plus"',
+      "RuntimeConfig.deterministic = True",
+      "RuntimeConfig.seed = 3",
+      "FitConfig.epochs = 2",
+      "FitConfig.steps_per_epoch = 4",
+      "FitConfig.verbose = 0",
     ]
   )
   cmd = [

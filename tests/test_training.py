@@ -39,13 +39,13 @@ DEMO_SMALL = [
   "prepare_synthetic_data.workers = 2",
   "BURN_IN = None",
   "prepare_synthetic_data.num_labeled = (30,)",
-  "train.labeled_dir = 'labeled_30/labeled'",
+  "DataConfig.labeled_dir = 'labeled_30/labeled'",
 ]
 TINY = [
   "INPUT_SIZE = (64, 64)",
-  "train.input_size = (64, 64)",
-  "train.labeled_batch_size = 2",
-  "train.unlabeled_batch_size = 2",
+  "DataConfig.input_size = (64, 64)",
+  "DataConfig.labeled_batch_size = 2",
+  "DataConfig.unlabeled_batch_size = 2",
   "build_pose_model.pretrained = None",
 ]
 # The files whose stream is run for one batch: one per data family (COCO, MPII + AIC, LSPET, synthetic).
@@ -61,8 +61,8 @@ PULL_A_BATCH = {
 }
 NO_EVAL = [
   "train.extra_callbacks = []",
-  'train.checkpoint_monitor = "val_heatmap_loss"',
-  'train.checkpoint_mode = "min"',
+  'FitConfig.checkpoint_monitor = "val_heatmap_loss"',
+  'FitConfig.checkpoint_mode = "min"',
 ]
 
 
@@ -189,11 +189,11 @@ def _train_cmd(data_root, work_dir, epochs=2, steps=6):
     f"--data_root={data_root}",
     f"--work_dir={work_dir}",
     *[f"--gin_param={p}" for p in TINY + NO_EVAL + narrow],
-    f"--gin_param=train.epochs = {epochs}",
-    f"--gin_param=train.steps_per_epoch = {steps}",
-    "--gin_param=train.backup_every_steps = 2",
-    "--gin_param=train.verbose = 2",
-    "--gin_param=train.log_every_steps = 2",
+    f"--gin_param=FitConfig.epochs = {epochs}",
+    f"--gin_param=FitConfig.steps_per_epoch = {steps}",
+    "--gin_param=FitConfig.backup_every_steps = 2",
+    "--gin_param=FitConfig.verbose = 2",
+    "--gin_param=FitConfig.log_every_steps = 2",
   ]
 
 
@@ -260,7 +260,7 @@ def test_init_checkpoint_starts_the_run_from_a_saved_network(data_root, tmp_path
     v.assign(v + 0.5)
   path = str(tmp_path / "burn_in.keras")
   saved.save(path)
-  params = TINY + NO_EVAL + [f"DATA_ROOT = {data_root!r}", "train.method = 'supervised'"]
+  params = TINY + NO_EVAL + [f"DATA_ROOT = {data_root!r}", "MethodConfig.method = 'supervised'"]
   gin.clear_config()
   try:
     configurable.parse_gin(["coco_1k.gin"], params + [f"train.init_checkpoint = {path!r}"])
@@ -283,10 +283,10 @@ def test_demo_runs_end_to_end_from_an_empty_data_folder(tmp_path):
   SavedModel that answers requests, draws its predictions and says where everything is."""
   data, work = str(tmp_path / "data"), str(tmp_path / "work")
   params = DEMO_SMALL + [
-    "train.epochs = 2",
-    "train.steps_per_epoch = 3",
-    "train.labeled_batch_size = 4",
-    "train.unlabeled_batch_size = 4",
+    "FitConfig.epochs = 2",
+    "FitConfig.steps_per_epoch = 3",
+    "DataConfig.labeled_batch_size = 4",
+    "DataConfig.unlabeled_batch_size = 4",
     "train.warmup_epochs = 1",
   ]
   r = subprocess.run(
@@ -443,7 +443,7 @@ def test_two_workers_train_on_loopback(data_root, tmp_path):
 
 @pytest.mark.slow
 def test_a_seeded_run_repeats_exactly_and_another_seed_differs(data_root, tmp_path):
-  """train.deterministic with the same seed: the same losses and mask counts to the last digit (issue 21)."""
+  """RuntimeConfig.deterministic with the same seed: the same losses and mask counts to the last digit (issue 21)."""
   from semipose_tf import configurable
 
   def run(name, seed):
@@ -457,11 +457,11 @@ def test_a_seeded_run_repeats_exactly_and_another_seed_differs(data_root, tmp_pa
           f"DATA_ROOT = {data_root!r}",
           "build_pose_model.width = 8",
           "build_pose_model.deconv_filters = (16, 16, 16)",
-          "train.epochs = 1",
-          "train.steps_per_epoch = 4",
-          "train.verbose = 0",
-          "train.deterministic = True",
-          f"train.seed = {seed}",
+          "FitConfig.epochs = 1",
+          "FitConfig.steps_per_epoch = 4",
+          "FitConfig.verbose = 0",
+          "RuntimeConfig.deterministic = True",
+          f"RuntimeConfig.seed = {seed}",
         ],
       )
       configurable.train(work_dir=str(tmp_path / name))

@@ -75,7 +75,7 @@ def open_set(data_dir: str, spec: KeypointSpec | None = None) -> tuple[list[str]
   stored = get_spec(manifest["keypoint_spec"])
   if spec is not None and stored.names != spec.names:
     raise ValueError(f"{data_dir} holds keypoint spec {stored.name!r} ({stored.num_keypoints} keypoints), the "
-                     f"configured spec is {spec.name!r} ({spec.num_keypoints} keypoints): set train.spec (or the "
+                     f"configured spec is {spec.name!r} ({spec.num_keypoints} keypoints): set DataConfig.spec (or the "
                      f"evaluation's spec) to {stored.name!r}, or convert the data with --spec {spec.name}")
   return records.shard_paths(data_dir, manifest), stored.num_keypoints, manifest
 

@@ -49,7 +49,7 @@ class Evaluated:
 
 class EvaluationCallback(keras.callbacks.Callback):
   """Every ``every`` epochs (and after the last), evaluates the pose network and adds ``val_<metric>`` to the logs,
-  so History, TensorBoard and best-checkpointing (``train.checkpoint_monitor = "val_AP"``) see them.
+  so History, TensorBoard and best-checkpointing (``FitConfig.checkpoint_monitor = "val_AP"``) see them.
 
   Args:
     make_evaluator: ``make_evaluator(evaluated)`` returns the evaluator (a function from a predict function,
@@ -136,7 +136,7 @@ def evaluation_spec(
   data_spec = pipeline.set_spec(eval_dir)
   chosen = get_spec(spec) if spec is not None else (model_spec or data_spec)
   if model_spec is not None:  # Both agreeing with the network means they agree with each other.
-    check_same(data_spec, model_spec, eval_dir, "the network", "train.spec")
+    check_same(data_spec, model_spec, eval_dir, "the network", "DataConfig.spec")
     check_same(chosen, model_spec, f"{binding} = {chosen.name!r}", "the network", binding)
   else:
     check_same(data_spec, chosen, eval_dir, f"{binding} = {chosen.name!r}", binding)
@@ -169,7 +169,7 @@ def coco_eval_callback(
   network's input size.
 
   ``annotation_file`` defaults to the json the evaluation set was converted from (its manifest records it).
-  ``spec`` defaults to the trained network's (``train.spec``); OKS uses that spec's sigmas.
+  ``spec`` defaults to the trained network's (``DataConfig.spec``); OKS uses that spec's sigmas.
   """
   eval_dir = records.under_root(data_root, eval_dir)
 
@@ -215,7 +215,7 @@ def mpii_eval_callback(
   def make(evaluated: Evaluated):
     if not os.path.exists(gt_file):
       raise FileNotFoundError(f"MPII ground truth not found: {gt_file} (the standard gt_valid.mat)")
-    spec, dataset = _spec_and_data(eval_dir, "mpii16", evaluated, "train.spec", batch_size)
+    spec, dataset = _spec_and_data(eval_dir, "mpii16", evaluated, "DataConfig.spec", batch_size)
     return MPIIEvaluator(gt_file, dataset, spec, flip_test)
 
   return EvaluationCallback(make, every, data_dirs=[eval_dir])

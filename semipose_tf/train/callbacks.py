@@ -172,7 +172,7 @@ class MonitorCheck(keras.callbacks.Callback):
       logged.add("val_heatmap_loss")
     if self.monitor not in logged:
       raise ValueError(
-        f"train.checkpoint_monitor = {self.monitor!r} is not a value this run logs, so best.keras would never be "
+        f"FitConfig.checkpoint_monitor = {self.monitor!r} is not a value this run logs, so best.keras would never be "
         f"written; it logs: {', '.join(sorted(logged))}"
       )
 
@@ -193,7 +193,7 @@ class NaNGuard(keras.callbacks.Callback):
     if bad:
       self.message = (
         f"training diverged: non-finite loss at epoch {self._epoch + 1}, step {batch + 1} ({bad}). "
-        "Try a lower learning rate (train.learning_rate), float32 or mixed_bfloat16 instead of "
+        "Try a lower learning rate (OptimizerConfig.learning_rate), float32 or mixed_bfloat16 instead of "
         "mixed_float16, or check the input data (python scripts/make_tfrecords.py --skip_bad)."
       )
       print(f"\n{self.message}")

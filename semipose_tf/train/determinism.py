@@ -39,7 +39,7 @@ def restart_argv(deterministic: bool) -> list[str] | None:
   themselves (their choice is kept; :func:`enable` then warns).
 
   Args:
-    deterministic: The run's ``train.deterministic``.
+    deterministic: The run's ``RuntimeConfig.deterministic``.
   """
   if not deterministic or ONEDNN_ENV in os.environ or not onednn_on():
     return None
@@ -58,7 +58,8 @@ def enable() -> None:
   tf.config.experimental.enable_op_determinism()
   if onednn_on():
     warnings.warn(
-      f"train.deterministic = True with oneDNN on: CPU gradients may differ between runs on a loaded machine; set "
+      "RuntimeConfig.deterministic = True with oneDNN on: CPU gradients may differ between runs on a loaded machine; "
+      f"set "
       f"{ONEDNN_ENV}=0 before TensorFlow is imported (scripts/train.py does) for bit-for-bit repeats",
       RuntimeWarning,
       stacklevel=2,

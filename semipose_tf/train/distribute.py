@@ -3,7 +3,7 @@
 Multi-worker: start the same command on every host with ``TF_CONFIG`` set, e.g. for two hosts::
 
   TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}' \\
-      python scripts/train.py --gin_file=coco_1k.gin --gin_param='train.strategy="multi_worker"'
+      python scripts/train.py --gin_file=coco_1k.gin --gin_param='RuntimeConfig.strategy="multi_worker"'
 
 (index 1 on the second host). Worker 0 is the chief: it writes the checkpoints, TensorBoard logs and backups in
 the work directory; the other workers write theirs to ``<work_dir>/worker_<i>``.

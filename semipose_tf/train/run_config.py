@@ -4,19 +4,24 @@
 work directory that already holds a run (a backup to resume from, or a finished network) is resumed only when the
 new configuration binds the same values; otherwise the differing bindings are named and the run is refused, unless
 the user asks for the change (``--allow_config_change``), in which case the previous configuration is kept beside
-the new one.
+the new one. A configuration saved before the typed configuration (``train.seed = 2``) is read under today's names
+(``RuntimeConfig.seed``), and a binding one side leaves out counts as its class's default, so such a run resumes
+when it binds the same values.
 """
 
 from __future__ import annotations
 
+import ast
 import datetime
 import os
 import re
 import shutil
 
+from semipose_tf.train.config import default_text, modern_binding
+
 CONFIG = "config.gin"
 # Bindings that change how a run reports, not what it computes: a resume may change them freely.
-HARMLESS = frozenset({"train.verbose", "train.log_every_steps", "train.conversion_hint"})
+HARMLESS = frozenset({"FitConfig.verbose", "FitConfig.log_every_steps", "DataConfig.conversion_hint"})
 _BINDING = re.compile(r"^([A-Za-z_][\w./]*)\s*=\s*(.*)$")
 
 
@@ -41,14 +46,54 @@ def bindings(text: str) -> dict[str, str]:
   return out
 
 
+def _modern(found: dict[str, str]) -> dict[str, str]:
+  """Bindings under today's names (a configuration saved before the typed configuration binds ``train.*``)."""
+  return {modern_binding(k, v): v for k, v in found.items()}
+
+
+def _same(a: str | None, b: str | None) -> bool:
+  """Whether two bound values are equal as values (``1e-3`` and ``0.001``), else as text."""
+  if a == b:
+    return True
+  if a is None or b is None:
+    return False
+  try:
+    return ast.literal_eval(a) == ast.literal_eval(b)
+  except (ValueError, SyntaxError):
+    return False
+
+
+_STRUCTURE = {f"train.{n}": f"@{c}()" for n, c in (("data", "DataConfig"), ("optimizer", "OptimizerConfig"),
+              ("runtime", "RuntimeConfig"), ("fit", "FitConfig"))}  # fmt: skip
+
+
+def _default(key: str) -> str | None:
+  """The default of a binding as gin writes it: a configuration class's field or one of ``train``'s own."""
+  if key in _STRUCTURE:  # Configurations saved before the typed configuration made these implicitly.
+    return _STRUCTURE[key]
+  if key.startswith("train."):
+    import inspect
+
+    from semipose_tf.train.experiment import train
+
+    p = inspect.signature(train).parameters.get(key[len("train.") :])
+    return None if p is None or p.default is inspect.Parameter.empty else repr(p.default)
+  return default_text(key)
+
+
 def changed_bindings(old: str, new: str, harmless=HARMLESS) -> list[str]:
-  """Human-readable differences ``"train.method: 'plus' -> 'single'"`` between two configurations."""
-  a, b = bindings(old), bindings(new)
+  """Human-readable differences ``"MethodConfig.method: 'plus' -> 'single'"`` between two configurations; a binding
+  one side leaves out is its default there."""
+  a, b = _modern(bindings(old)), _modern(bindings(new))
   changes = []
   for key in sorted(set(a) | set(b)):
-    if key in harmless or a.get(key) == b.get(key):
+    x, y = a.get(key, _default(key)), b.get(key, _default(key))
+    if key in harmless or _same(x, y):
       continue
-    changes.append(f"{key}: {a.get(key, '(unset)')} -> {b.get(key, '(unset)')}")
+    shown = [
+      v if k in side else f"{v} (default)" if v is not None else "(unset)" for side, k, v in ((a, key, x), (b, key, y))
+    ]
+    changes.append(f"{key}: {shown[0]} -> {shown[1]}")
   return changes
 
 

@@ -1,147 +1,42 @@
-"""One experiment as a task with named parts (TF Model Garden's Task): inputs, model, callbacks, fit.
+"""One run as a task with named parts (TF Model Garden's Task): inputs, model, evaluators' callbacks, fit, outputs.
 
-A :class:`TaskConfig` is the whole run as a few frozen values (data, method, optimizer, runtime, fit), each
-validated when made with a one-line error that names the ``train.*`` parameter. :class:`PoseTask` builds the parts
-from it, in the order that keeps a seeded run repeatable (datasets before networks), and fits them. A warm-up is the
-same task with a supervised method and a constant learning rate (:meth:`TaskConfig.warmup`), so both phases of a
-run go through one path. :func:`semipose_tf.train.experiment.train` maps gin's flat ``train.*`` bindings onto it.
+:class:`PoseTask` takes a :class:`~semipose_tf.train.config.TaskConfig` (data, method, optimizer, runtime, fit;
+``train/config.py``) and owns the run: :meth:`PoseTask.build` checks the sets and makes the inputs and the model
+(datasets before networks, so that a seeded run repeats), :meth:`PoseTask.build_callbacks` the backup, NaN guard,
+checkpoints and logs, :meth:`PoseTask.fit` trains under the work directory's lock and :meth:`PoseTask.write_outputs`
+writes the final network, the SavedModel and the pictures. A warm-up is the same task with a supervised method and
+a constant learning rate (:meth:`TaskConfig.warmup`), so both phases of a run go through one path.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Callable
+from typing import Callable, Sequence
 
 import keras
 import tensorflow as tf
 
 from semipose_tf import atomic
-from semipose_tf.augment.affine import NONE, WEAK, AffineAugment
-from semipose_tf.codec import DEFAULT_INPUT_SIZE, HeatmapCodec
+from semipose_tf.augment.affine import NONE
+from semipose_tf.codec import HeatmapCodec
+from semipose_tf.console import fit_verbosity
 from semipose_tf.data import pipeline, records
 from semipose_tf.keypoints import KeypointSpec, get_spec
-from semipose_tf.method_config import MethodConfig, check_number
+from semipose_tf.method_config import MethodConfig
 from semipose_tf.models.factory import build_pose_model, load_network
-from semipose_tf.train import determinism, distribute
+from semipose_tf.train import callbacks as cb
+from semipose_tf.train import determinism, distribute, finish, recovery
+from semipose_tf.train.config import DataConfig, FitConfig, OptimizerConfig, RuntimeConfig, TaskConfig
 from semipose_tf.train.methods import get_method
 from semipose_tf.train.schedules import MultiStepSchedule
 from semipose_tf.train.teacher_student import SemiSupervisedPose
 
 METHOD_CONFIG_FILE = "method_config.json"
-MIXED_PRECISION = (None, "float32", "mixed_float16", "mixed_bfloat16")
 
 
-def _whole(name: str, value, low: int, allow_none: bool = False) -> None:
-  if not (value is None and allow_none):
-    check_number("train", name, value, low, integer=True)
-
-
-@dataclasses.dataclass(frozen=True)
-class DataConfig:
-  """The TFRecord sets (already under the data root) and how crops are made from them."""
-
-  labeled_dir: str
-  unlabeled_dir: str | None = None
-  val_dir: str | None = None
-  spec: str | KeypointSpec = "coco17"
-  input_size: tuple[int, int] = DEFAULT_INPUT_SIZE
-  labeled_batch_size: int = 32  # Per replica.
-  unlabeled_batch_size: int = 32  # Per replica.
-  augment: AffineAugment = WEAK
-  subpixel_targets: bool = False
-  conversion_hint: str = ""
-
-  def __post_init__(self):
-    object.__setattr__(self, "input_size", tuple(int(v) for v in self.input_size))
-    _whole("labeled_batch_size", self.labeled_batch_size, 1)
-    _whole("unlabeled_batch_size", self.unlabeled_batch_size, 1)
-
-
-@dataclasses.dataclass(frozen=True)
-class OptimizerConfig:
-  """Adam with a step schedule: ``learning_rate`` x ``lr_factor`` at each milestone epoch."""
-
-  learning_rate: float = 1e-3
-  lr_milestones: tuple[int, ...] = (20, 25)
-  lr_factor: float = 0.1
-
-  def __post_init__(self):
-    object.__setattr__(self, "lr_milestones", tuple(self.lr_milestones))
-    lr = self.learning_rate
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-      raise ValueError(f"train.learning_rate must be a positive number, got {lr!r}")
-
-
-@dataclasses.dataclass(frozen=True)
-class RuntimeConfig:
-  """Where and how the step runs."""
-
-  strategy: str = "auto"
-  mixed_precision: str | None = None
-  jit_compile: bool = False
-  synchronized_bn: bool = False
-  seed: int = 0
-  deterministic: bool = False
-  steps_per_execution: int = 1
-
-  def __post_init__(self):
-    if self.mixed_precision not in MIXED_PRECISION:
-      raise ValueError(
-        f"train.mixed_precision must be None, 'float32', 'mixed_float16' or 'mixed_bfloat16', got "
-        f"{self.mixed_precision!r}"
-      )
-
-  @property
-  def policy(self) -> str | None:
-    return None if self.mixed_precision in (None, "float32") else self.mixed_precision
-
-
-@dataclasses.dataclass(frozen=True)
-class FitConfig:
-  """How long, what is kept and what is reported."""
-
-  epochs: int = 30
-  steps_per_epoch: int | None = None  # None: one pass over the unlabeled (or labeled) set.
-  backup_every_steps: int | None = 500  # None: every epoch.
-  checkpoint_monitor: str | None = "val_heatmap_loss"
-  checkpoint_mode: str = "min"
-  keep_every: int = 0
-  log_every_steps: int = 100
-  verbose: str | int = "auto"
-  export: bool = False
-  picture_set: str | None = None  # Already under the data root.
-  picture_count: int = 6
-
-  def __post_init__(self):
-    _whole("epochs", self.epochs, 1)
-    _whole("steps_per_epoch", self.steps_per_epoch, 1, allow_none=True)
-
-
-@dataclasses.dataclass(frozen=True)
-class TaskConfig:
-  """A whole run. ``init_checkpoint``: a ``.keras`` network whose weights start it; ``pseudopose_teacher``: the
-  frozen supervised network of "pseudopose"."""
-
-  work_dir: str
-  data: DataConfig
-  method: MethodConfig = dataclasses.field(default_factory=MethodConfig)
-  optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
-  runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
-  fit: FitConfig = dataclasses.field(default_factory=FitConfig)
-  init_checkpoint: str | None = None
-  pseudopose_teacher: str | None = None
-
-  def warmup(self, epochs: int) -> "TaskConfig":
-    """The supervised warm-up phase of this run: ``<work_dir>/warmup``, constant learning rate, ``epochs``
-    epochs, the same data, networks and seed."""
-    return dataclasses.replace(
-      self,
-      work_dir=os.path.join(self.work_dir, "warmup"),
-      method=dataclasses.replace(self.method, method="supervised"),
-      optimizer=dataclasses.replace(self.optimizer, lr_milestones=()),
-      fit=dataclasses.replace(self.fit, epochs=epochs, export=False, picture_set=None),
-    )
+class TrainingDiverged(RuntimeError):
+  """The loss became NaN or infinite."""
 
 
 @dataclasses.dataclass
@@ -211,14 +106,14 @@ class PoseTask:
     labels = manifest.get("labels", "used")
     if labels == "removed from the records" or labels.startswith("none"):
       raise ValueError(
-        f"train.labeled_dir {data.labeled_dir} holds no labels (its manifest: labels {labels}): it is an unlabeled "
-        "set; convert a labeled one with make_tfrecords.py ... --sets labeled"
+        f"DataConfig.labeled_dir {data.labeled_dir} holds no labels (its manifest: labels {labels}): it is an "
+        "unlabeled set; convert a labeled one with make_tfrecords.py ... --sets labeled"
       )
     if int(manifest["num_instances"]) == 0:
-      raise ValueError(f"train.labeled_dir {data.labeled_dir} holds no person")
+      raise ValueError(f"DataConfig.labeled_dir {data.labeled_dir} holds no person")
     if self.preset.unlabeled:
       if data.unlabeled_dir is None:
-        raise ValueError(f"method {self.preset.name!r} needs an unlabeled set: bind train.unlabeled_dir")
+        raise ValueError(f"method {self.preset.name!r} needs an unlabeled set: bind DataConfig.unlabeled_dir")
       _check_set(data.unlabeled_dir, "unlabeled", hint)
     if data.val_dir is not None:
       _check_set(data.val_dir, "validation", hint)
@@ -236,7 +131,7 @@ class PoseTask:
       steps = max(1, pipeline.steps_per_epoch(source, batch))
     oracle = self.preset.teacher == "labels"
     if self.preset.unlabeled:
-      _check_people(data.unlabeled_dir, "train.unlabeled_dir", gu, "unlabeled people")
+      _check_people(data.unlabeled_dir, "DataConfig.unlabeled_dir", gu, "unlabeled people")
       stream = pipeline.semi_supervised_dataset(
         data.labeled_dir, data.unlabeled_dir, spec, gl, gu, config, seed=seed, repeat=True, unlabeled_targets=oracle
       )
@@ -331,6 +226,114 @@ class PoseTask:
       work_dir=cfg.work_dir,
       data_dirs=(data.labeled_dir, data.unlabeled_dir, data.val_dir),
       **inputs,
+    )
+
+  # --- The run. --------------------------------------------------------------------------------------------------
+
+  def run(
+    self, extra_callbacks: Sequence[keras.callbacks.Callback] = (), operative_config: Callable[[], str] | None = None
+  ) -> keras.callbacks.History:
+    """Builds the task and fits it under the work directory's lock (a second run is refused), then writes the
+    outputs. ``extra_callbacks``: the run's evaluators (they run before checkpointing); ``operative_config``: gin's
+    operative bindings, written once the step has run."""
+    exp = self.build()
+    exp.extra_callbacks = list(extra_callbacks)
+    chief = distribute.is_chief()
+    work_dir = self.config.work_dir
+    out_dir = work_dir if chief else os.path.join(work_dir, f"worker_{distribute.worker_index()}")
+    with recovery.WorkDirLock(out_dir):
+      history = self.fit(exp, out_dir, chief, operative_config)
+    if chief:
+      self.write_outputs(exp, operative_config)
+    return history
+
+  def build_callbacks(self, exp: Experiment, out_dir: str, chief: bool, operative_config=None) -> dict:
+    """The run's callbacks in the order they must see an epoch end: backup, NaN guard, the evaluators, the
+    monitor's check, then (chief only) checkpoints, TensorBoard, history.csv, pictures, the operative config, and
+    last the backup's "epoch done"."""
+    fit, work_dir = self.config.fit, self.config.work_dir
+    ckpt_dir = os.path.join(work_dir, "checkpoints")
+    restart = (
+      f"Start again from the last checkpoint: remove {os.path.join(out_dir, 'backup')} and train with "
+      f"train.init_checkpoint = '{os.path.join(ckpt_dir, 'last.keras')}' (weights only; the optimizer and "
+      "the schedule start over), or remove the work directory to start from scratch."
+    )
+    guard = cb.NaNGuard()
+    backup = recovery.Backup(
+      os.path.join(out_dir, "backup"), save_freq=fit.backup_every_steps or "epoch", restart_hint=restart
+    )
+    extra = list(exp.extra_callbacks)
+    callbacks = [backup, guard, *extra, cb.MonitorCheck(fit.checkpoint_monitor, extra, exp.val_data is not None)]
+    checkpoint = None
+    if chief:
+      write_method_config(work_dir, exp.model.method_config)
+      log_dir = os.path.join(work_dir, "logs")
+      checkpoint = cb.PoseCheckpoint(
+        exp.model.net, ckpt_dir, fit.checkpoint_monitor, fit.checkpoint_mode, fit.keep_every
+      )
+      callbacks += [
+        checkpoint,
+        keras.callbacks.TensorBoard(log_dir),
+        cb.FiniteCSVLogger(os.path.join(work_dir, "history.csv"), append=True),
+        cb.SemiSupervisedSummaries(log_dir, exp.probe, exp.spec, every_steps=fit.log_every_steps),
+      ]
+      if operative_config is not None:  # Gin knows the operative bindings once the step has run.
+        callbacks.append(cb.WriteOnce(os.path.join(work_dir, "operative_config.gin"), operative_config))
+    callbacks.append(recovery.EpochDone(backup))  # Last: an epoch is done once everything above has seen it.
+    return {"callbacks": callbacks, "guard": guard, "backup": backup, "checkpoint": checkpoint}
+
+  def fit(self, exp: Experiment, out_dir: str, chief: bool, operative_config=None) -> keras.callbacks.History:
+    """``model.fit`` with the run's callbacks; a corrupt shard is named, a divergence says what was kept."""
+    parts = self.build_callbacks(exp, out_dir, chief, operative_config)
+    fit = self.config.fit
+    try:
+      history = exp.model.fit(
+        exp.train_data,
+        epochs=fit.epochs,
+        steps_per_epoch=exp.steps_per_epoch,
+        validation_data=exp.val_data,
+        validation_steps=exp.val_steps,
+        callbacks=parts["callbacks"],
+        verbose=fit_verbosity(fit.verbose),  # A plain line per epoch when the output is a file.
+        shuffle=False,  # tf.data shuffles.
+      )
+    except tf.errors.DataLossError:
+      # TFRecord's message ("corrupted record at 1159245") names no file: find the shard, name it and its set.
+      sets = list(exp.data_dirs) + [d for c in exp.extra_callbacks for d in getattr(c, "data_dirs", ())]
+      error = records.corrupt_set_error(sets)
+      if error is None:
+        raise
+      raise error from None
+    guard, checkpoint, backup = parts["guard"], parts["checkpoint"], parts["backup"]
+    if guard.message:
+      good = checkpoint.last_good if checkpoint else None
+      raise TrainingDiverged(
+        guard.message
+        + (
+          f" Nothing non-finite was saved: the last good checkpoint is {good}."
+          if good
+          else " Nothing non-finite was saved (no checkpoint yet)."
+        )
+        + (
+          " The backup holds the last finite state, so the same command resumes from there."
+          if backup.has_generation
+          else " No backup was written before it diverged: the same command starts over."
+        )
+      )
+    return history
+
+  def write_outputs(self, exp: Experiment, operative_config=None) -> None:
+    """``final.keras``, the evaluators' results, the operative config, the SavedModel and the pictures."""
+    fit = self.config.fit
+    finish.write_outputs(
+      exp.model.net,
+      exp.spec,
+      self.config.work_dir,
+      exp.extra_callbacks,
+      operative_config,
+      fit.export,
+      fit.picture_set,
+      fit.picture_count,
     )
 
 
