@@ -77,6 +77,21 @@ teacher_probe_callback = gin.external_configurable(teacher_probe.teacher_probe_c
 prepare_synthetic_data = gin.external_configurable(generate.prepare, "prepare_synthetic_data")
 
 
+def _names(fn) -> list[str]:
+  import inspect
+
+  return [n for n in inspect.signature(fn).parameters if n not in ("self", "work_dir")]
+
+
+# What each configurable of the run takes, for the one-line error on a misspelt binding.
+_PARAMETERS = {
+  "train": _names(experiment.train),
+  **{c.__name__: _names(c) for c in (run_config.DataConfig, run_config.OptimizerConfig, run_config.RuntimeConfig,
+                                     run_config.FitConfig, method_config.MethodConfig, method_config.Masking,
+                                     method_config.StrongView, method_config.Mixup, method_config.LossWeights)},
+}  # fmt: skip
+
+
 def find_gin_file(name: str) -> str:
   """Returns ``name`` if it exists, else ``gin_configs/<name>``; a clear error when neither does."""
   for candidate in (name, os.path.join(GIN_CONFIG_DIR, name)):
@@ -102,14 +117,19 @@ def parse_gin(files: Sequence[str] = (), params: Sequence[str] = ()) -> None:
     gin.parse_config_files_and_bindings([find_gin_file(f) for f in files], params)
   except ValueError as e:  # A binding of the flat layout before the typed configuration: say its new name.
     m = re.search(r"Configurable '(\w+)' doesn't have a parameter named '(\w+)'", str(e))
-    key = f"{m.group(1)}.{m.group(2)}" if m else ""
-    if run_config.modern_binding(key) == key:
+    if not m:
       raise
-    where = re.search(r'In (?:file|bindings string) "?([^"\n]*)"?,? line (\d+)', str(e))
-    at = f" ({where.group(1)}:{where.group(2)})" if where else ""
+    key = f"{m.group(1)}.{m.group(2)}"
+    where = re.search(r'In (?:file "([^"]*)",|bindings string) line (\d+)', str(e))
+    at = f" ({where.group(1) or 'a --gin_param'}, line {where.group(2)})" if where else ""
+    if run_config.modern_binding(key) != key:
+      raise ValueError(
+        f"{key}{at} is now {run_config.modern_binding(key)}: bind that name (the typed configuration, "
+        "semipose_tf/train/config.py)"
+      ) from None
+    takes = _PARAMETERS.get(m.group(1))
     raise ValueError(
-      f"{key}{at} is now {run_config.modern_binding(key)}: bind that name (the typed configuration, "
-      "semipose_tf/train/config.py)"
+      f"unknown parameter {key}{at}" + (f"; {m.group(1)} takes: {', '.join(takes)}" if takes else "")
     ) from None
   except SyntaxError as e:  # gin's message spans lines and says "malformed node"; say which binding and why.
     where = f"{e.filename}:{e.lineno}" if e.filename and e.filename != "<string>" else "a --gin_param"

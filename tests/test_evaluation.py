@@ -181,28 +181,22 @@ def test_coco_evaluation_callback_during_training(synthetic_coco, tmp_path):
   from tiny_nets import tiny_model_fn
 
   from semipose_tf.evaluation.callback import coco_eval_callback
-  from semipose_tf.train import experiment
+  from semipose_tf.train import config, experiment
 
   ann, images = synthetic_coco
   src = sources.load_coco(ann, images, COCO17)
   convert.convert(src, str(tmp_path / "data"), ("labeled", "unlabeled", "eval"), num_labeled=6, verbose=False)
   cb = coco_eval_callback("eval", data_root=str(tmp_path / "data"), batch_size=8)
   work = str(tmp_path / "work")
-  history = experiment.train(
-    work,
+  data = config.DataConfig(
     str(tmp_path / "data" / "labeled"),
-    unlabeled_dir=str(tmp_path / "data" / "unlabeled"),
-    epochs=2,
-    steps_per_epoch=2,
+    str(tmp_path / "data" / "unlabeled"),
     input_size=(64, 64),
     labeled_batch_size=2,
     unlabeled_batch_size=2,
-    model_fn=tiny_model_fn,
-    extra_callbacks=[cb],
-    checkpoint_monitor="val_AP",
-    checkpoint_mode="max",
-    verbose=0,
   )
+  fit = config.FitConfig(epochs=2, steps_per_epoch=2, checkpoint_monitor="val_AP", checkpoint_mode="max", verbose=0)
+  history = experiment.train(work, data, fit=fit, model_fn=tiny_model_fn, extra_callbacks=[cb])
   assert len(history.history["val_AP"]) == 2 and 0.0 <= history.history["val_AP"][-1] <= 1.0
   assert set(cb.last) == set(coco.STAT_NAMES) | {"PCK@0.2"}  # PCK of the same predictions (ground-truth boxes).
   assert 0.0 <= cb.last["PCK@0.2"] <= 100.0

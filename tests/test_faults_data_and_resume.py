@@ -150,10 +150,12 @@ class SlowEvaluation(keras.callbacks.Callback):  # Stands in for an evaluation c
       time.sleep(60)  # The test kills the run here.
 
 
-experiment.train(work_dir={work!r}, labeled_dir={data!r} + "/coco_1k/labeled", method="supervised", epochs=3,
-                 steps_per_epoch=3, input_size=(64, 64), labeled_batch_size=2, model_fn=tiny_model_fn,
-                 checkpoint_monitor="val_score", checkpoint_mode="max", backup_every_steps=1, verbose=0,
-                 extra_callbacks=[SlowEvaluation()])
+from semipose_tf.method_config import MethodConfig
+from semipose_tf.train.config import DataConfig, FitConfig
+experiment.train({work!r}, DataConfig({data!r} + "/coco_1k/labeled", input_size=(64, 64), labeled_batch_size=2),
+                 MethodConfig("supervised"), model_fn=tiny_model_fn, extra_callbacks=[SlowEvaluation()],
+                 fit=FitConfig(epochs=3, steps_per_epoch=3, checkpoint_monitor="val_score", checkpoint_mode="max",
+                               backup_every_steps=1, verbose=0))
 """
 
 
@@ -267,7 +269,8 @@ def test_a_kill_after_any_epoch_end_step_records_each_epoch_once(data_root, tmp_
   import keras
   from tiny_nets import tiny_model_fn
 
-  from semipose_tf.train import callbacks, experiment, recovery
+  from semipose_tf.method_config import MethodConfig
+  from semipose_tf.train import callbacks, config, experiment, recovery
 
   owner = {"EpochDone": recovery.EpochDone, "TensorBoard": keras.callbacks.TensorBoard}.get(boundary) or getattr(
     callbacks, boundary
@@ -281,18 +284,13 @@ def test_a_kill_after_any_epoch_end_step_records_each_epoch_once(data_root, tmp_
 
   work = str(tmp_path / "run")
   run = lambda: experiment.train(
-    work_dir=work,
-    labeled_dir=os.path.join(data_root, "coco_1k", "labeled"),
-    method="supervised",
-    epochs=3,
-    steps_per_epoch=2,
-    input_size=(64, 64),
-    labeled_batch_size=2,
+    work,
+    config.DataConfig(os.path.join(data_root, "coco_1k", "labeled"), input_size=(64, 64), labeled_batch_size=2),
+    MethodConfig("supervised"),
+    fit=config.FitConfig(
+      epochs=3, steps_per_epoch=2, backup_every_steps=1, checkpoint_monitor="loss_s", checkpoint_mode="min", verbose=0
+    ),
     model_fn=tiny_model_fn,
-    backup_every_steps=1,
-    checkpoint_monitor="loss_s",
-    checkpoint_mode="min",
-    verbose=0,
   )
   monkeypatch.setattr(owner, "on_epoch_end", then_killed)
   with pytest.raises(_Killed):

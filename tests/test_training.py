@@ -399,10 +399,12 @@ from tiny_nets import tiny_model_fn
 from semipose_tf.train import experiment
 
 
-h = experiment.train(work_dir={work!r}, labeled_dir={root_data!r} + "/coco_1k/labeled",
-                     unlabeled_dir={root_data!r} + "/coco_train/unlabeled", epochs=2, steps_per_epoch=3,
-                     input_size=(64, 64), labeled_batch_size=2, unlabeled_batch_size=2, strategy="multi_worker",
-                     model_fn=tiny_model_fn, checkpoint_monitor=None, backup_every_steps=2, verbose=0)
+from semipose_tf.train.config import DataConfig, FitConfig, RuntimeConfig
+data = DataConfig({root_data!r} + "/coco_1k/labeled", {root_data!r} + "/coco_train/unlabeled", input_size=(64, 64),
+                  labeled_batch_size=2, unlabeled_batch_size=2)
+h = experiment.train({work!r}, data, runtime=RuntimeConfig(strategy="multi_worker"), model_fn=tiny_model_fn,
+                     fit=FitConfig(epochs=2, steps_per_epoch=3, checkpoint_monitor=None, backup_every_steps=2,
+                                   verbose=0))
 print("LOSSES", *h.history["total_loss"])
 """
 
