@@ -118,7 +118,7 @@ def test_a_changed_configuration_is_refused_with_the_bindings_named(data_root, t
   assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr[-2000:]
   for change in (
     "MethodConfig.method: 'supervised' -> 'single'",
-    "OptimizerConfig.learning_rate: 0.001 -> 0.01",
+    "OptimizerConfig.learning_rate: 0.001 (default) -> 0.01",
     "FitConfig.epochs: 1 -> 2",
     "--allow_config_change",
   ):
@@ -132,6 +132,89 @@ def test_a_changed_configuration_is_refused_with_the_bindings_named(data_root, t
   # A harmless change (how it reports) resumes without asking.
   r = _train(data_root, work, "MethodConfig.method = 'supervised'", "FitConfig.verbose = 0", epochs=2)
   assert r.returncode == 0, r.stderr[-2000:]
+
+
+# A configuration as runs wrote it before the typed configuration (the flat train.* layer, defaults restated).
+_OLD_CONFIG = """
+train.model_fn = @build_pose_model
+DATA_ROOT = 'data'
+train.data_root = %DATA_ROOT
+train.learning_rate = 1e-3
+train.labeled_batch_size = 32
+train.seed = 0
+train.deterministic = False
+train.warmup_epochs = 0
+train.method_config = @MethodConfig()
+MethodConfig.masking = @Masking()
+Masking.gamma = 0.55
+Masking.mask_max = 8
+train.method = 'supervised'
+train.labeled_dir = 'coco_1k/labeled'
+train.epochs = 1
+"""
+
+
+def test_a_work_directory_of_the_flat_layout_resumes_under_the_typed_names_or_is_refused_by_them():
+  """Old config.gin files bind ``train.seed``; today's bind ``RuntimeConfig.seed``: the same values resume, another
+  value is refused naming today's binding; old names on the command line are read with a note; an old name in a
+  gin file is a one-line error giving the new one."""
+  import gin
+
+  from semipose_tf import configurable
+  from semipose_tf.train import run_config
+
+  new = """
+train.data = @DataConfig()
+train.method = @MethodConfig()
+train.optimizer = @OptimizerConfig()
+train.runtime = @RuntimeConfig()
+train.fit = @FitConfig()
+train.model_fn = @build_pose_model
+DATA_ROOT = 'data'
+DataConfig.data_root = %DATA_ROOT
+MethodConfig.masking = @Masking()
+MethodConfig.method = 'supervised'
+DataConfig.labeled_dir = 'coco_1k/labeled'
+FitConfig.epochs = 1
+"""
+  assert run_config.changed_bindings(_OLD_CONFIG, new) == []
+  assert run_config.changed_bindings(_OLD_CONFIG, new + "RuntimeConfig.seed = 3\nMasking.mask_max = 12\n") == [
+    "Masking.mask_max: 8 -> 12",
+    "RuntimeConfig.seed: 0 -> 3",
+  ]
+  assert run_config.changed_bindings(_OLD_CONFIG.replace("'supervised'", "'plus'"), new) == [
+    "MethodConfig.method: 'plus' -> 'supervised'"
+  ]
+  gin.clear_config()
+  try:
+    configurable.parse_gin(["coco_1k.gin"], ["train.seed = 3", "train.method = 'single'"])
+    assert gin.query_parameter("RuntimeConfig.seed") == 3 and gin.query_parameter("MethodConfig.method") == "single"
+    gin.clear_config()
+    with pytest.raises(
+      ValueError, match=r"^unknown parameter FitConfig.epoch \(a --gin_param, line \d+\); FitConfig takes: epochs,"
+    ):
+      configurable.parse_gin(["coco_1k.gin"], ["FitConfig.epoch = 3"])
+  finally:
+    gin.clear_config()
+
+
+def test_an_old_binding_in_a_gin_file_names_its_new_name(tmp_path):
+  import gin
+
+  from semipose_tf import configurable
+
+  old = tmp_path / "mine.gin"
+  old.write_text("include 'coco_1k.gin'\ntrain.labeled_batch_size = 4\n")
+  gin.clear_config()
+  try:
+    with pytest.raises(ValueError) as e:
+      configurable.parse_gin([str(old)])
+  finally:
+    gin.clear_config()
+  assert str(e.value) == (
+    f"train.labeled_batch_size ({old}, line 2) is now DataConfig.labeled_batch_size: bind that name (the typed "
+    "configuration, semipose_tf/train/config.py)"
+  )
 
 
 _SLOW_EVAL_RUN = r"""

@@ -3,6 +3,7 @@ method preset (the oracles included) through ``train()`` for one tiny epoch with
 
 import json
 import os
+import shutil
 
 import gin
 import numpy as np
@@ -139,6 +140,13 @@ def test_every_preset_trains_one_tiny_epoch_through_the_real_callbacks(method, l
   assert os.path.exists(os.path.join(work, "checkpoints", "final.keras"))
   with open(os.path.join(work, "method_config.json")) as f:
     assert MethodConfig.from_config(json.load(f)) == MethodConfig(method)
+  # The checkpoint carries it itself: a copy away from its work directory still knows its method.
+  from semipose_tf.train.task import read_method_config
+
+  alone = tmp_path / "alone" / "net.keras"
+  alone.parent.mkdir()
+  shutil.copyfile(os.path.join(work, "checkpoints", "final.keras"), alone)
+  assert read_method_config(str(alone)) == MethodConfig(method)
   if METHODS[method].unlabeled:
     import tensorflow as tf
 

@@ -22,7 +22,9 @@ class StagedPoseModel(keras.Model):
 
   A network may carry its keypoint spec (``keypoint_spec``: names, flip pairs, skeleton, sigmas); it is part of the
   config, so a saved ``.keras`` network and its SavedModel know which keypoints they predict and evaluation,
-  prediction and export need no ``--spec``.
+  prediction and export need no ``--spec``. A trained network also carries the method configuration of its run
+  (``method_config``: :meth:`semipose_tf.method_config.MethodConfig.get_config`'s plain JSON), so the teacher
+  probe and the method's pictures read the checkpoint itself, not a file beside it.
   """
 
   def _init_chain(
@@ -30,6 +32,7 @@ class StagedPoseModel(keras.Model):
     stages: Sequence[tuple[str, keras.Model]],
     input_shape: Sequence[int],
     keypoint_spec: KeypointSpec | dict | str | None = None,
+    method_config: dict | None = None,
     **kwargs,
   ):
     for side in input_shape[:2]:
@@ -47,6 +50,7 @@ class StagedPoseModel(keras.Model):
     self._keypoint_spec = None
     if keypoint_spec is not None:
       self.keypoint_spec = keypoint_spec
+    self.method_config = None if method_config is None else dict(method_config)
 
   @property
   def keypoint_spec(self) -> KeypointSpec | None:
@@ -114,4 +118,6 @@ class StagedPoseModel(keras.Model):
     }
     if self.keypoint_spec is not None:
       config["keypoint_spec"] = self.keypoint_spec.to_json()
+    if self.method_config is not None:
+      config["method_config"] = self.method_config
     return config

@@ -172,6 +172,8 @@ class PoseTask:
     )
     if hasattr(net, "keypoint_spec"):  # The spec travels with the saved network (evaluate, predict, export).
       net.keypoint_spec = spec
+    if hasattr(net, "method_config"):  # So does the method's configuration (the probe, the pictures).
+      net.method_config = self.config.method.get_config()
     if self.config.runtime.synchronized_bn:
       distribute.set_synchronized_batch_norm(net)
     return net
@@ -358,10 +360,23 @@ def write_method_config(work_dir: str, config: MethodConfig) -> str:
 
 
 def read_method_config(path: str) -> MethodConfig | None:
-  """The method configuration of the run a network file (or work directory) belongs to, or None when there is
-  none: looks in the folder itself, then one and two folders up (``<work_dir>/checkpoints/final.keras``)."""
-  import json
+  """The method configuration of a trained network file or of a work directory, or None when there is none.
 
+  A ``.keras`` network trained by this code carries it in its own configuration (read without loading the
+  weights); for a work directory, or a network saved before networks carried it, the run's
+  ``method_config.json`` in the folder itself or one or two folders up (``<work_dir>/checkpoints/final.keras``).
+  """
+  import json
+  import zipfile
+
+  if path.endswith(".keras") and os.path.isfile(path):
+    try:
+      with zipfile.ZipFile(path) as z:
+        stored = json.loads(z.read("config.json")).get("config", {}).get("method_config")
+    except (zipfile.BadZipFile, KeyError, ValueError):
+      stored = None  # Not a Keras archive: load_network names the problem where the network is loaded.
+    if stored:
+      return MethodConfig.from_config(stored)
   folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
   for _ in range(3):
     candidate = os.path.join(folder, METHOD_CONFIG_FILE)
