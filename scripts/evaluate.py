@@ -41,32 +41,12 @@ from semipose_tf.console import VERBOSE_FLAG, VERBOSE_HELP, quiet_start  # noqa:
 quiet_start()
 
 
-def _load_predict_fn(path: str):
-  """A predict function (normalized crops -> heatmaps), the input size and the network's keypoint spec (or None),
-  from a .keras checkpoint, a SavedModel folder (its ``heatmaps`` signature) or an exported ONNX / LiteRT / OpenVINO
-  folder (run in its own runtime): every one is scored with the same crops and the same decoding."""
-  from semipose_tf.predictor import HeatmapModel
-
-  model = HeatmapModel(path)
-  return model, model.geometry.input_size, model.spec
-
-
-def _model_and_data(args, spec_name: str | None):
-  """(predict function, evaluation dataset, spec) for --checkpoint and --eval_dir; the spec is ``spec_name``,
-  else the network's, else the evaluation set's, and they must agree."""
-  from semipose_tf.data import pipeline
-  from semipose_tf.evaluation.callback import evaluation_spec
-
-  predict, size, model_spec = _load_predict_fn(args.checkpoint)
-  spec = evaluation_spec(args.eval_dir, spec_name, model_spec, "--spec")
-  data = pipeline.eval_dataset(args.eval_dir, spec, args.batch_size, pipeline.PipelineConfig.of_size(size))
-  return predict, data, spec
-
-
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument(VERBOSE_FLAG, action="store_true", help=VERBOSE_HELP)
-  p.add_argument("dataset", choices=("coco", "mpii", "lsp", "probe"))
+  from semipose_tf.evaluation.registry import evaluators
+
+  p.add_argument("dataset", choices=evaluators(), help="an evaluator of semipose_tf/evaluation/registry.py")
   p.add_argument(
     "--checkpoint",
     "--artifact",
@@ -100,7 +80,7 @@ def main(argv=None) -> int:
 
   try:
     configurable.parse_gin(args.gin_file)
-    print(_DATASETS[args.dataset](args, p))
+    print(_run(args, p))
   except (FileNotFoundError, ValueError, UnknownSpecError, MissingExtra) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
@@ -111,88 +91,74 @@ def main(argv=None) -> int:
   return 0
 
 
-def _coco(args, p) -> str:
-  """COCO OKS AP of a results file, or of a network on an evaluation set; the table."""
-  from semipose_tf.evaluation import coco
-  from semipose_tf.evaluation.callback import annotation_file_of
+def _network(args, p) -> str:
+  """A network (a .keras file or an exported artifact, run in its own runtime) on an evaluation set, by the
+  registry's evaluator of that name (semipose_tf/evaluation/registry.py); the table."""
+  from semipose_tf.evaluation import registry
+  from semipose_tf.method_config import MethodConfig
+  from semipose_tf.predictor import HeatmapModel
+  from semipose_tf.train.task import read_method_config
+
+  if not (args.checkpoint and args.eval_dir):
+    p.error(f"{args.dataset} needs --checkpoint and --eval_dir" + _FILES.get(args.dataset, ("", None))[0])
+  if args.dataset == "mpii" and not args.gt:
+    p.error("mpii needs --gt gt_valid.mat")
+  kind = registry.get_evaluator(args.dataset)
+  model = HeatmapModel(args.checkpoint)  # Normalized crops -> heatmaps, whatever the format.
+  spec = registry.evaluation_spec(args.eval_dir, kind.spec or args.spec, model.spec, "--spec")
+  method = read_method_config(args.checkpoint) if args.dataset == "probe" else None
+  if args.dataset == "probe" and method is None:  # Algorithm 1's settings are the run's; a bare network has none.
+    print(f"note: {args.checkpoint} carries no method configuration: mask counts with the default settings",
+          file=sys.stderr)  # fmt: skip
+  options = {"annotation_file": args.annotations, "results_file": args.results_out, "gt_file": args.gt,
+             "first_id": args.first_id, "num": args.num}  # fmt: skip
+  request = registry.Request(args.eval_dir, spec, model.geometry.input_size, args.batch_size, args.flip_test,
+                             method or MethodConfig(), options)  # fmt: skip
+  return kind.table(kind.make(request)(model))
+
+
+def _coco_file(args, p) -> str:
+  """COCO OKS AP of a results file made elsewhere."""
+  from semipose_tf.evaluation import coco, registry
   from semipose_tf.keypoints import get_spec
 
-  if args.results:
-    if not args.annotations:
-      p.error("--results needs --annotations")
-    spec = get_spec(args.spec or "coco17")
-    stats = coco.coco_eval(args.annotations, args.results, coco.require_sigmas(spec))
-  else:
-    if not (args.checkpoint and args.eval_dir):
-      p.error("give --checkpoint and --eval_dir, or --results and --annotations")
-    predict, data, spec = _model_and_data(args, args.spec)
-    annotations = args.annotations or annotation_file_of(args.eval_dir)
-    stats = coco.COCOEvaluator(annotations, data, spec, bool(args.flip_test), args.results_out)(predict)
-  return (
-    "| "
-    + " | ".join(coco.STAT_NAMES)
-    + " |\n|"
-    + "---|" * len(coco.STAT_NAMES)
-    + "\n"
-    + "| "
-    + " | ".join(f"{stats[n]:.4f}" for n in coco.STAT_NAMES)
-    + " |"
-  )
+  if not args.annotations:
+    p.error("--results needs --annotations")
+  spec = get_spec(args.spec or "coco17")
+  return registry.get_evaluator("coco").table(coco.coco_eval(args.annotations, args.results, coco.require_sigmas(spec)))
 
 
-def _lsp(args, p) -> str:
-  """LSP PCK of predictions made elsewhere, or of a network on an evaluation set; the table."""
+def _lsp_file(args, p) -> str:
+  """LSP PCK of predictions made elsewhere."""
   from semipose_tf.evaluation import pck
 
-  if args.predictions:
-    if not args.joints:
-      p.error("lsp --predictions needs --joints joints.mat")
-    return pck.format_table(pck.load_lsp_predictions(args.predictions, args.joints, args.num_test))
-  if not (args.checkpoint and args.eval_dir):
-    p.error("give --checkpoint and --eval_dir, or --predictions and --joints")
-  predict, data, spec = _model_and_data(args, args.spec)
-  return pck.format_table(pck.PCKEvaluator(args.eval_dir, data, spec, bool(args.flip_test))(predict))
+  if not args.joints:
+    p.error("lsp --predictions needs --joints joints.mat")
+  return pck.format_table(pck.load_lsp_predictions(args.predictions, args.joints, args.num_test))
 
 
-def _probe(args, p) -> str:
-  """The teacher monitor of a network on held-back people of a labeled set; the table."""
-  from semipose_tf.evaluation.callback import evaluation_spec
-  from semipose_tf.evaluation.teacher_probe import TeacherProbe
-  from semipose_tf.method_config import MethodConfig
-  from semipose_tf.train.task import METHOD_CONFIG_FILE, read_method_config
-
-  if not (args.checkpoint and args.eval_dir):
-    p.error("probe needs --checkpoint and --eval_dir (a labeled set holding the held-back people)")
-  predict, size, model_spec = _load_predict_fn(args.checkpoint)
-  spec = evaluation_spec(args.eval_dir, args.spec, model_spec, "--spec")
-  # Algorithm 1's settings of the run the checkpoint comes from (its work dir's method_config.json).
-  method = read_method_config(args.checkpoint)
-  if method is None:
-    print(
-      f"note: no {METHOD_CONFIG_FILE} beside {args.checkpoint}: mask counts with the default settings", file=sys.stderr
-    )
-  masking = (method or MethodConfig()).masking
-  result = TeacherProbe(args.eval_dir, spec, size, masking, args.first_id, args.num, args.batch_size)(predict)
-  return "| measurement | value |\n|---|---|\n" + "\n".join(f"| {k} | {v:.4g} |" for k, v in result.items())
-
-
-def _mpii(args, p) -> str:
-  """MPII PCKh of predictions made elsewhere, or of a network on the validation set; the table."""
+def _mpii_file(args, p) -> str:
+  """MPII PCKh of predictions made elsewhere."""
   from semipose_tf.evaluation import mpii
 
   if not args.gt:
     p.error("mpii needs --gt gt_valid.mat")
-  if args.predictions:
-    result = mpii.pckh(mpii.load_predictions(args.predictions), args.gt, one_based=args.one_based)
-  else:
-    if not (args.checkpoint and args.eval_dir):
-      p.error("give --checkpoint and --eval_dir, or --predictions")
-    predict, data, spec = _model_and_data(args, "mpii16")
-    result = mpii.MPIIEvaluator(args.gt, data, spec, args.flip_test is not False)(predict)
-  return mpii.format_table(result)
+  return mpii.format_table(mpii.pckh(mpii.load_predictions(args.predictions), args.gt, one_based=args.one_based))
 
 
-_DATASETS = {"coco": _coco, "lsp": _lsp, "probe": _probe, "mpii": _mpii}
+# Scoring a file made elsewhere, by dataset: (how to ask for it, the flag that holds it, the scorer).
+_FILES = {
+  "coco": (", or --results and --annotations", "results", _coco_file),
+  "lsp": (", or --predictions and --joints", "predictions", _lsp_file),
+  "mpii": (", or --predictions and --gt", "predictions", _mpii_file),
+}
+
+
+def _run(args, p) -> str:
+  _, flag, score_file = _FILES.get(args.dataset, ("", None, None))
+  if flag and getattr(args, flag):
+    return score_file(args, p)
+  return _network(args, p)
 
 
 if __name__ == "__main__":

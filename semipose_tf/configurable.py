@@ -70,6 +70,7 @@ OptimizerConfig = gin.external_configurable(run_config.OptimizerConfig, "Optimiz
 RuntimeConfig = gin.external_configurable(run_config.RuntimeConfig, "RuntimeConfig")
 FitConfig = gin.external_configurable(run_config.FitConfig, "FitConfig")
 train = gin.external_configurable(experiment.train, "train")
+evaluation_callback = gin.external_configurable(eval_callback.evaluation_callback, "evaluation_callback")
 coco_eval_callback = gin.external_configurable(eval_callback.coco_eval_callback, "coco_eval_callback")
 mpii_eval_callback = gin.external_configurable(eval_callback.mpii_eval_callback, "mpii_eval_callback")
 pck_eval_callback = gin.external_configurable(eval_callback.pck_eval_callback, "pck_eval_callback")

@@ -199,7 +199,7 @@ class Predictor:
     heatmaps = np.concatenate(
       [self.model(crops[i : i + self.batch_size]) for i in range(0, len(crops), self.batch_size)]
     )
-    keypoints, scores = self.geometry.decode(tf.constant(heatmaps), tf.constant(center), tf.constant(scale))
+    keypoints, scores = self.model.geometry.decode(tf.constant(heatmaps), tf.constant(center), tf.constant(scale))
     return {"keypoints": keypoints.numpy(), "scores": scores.numpy(), "boxes": boxes}
 
 

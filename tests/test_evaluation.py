@@ -284,6 +284,48 @@ def test_evaluate_script_with_a_checkpoint_and_detection_boxes(tmp_path):
   assert results and {x["image_id"] for x in results} <= {d["image_id"] for d in json.load(open(det))}
 
 
+def test_an_evaluator_registered_by_name_is_what_the_callbacks_and_the_contract_use(tmp_path, monkeypatch):
+  """One contract: a kind makes ``evaluator(predict) -> {metric}`` for a request (the set, the network's spec and
+  input size); a registered name is found by the training callbacks like the built-in ones."""
+  from semipose_tf.evaluation import registry
+  from semipose_tf.evaluation.callback import EvaluationCallback, evaluation_callback
+  from semipose_tf.models import build_pose_model
+
+  monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+  assert {"coco", "pck", "lsp", "mpii", "probe"} <= set(registry.evaluators())
+  det = shared_path("samples", "coco", "test_coco_det_AP_H_56.json")
+  src = sources.load_detections(det, shared_path("samples", "coco"), COCO17, score_threshold=0.3)
+  convert.convert(src, str(tmp_path), ("eval",), verbose=False)
+
+  class Counting:  # Counts the crops and the heatmap channels it is given.
+    names = ("people", "channels")
+
+    def __init__(self, request):
+      self.request = request
+
+    def __call__(self, predict):
+      shapes = [predict(b["image"]).shape for b in self.request.crops()]
+      return {"people": float(sum(s[0] for s in shapes)), "channels": float(shapes[0][-1])}
+
+  kind = registry.EvaluatorKind(Counting, lambda r: f"| people | {r['people']:.0f} |", prefix="count_")
+  registry.register_evaluator("count", kind)
+  with pytest.raises(ValueError, match="registered already"):
+    registry.register_evaluator("count", kind)
+  with pytest.raises(ValueError, match="unknown evaluator 'counting'; choose from"):
+    evaluation_callback("counting", str(tmp_path / "eval"))
+  net = build_pose_model("resnet18", (64, 64), 17, width=8, deconv_filters=(16, 16, 16))
+  callback = evaluation_callback("count", "eval", data_root=str(tmp_path), batch_size=4)
+  assert isinstance(callback, EvaluationCallback) and callback.data_dirs == (str(tmp_path / "eval"),)
+  callback.set_model(net)
+  logs = {}
+  callback.on_epoch_end(0, logs)
+  people = pipeline.num_instances(str(tmp_path / "eval"))
+  assert logs == {"count_people": float(people), "count_channels": 17.0} and callback.names == (
+    "count_people",
+    "count_channels",
+  )
+
+
 def test_mpii_evaluator_runs_a_model_over_an_eval_set(tmp_path):
   """Mechanics on the MPII sample (5 people; gt_valid.mat has 2958, so the numbers mean nothing here): the
   predictions land at their annotation index, the rest stay (0, 0), PCKh comes back for every group."""

@@ -1,5 +1,5 @@
-"""Evaluation during training: a Keras callback that runs an evaluator (COCO AP, MPII PCKh, PCK) every N epochs and
-logs its metrics.
+"""Evaluation during training: a Keras callback that runs an evaluator of the registry (``evaluation/registry.py``:
+COCO AP, MPII PCKh, PCK, the teacher monitor) every N epochs and logs its metrics.
 
 An evaluator is made for the network being trained (:class:`Evaluated`): its keypoint spec, its input size and
 the training model's method configuration, so an experiment binds each of them once (``train.*``) and no
@@ -9,18 +9,18 @@ evaluation keeps a default of its own.
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Callable, Sequence
 
 import keras
 import tensorflow as tf
 
 from semipose_tf import codec
-from semipose_tf.data import pipeline, records
-from semipose_tf.evaluation import pck
-from semipose_tf.evaluation.coco import STAT_NAMES, COCOEvaluator
+from semipose_tf.data import records
+from semipose_tf.evaluation import registry
+from semipose_tf.evaluation.coco import STAT_NAMES
 from semipose_tf.evaluation.mpii import MPIIEvaluator
-from semipose_tf.keypoints import KeypointSpec, check_same, get_spec
+from semipose_tf.evaluation.registry import annotation_file_of, evaluation_spec
+from semipose_tf.keypoints import KeypointSpec
 from semipose_tf.method_config import MethodConfig
 from semipose_tf.models.factory import first_nonfinite
 
@@ -120,38 +120,38 @@ class EvaluationCallback(keras.callbacks.Callback):
       logs.update({f"{self.prefix}{k}": float(v) for k, v in self.last.items()})
 
 
-def annotation_file_of(eval_dir: str) -> str:
-  """The COCO annotation file an evaluation set was converted from, as its manifest records it."""
-  files = records.read_manifest(eval_dir).get("source", {}).get("files", [])
-  if not files:
-    raise ValueError(f"{eval_dir}: its manifest names no annotation file; pass annotation_file")
-  return files[0]
+def evaluation_callback(
+  kind: str,
+  eval_dir: str,
+  data_root: str | None = None,
+  spec: str | KeypointSpec | None = None,
+  batch_size: int = 64,
+  flip_test: bool | None = None,
+  every: int = 1,
+  at_start: bool = False,
+  binding: str | None = None,
+  **options,
+) -> EvaluationCallback:
+  """The evaluator ``kind`` of the registry (``evaluation/registry.py``: coco, pck, mpii, probe, or one you
+  registered) every ``every`` epochs on ``eval_dir`` (under ``data_root`` when relative), made for the trained
+  network: its input size, its keypoint spec (``spec`` must agree with it) and its method's settings.
+  ``options``: the kind's own (``annotation_file``, ``results_file``, ``gt_file``, ``first_id``, ``num``); a
+  path among them is under ``data_root`` too."""
+  entry = registry.get_evaluator(kind)
+  eval_dir = records.under_root(data_root, eval_dir)
+  options = {k: records.under_root(data_root, v) if k.endswith("_file") and isinstance(v, str) else v
+             for k, v in options.items()}  # fmt: skip
+  binding = binding or f"{kind}_eval_callback.spec"
 
+  def make(evaluated: Evaluated):
+    if evaluated.input_size is None:
+      raise ValueError(f"{eval_dir}: the network takes no fixed-size image, so there is no crop size to evaluate at")
+    the_spec = registry.evaluation_spec(eval_dir, entry.spec or spec, evaluated.spec, binding)
+    request = registry.Request(eval_dir, the_spec, evaluated.input_size, batch_size, flip_test,
+                               evaluated.method_config, options)  # fmt: skip
+    return entry.make(request)
 
-def evaluation_spec(
-  eval_dir: str, spec: str | KeypointSpec | None, model_spec: KeypointSpec | None, binding: str
-) -> KeypointSpec:
-  """The spec to evaluate with: the configured one, else the network's, else the evaluation set's; every one
-  that is known must agree with the others (an error names both sides and ``binding``)."""
-  data_spec = pipeline.set_spec(eval_dir)
-  chosen = get_spec(spec) if spec is not None else (model_spec or data_spec)
-  if model_spec is not None:  # Both agreeing with the network means they agree with each other.
-    check_same(data_spec, model_spec, eval_dir, "the network", "DataConfig.spec")
-    check_same(chosen, model_spec, f"{binding} = {chosen.name!r}", "the network", binding)
-  else:
-    check_same(data_spec, chosen, eval_dir, f"{binding} = {chosen.name!r}", binding)
-  return chosen
-
-
-def _spec_and_data(
-  eval_dir: str, spec, evaluated: Evaluated, binding: str, batch_size: int
-) -> tuple[KeypointSpec, tf.data.Dataset]:
-  """The spec to evaluate with and the evaluation crops at the trained network's input size."""
-  if evaluated.input_size is None:
-    raise ValueError(f"{eval_dir}: the network takes no fixed-size image, so there is no crop size to evaluate at")
-  the_spec = evaluation_spec(eval_dir, spec, evaluated.spec, binding)
-  config = pipeline.PipelineConfig.of_size(evaluated.input_size)
-  return the_spec, pipeline.eval_dataset(eval_dir, the_spec, batch_size, config)
+  return EvaluationCallback(make, every, prefix=entry.prefix, at_start=at_start, data_dirs=[eval_dir])
 
 
 def coco_eval_callback(
@@ -171,13 +171,10 @@ def coco_eval_callback(
   ``annotation_file`` defaults to the json the evaluation set was converted from (its manifest records it).
   ``spec`` defaults to the trained network's (``DataConfig.spec``); OKS uses that spec's sigmas.
   """
-  eval_dir = records.under_root(data_root, eval_dir)
-
-  def make(evaluated: Evaluated):
-    the_spec, dataset = _spec_and_data(eval_dir, spec, evaluated, "coco_eval_callback.spec", batch_size)
-    return COCOEvaluator(annotation_file or annotation_file_of(eval_dir), dataset, the_spec, flip_test, results_file)
-
-  return EvaluationCallback(make, every, at_start=at_start, data_dirs=[eval_dir])
+  return evaluation_callback(
+    "coco", eval_dir, data_root, spec, batch_size, flip_test, every, at_start, annotation_file=annotation_file,
+    results_file=results_file,
+  )  # fmt: skip
 
 
 def pck_eval_callback(
@@ -192,13 +189,7 @@ def pck_eval_callback(
   """PCK (torso) every ``every`` epochs: logged as ``val_PCK`` (PCK@0.2, for best-checkpoint selection),
   ``val_PCK@0.1`` and per joint group (``val_Head`` ... ``val_Ankle``). The set's records hold the ground truth.
   ``spec`` defaults to the trained network's."""
-  eval_dir = records.under_root(data_root, eval_dir)
-
-  def make(evaluated: Evaluated):
-    the_spec, dataset = _spec_and_data(eval_dir, spec, evaluated, "pck_eval_callback.spec", batch_size)
-    return pck.PCKEvaluator(eval_dir, dataset, the_spec, flip_test)
-
-  return EvaluationCallback(make, every, at_start=at_start, data_dirs=[eval_dir])
+  return evaluation_callback("pck", eval_dir, data_root, spec, batch_size, flip_test, every, at_start)
 
 
 def mpii_eval_callback(
@@ -210,15 +201,9 @@ def mpii_eval_callback(
   every: int = 1,
 ) -> EvaluationCallback:
   """MPII PCKh every ``every`` epochs (logged as ``val_Mean``, ``val_Head``, ...)."""
-  eval_dir, gt_file = records.under_root(data_root, eval_dir), records.under_root(data_root, gt_file)
-
-  def make(evaluated: Evaluated):
-    if not os.path.exists(gt_file):
-      raise FileNotFoundError(f"MPII ground truth not found: {gt_file} (the standard gt_valid.mat)")
-    spec, dataset = _spec_and_data(eval_dir, "mpii16", evaluated, "DataConfig.spec", batch_size)
-    return MPIIEvaluator(gt_file, dataset, spec, flip_test)
-
-  return EvaluationCallback(make, every, data_dirs=[eval_dir])
+  return evaluation_callback(
+    "mpii", eval_dir, data_root, None, batch_size, flip_test, every, binding="DataConfig.spec", gt_file=gt_file
+  )
 
 
 __all__ = [
@@ -226,7 +211,9 @@ __all__ = [
   "Evaluated",
   "MPIIEvaluator",
   "STAT_NAMES",
+  "annotation_file_of",
   "coco_eval_callback",
+  "evaluation_callback",
   "evaluation_spec",
   "mpii_eval_callback",
   "pck_eval_callback",

@@ -25,9 +25,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from semipose_tf.augment.cutout import adaptive_mask_count
-from semipose_tf.data import pipeline, records
+from semipose_tf.data import pipeline
 from semipose_tf.evaluation import pck
-from semipose_tf.evaluation.callback import Evaluated, EvaluationCallback, evaluation_spec
+from semipose_tf.evaluation.callback import EvaluationCallback, evaluation_callback
 from semipose_tf.evaluation.inference import predict_batches
 from semipose_tf.keypoints import KeypointSpec
 from semipose_tf.method_config import Masking
@@ -139,14 +139,10 @@ def teacher_probe_callback(
   """The teacher monitor every ``every`` epochs, logged as ``probe_PCK@0.2``, ``probe_PCK@0.1``,
   ``probe_mask_count``, ``probe_mask_count_<all|most|few>_joints``, ``probe_mask_count_teacher_<right|wrong>``
   and ``probe_mask_count_rank_corr`` (History, TensorBoard, history.csv). Input size and Algorithm 1's settings
-  are the trained network's and its method's."""
-  set_dir = records.under_root(data_root, set_dir)
-
-  def make(evaluated: Evaluated):
-    the_spec = evaluation_spec(set_dir, spec, evaluated.spec, "teacher_probe_callback.spec")
-    return TeacherProbe(set_dir, the_spec, evaluated.input_size, evaluated.method_config.masking, first_id, num)
-
-  return EvaluationCallback(make, every, prefix="probe_", data_dirs=[set_dir])
+  are the trained network's and its method's (the registry's ``probe`` evaluator)."""
+  return evaluation_callback(
+    "probe", set_dir, data_root, spec, every=every, binding="teacher_probe_callback.spec", first_id=first_id, num=num
+  )
 
 
 __all__ = ["DIFFICULTY", "TeacherProbe", "count_vs_teacher", "difficulty", "teacher_probe_callback"]
