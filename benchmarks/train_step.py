@@ -27,6 +27,7 @@ import tensorflow as tf  # noqa: E402
 
 from semipose_tf.codec import DEFAULT_INPUT_SIZE  # noqa: E402
 from semipose_tf.models import build_pose_model  # noqa: E402
+from semipose_tf.train import determinism  # noqa: E402
 from semipose_tf.train.teacher_student import SemiSupervisedPose  # noqa: E402
 
 
@@ -99,9 +100,9 @@ def main() -> int:
     "--deterministic", action="store_true", help="TensorFlow op determinism on (RuntimeConfig.deterministic)"
   )
   args = p.parse_args()
-  if args.deterministic:
+  if args.deterministic:  # As a deterministic run has it: op determinism and, on a CPU, one thread per op.
+    determinism.enable()  # Before the first op. oneDNN is the caller's: TF_ENABLE_ONEDNN_OPTS=0 for repeatable.
     keras.utils.set_random_seed(0)  # Determinism refuses unseeded random ops (the random batches here).
-    tf.config.experimental.enable_op_determinism()
   networks = []
   for item in args.networks.split(","):
     name, _, size = item.partition("@")
@@ -113,7 +114,8 @@ def main() -> int:
   print(
     f"TensorFlow {tf.__version__}, {devices}, {os.cpu_count()} CPU cores; batch {args.batch} labeled + "
     f"{args.batch} unlabeled (supervised: labeled only), {args.keypoints} keypoints, op determinism "
-    f"{'on' if args.deterministic else 'off'}"
+    f"{'on' if args.deterministic else 'off'}, oneDNN {'on' if determinism.onednn_on() else 'off'}, intra-op threads "
+    f"{determinism.intra_op_threads() or 'default'}"
   )
   print(f"{'network':18s} {'method':11s} {'policy':15s} {'jit':4s} {'images/s':>9s} {'s/step':>7s}")
   jits = {"off": [False], "on": [True], "both": [False, True]}[args.jit]

@@ -115,8 +115,9 @@ def main(argv=None) -> int:
 
 
 def _restart_if_needed(gin) -> None:
-  """A deterministic run restarts this script once with oneDNN off: TensorFlow picks its CPU kernels at import,
-  and oneDNN's gradients do not repeat on a loaded machine (semipose_tf/train/determinism.py)."""
+  """A deterministic run restarts this script once with oneDNN off (TensorFlow picks its CPU kernels at import, and
+  oneDNN's gradients do not repeat on a loaded machine), then asks for determinism before TensorFlow's runtime
+  starts, so that CPU ops run on one thread each (semipose_tf/train/determinism.py)."""
   from semipose_tf.train import determinism
 
   try:
@@ -131,6 +132,11 @@ def _restart_if_needed(gin) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(restart[0], restart, {**os.environ, determinism.ONEDNN_ENV: "0"})
+  if deterministic:
+    determinism.enable()
+    threads = "one thread per op" if determinism.intra_op_threads() == 1 else "the default threads (a GPU run)"
+    print(f"RuntimeConfig.deterministic: op determinism, oneDNN {'on' if determinism.onednn_on() else 'off'}, "
+          f"CPU ops on {threads}")  # fmt: skip
 
 
 def _message(e: Exception | str) -> str:

@@ -1,11 +1,11 @@
 """A deterministic `plus` run repeats bit for bit on one loaded machine (issue 36, case 8).
 
-oneDNN's CPU gradients depend on how the thread pool is scheduled, so under load the same seeded run drifted apart
-(the demo's plus phase ended at AP 0.4333 and 0.4362). ``scripts/train.py`` restarts itself with oneDNN off when
-``RuntimeConfig.deterministic`` is on (semipose_tf/train/determinism.py); this runs the script twice beside a busy
-process and compares every logged value and every weight. The network is the demo's (ResNet-18 width 16, 192x160, 16 +
-16 people a step): on networks of a few channels the oneDNN gradients came out the same, so a smaller one would not
-show the fault.
+Under load the same seeded run drifted apart (the demo's plus phase ended at AP 0.4333 and 0.4362): oneDNN's CPU
+kernels and TensorFlow's multi-threaded CPU ops do not repeat when the thread pool is scheduled differently. With
+``RuntimeConfig.deterministic`` on, ``scripts/train.py`` restarts itself with oneDNN off and runs each CPU op on one
+thread (semipose_tf/train/determinism.py); this runs the script twice at once beside a busy process (each run loads
+the other) and compares every logged value and every weight. The network is the demo's (ResNet-18 width 16, 192x160,
+12 + 12 people a step): on networks of a few channels the differences did not show.
 """
 
 import os
@@ -30,7 +30,7 @@ DEMO_NET = [
 ]
 
 
-def _plus_run(root, work_dir, env=None):
+def _plus_run(root, work_dir) -> subprocess.Popen:
   params = (
     DEMO_NET
     + NO_EVAL
@@ -39,7 +39,7 @@ def _plus_run(root, work_dir, env=None):
       "RuntimeConfig.deterministic = True",
       "RuntimeConfig.seed = 3",
       "FitConfig.epochs = 2",
-      "FitConfig.steps_per_epoch = 4",
+      "FitConfig.steps_per_epoch = 10",
       "FitConfig.verbose = 0",
     ]
   )
@@ -51,25 +51,31 @@ def _plus_run(root, work_dir, env=None):
     f"--work_dir={work_dir}",
     *[f"--gin_param={p}" for p in params],
   ]
-  r = subprocess.run(cmd, capture_output=True, text=True, env=env)
-  assert r.returncode == 0, r.stderr[-3000:]
+  return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _result(run: subprocess.Popen, work_dir) -> tuple[str, str, list]:
+  out, err = run.communicate(timeout=1500)
+  assert run.returncode == 0, err[-3000:]
   with open(os.path.join(work_dir, "history.csv")) as f:
     history = f.read()
   import semipose_tf.models  # noqa: F401 - registers the network's layers for loading.
 
   net = keras.models.load_model(os.path.join(work_dir, "checkpoints", "final.keras"))
-  return r.stdout, history, net.get_weights()
+  return out, history, net.get_weights()
 
 
 @pytest.mark.slow
 def test_a_deterministic_plus_run_repeats_beside_a_busy_process(data_root, tmp_path):  # noqa: F811
   busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])  # One core taken, as other work would.
   try:
-    out, first, weights = _plus_run(data_root, tmp_path / "a")
-    again, second, weights_again = _plus_run(data_root, tmp_path / "b")
+    runs = [_plus_run(data_root, tmp_path / name) for name in ("a", "b")]  # At once: each loads the other.
+    (out, first, weights), (_, second, weights_again) = [_result(r, tmp_path / n) for r, n in zip(runs, "ab")]
   finally:
     busy.kill()
-  assert "TF_ENABLE_ONEDNN_OPTS=0" in out  # The script restarted itself with oneDNN off.
+    for r in locals().get("runs", []):
+      r.kill()
+  assert "TF_ENABLE_ONEDNN_OPTS=0" in out and "one thread per op" in out  # Restarted with oneDNN off, one thread.
   assert len(first.splitlines()) == 3 and "loss_u" in first and "mask_count" in first
   assert second == first  # Every logged value: losses, mask counts, mixup lambda, per epoch.
   assert len(weights) == len(weights_again)

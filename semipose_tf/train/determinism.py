@@ -1,16 +1,21 @@
-"""Bit-for-bit repeatable training on one machine: TensorFlow's op determinism, and oneDNN off on the CPU.
+"""Bit-for-bit repeatable training on one machine: op determinism, oneDNN off and one intra-op thread on the CPU.
 
-Op determinism (``tf.config.experimental.enable_op_determinism``) fixes the order of parallel reductions, but
-TensorFlow's oneDNN kernels on x86 CPUs (on by default since TF 2.9) are not covered by it: their convolution
-gradients depend on how the thread pool happens to be scheduled, so a `plus` step's gradients differ from call to
-call on a loaded machine while every forward pass and loss is identical (benchmarks/results/determinism.md: 3 of 11
-calls on fixed weights and batch differed, 5 of 5 processes gave 5 different weights after 20 steps; with
-``TF_ENABLE_ONEDNN_OPTS=0``, 0 of 15 and 4 of 4 identical). oneDNN is chosen when TensorFlow is imported, so a
-process cannot switch it off for itself later: ``scripts/train.py`` restarts itself with it off
-(:func:`restart_argv`) and the library warns when asked for determinism with it on (:func:`enable`).
+Op determinism (``tf.config.experimental.enable_op_determinism``) fixes the order of parallel reductions of the
+kernels TensorFlow knows to be nondeterministic (the GPU ones), and the seed fixes every random draw. On a CPU-only
+machine under load that was not enough (benchmarks/results/determinism.md, the demo's plus phase from one
+checkpoint, 30-40 steps, with a busy process beside it):
 
-The price is TensorFlow's Eigen kernels instead of oneDNN's: on the 2-core development machine a plus step of the
-demo network took about 2.4-3x as long (the page above has the table).
+* TensorFlow's oneDNN kernels (on by default on x86 since TF 2.9) gave different weights in 3 of 3 processes, even
+  with one intra-op thread: they are chosen when TensorFlow is imported, so ``scripts/train.py`` restarts itself with
+  ``TF_ENABLE_ONEDNN_OPTS=0`` (:func:`restart_argv`) and the library warns when asked for determinism with them on;
+* with oneDNN off and TensorFlow's default thread pools, the logged losses still differed between processes, and
+  the weights in 2 of 3 with one inter-op thread; with one intra-op thread 5 of 5 processes gave the same losses
+  and weights. So a deterministic CPU run also computes each op on one thread (:func:`enable`; the inter-op pool
+  still runs independent ops side by side). On a machine with a GPU the step runs there and op determinism
+  covers it: the CPU keeps its threads.
+
+The price on the 2-core development machine is on the page above (Eigen's kernels on one thread per op instead of
+oneDNN's on two); :func:`enable` must run before TensorFlow's runtime starts (the script does it first thing).
 """
 
 from __future__ import annotations
@@ -47,20 +52,36 @@ def restart_argv(deterministic: bool) -> list[str] | None:
 
 
 def enable() -> None:
-  """Turns on TensorFlow's op determinism for the process; warns in one line if oneDNN is on.
+  """Turns on TensorFlow's op determinism for the process and, on a machine without a GPU, one intra-op thread;
+  warns in one line if oneDNN is on or the thread pool was already started.
 
-  Seeds alone fix every random draw (stateless step seeds, seeded tf.data, per-layer initializers); op determinism
-  also fixes the order of parallel reductions (GPU kernels, multi-threaded CPU ones). Process-wide, as TensorFlow
-  makes it.
+  Process-wide, as TensorFlow makes it; call it before TensorFlow runs its first op.
   """
   import tensorflow as tf
 
   tf.config.experimental.enable_op_determinism()
+  if not tf.config.list_physical_devices("GPU"):
+    try:
+      tf.config.threading.set_intra_op_parallelism_threads(1)
+    except RuntimeError:  # TensorFlow's runtime has started with more threads: say so, do not fail the run.
+      warnings.warn(
+        "RuntimeConfig.deterministic = True: TensorFlow's runtime had started before determinism was asked for, "
+        "so CPU ops keep several threads and may differ between runs on a loaded machine; call "
+        "semipose_tf.train.determinism.enable() first (scripts/train.py does)",
+        RuntimeWarning,
+        stacklevel=2,
+      )
   if onednn_on():
     warnings.warn(
       "RuntimeConfig.deterministic = True with oneDNN on: CPU gradients may differ between runs on a loaded machine; "
-      f"set "
-      f"{ONEDNN_ENV}=0 before TensorFlow is imported (scripts/train.py does) for bit-for-bit repeats",
+      f"set {ONEDNN_ENV}=0 before TensorFlow is imported (scripts/train.py does) for bit-for-bit repeats",
       RuntimeWarning,
       stacklevel=2,
     )
+
+
+def intra_op_threads() -> int:
+  """The intra-op thread count this process asked for (0: TensorFlow's default, one per core)."""
+  import tensorflow as tf
+
+  return int(tf.config.threading.get_intra_op_parallelism_threads())
