@@ -138,10 +138,12 @@ def main(argv=None) -> int:
   except (RuntimeError, OSError) as e:
     print(f"error: {_describe(e, args.out)}", file=sys.stderr)
     return 2
-  # A SIGTERM (a job scheduler's stop, kill) unwinds like Ctrl-C, so the set being built aside is removed instead
-  # of staying behind as a <set>.tmp-* folder; nothing of it was published.
+  # A SIGTERM (a job scheduler's stop, kill) or Ctrl-C unwinds, so the set being built aside is removed instead of
+  # staying behind as a <set>.tmp-* folder; nothing of it was published. Both go through _interrupt, which lets the
+  # writer stop between two images rather than inside its thread pool.
   main_thread = threading.current_thread() is threading.main_thread()
-  previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
+  stops = (signal.SIGTERM, signal.SIGINT)
+  previous = {s: signal.signal(s, _interrupt) for s in stops} if main_thread else {}
   try:
     return _convert(args, spec, sets, num_labeled)
   except KeyboardInterrupt:
@@ -149,13 +151,14 @@ def main(argv=None) -> int:
           file=sys.stderr)  # fmt: skip
     return 130
   finally:
-    if main_thread:
-      signal.signal(signal.SIGTERM, previous)
+    for s, handler in previous.items():
+      signal.signal(s, handler)
     lock.release()
 
 
 def _interrupt(signum, frame):
-  raise KeyboardInterrupt
+  if not convert.request_stop():  # While images are read in a thread pool, the writer stops at its next image.
+    raise KeyboardInterrupt
 
 
 def _convert(args, spec, sets, num_labeled) -> int:

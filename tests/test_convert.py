@@ -283,6 +283,29 @@ def test_killed_converter_keeps_the_old_set_and_leaves_no_half_written_one(synth
   assert not any(".tmp-" in f for f in os.listdir(out))
 
 
+def test_a_stop_asked_while_writing_unwinds_between_images_and_publishes_nothing(synthetic_coco, tmp_path):
+  """SIGTERM's handler asks (request_stop) instead of raising inside the thread pool, where it could deadlock."""
+  ann, images = synthetic_coco
+  src = sources.load_coco(ann, images, COCO17)
+  out = str(tmp_path / "set")
+  assert convert.request_stop() is False  # No set being written: the caller raises KeyboardInterrupt itself.
+  written = []
+
+  def ask(i):
+    written.append(i)
+    if i == 2:
+      assert convert.request_stop() is True
+
+  with pytest.raises(KeyboardInterrupt):
+    convert.write_set(convert.group_by_image(src, range(len(src.items))), out, "unlabeled", verbose=False,
+                      _before_write=ask)  # fmt: skip
+  assert written == [0, 1, 2]  # Stopped at the next image, not at the end.
+  assert os.listdir(tmp_path) == []  # Nothing published, nothing left aside.
+  assert convert.request_stop() is False  # The writer is no longer running.
+  convert.write_set(convert.group_by_image(src, range(len(src.items))), out, "unlabeled", verbose=False)
+  assert records.read_manifest(out)["num_instances"] == len(src.items)  # A stop asked before does not linger.
+
+
 def test_bad_input_keeps_the_complete_set_in_place(synthetic_coco, tmp_path):
   ann, images = synthetic_coco
   src = sources.load_coco(ann, images, COCO17)

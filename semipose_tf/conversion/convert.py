@@ -34,6 +34,26 @@ from semipose_tf.data.records import ImageEntry
 
 SETS = ("labeled", "unlabeled", "eval")
 
+# A stop asked for while images are being read in the thread pool. Raising KeyboardInterrupt from a signal handler
+# at an arbitrary bytecode there can land between a lock's acquire and its ``with`` block inside
+# concurrent.futures, and the pool's shutdown then waits on that lock forever (a CI run hung 60 s after SIGTERM).
+# The handler asks instead; the writing loop raises KeyboardInterrupt itself between two images.
+_stop_asked = False
+_writing = False
+
+
+def request_stop() -> bool:
+  """Asks a running :func:`write_set` to stop at its next image, as if interrupted there.
+
+  Meant for a signal handler (``scripts/make_tfrecords.py``'s SIGTERM handler). Returns False when no set is being
+  written, so the caller raises KeyboardInterrupt at once instead.
+  """
+  global _stop_asked
+  if not _writing:
+    return False
+  _stop_asked = True
+  return True
+
 
 def read_and_check_image(info: ImageInfo) -> bytes:
   """Reads an image file and decodes it fully; raises BadInputError naming the file when it cannot be used."""
@@ -190,10 +210,14 @@ def _write_into(
       f"{sum(len(e.instances) for e in entries)} instances, {num_shards} shard(s)"
     )
   current = -1
+  global _stop_asked, _writing
+  _stop_asked, _writing = False, True
   try:
     for i, fut in enumerate(
       _ordered_map(_safe_check, [ImageInfo(e.image_id, e.path, e.width, e.height) for e in entries], workers)
     ):
+      if _stop_asked:  # Asked by a signal handler: unwind here, outside the thread pool's locks.
+        raise KeyboardInterrupt
       entry = entries[i]
       data = fut.result()
       if isinstance(data, BadInputError):
@@ -224,6 +248,15 @@ def _write_into(
       if w is not None:
         w.abort()
     raise
+  finally:
+    _writing = False
+  if _stop_asked:  # Asked for after the last image: the set is not published.
+    raise KeyboardInterrupt
+  return _publish(directory, set_name, shards, problems, source_bytes, manifest_extra, verbose, shown_as)
+
+
+def _publish(directory, set_name, shards, problems, source_bytes, manifest_extra, verbose, shown_as) -> dict[str, Any]:
+  """Writes the set's manifest into ``directory`` once every shard is closed; returns it."""
   num_instances = sum(s["num_instances"] for s in shards)
   if num_instances == 0:
     raise BadInputError(f"{shown_as}: every image of the {set_name} set was bad; nothing written")
