@@ -94,6 +94,7 @@ def main(argv=None) -> int:
 def _network(args, p) -> str:
   """A network (a .keras file or an exported artifact, run in its own runtime) on an evaluation set, by the
   registry's evaluator of that name (semipose_tf/evaluation/registry.py); the table."""
+  from semipose_tf.data import records
   from semipose_tf.evaluation import registry
   from semipose_tf.method_config import MethodConfig
   from semipose_tf.predictor import HeatmapModel
@@ -105,14 +106,15 @@ def _network(args, p) -> str:
     p.error("mpii needs --gt gt_valid.mat")
   kind = registry.get_evaluator(args.dataset)
   model = HeatmapModel(args.checkpoint)  # Normalized crops -> heatmaps, whatever the format.
-  spec = registry.evaluation_spec(args.eval_dir, kind.spec or args.spec, model.spec, "--spec")
+  data = records.RecordSet(args.eval_dir)  # Its manifest and spec read once, for the spec check and the evaluator.
+  spec = registry.evaluation_spec(data, kind.spec or args.spec, model.spec, "--spec")
   method = read_method_config(args.checkpoint) if args.dataset == "probe" else None
   if args.dataset == "probe" and method is None:  # Algorithm 1's settings are the run's; a bare network has none.
     print(f"note: {args.checkpoint} carries no method configuration: mask counts with the default settings",
           file=sys.stderr)  # fmt: skip
   options = {"annotation_file": args.annotations, "results_file": args.results_out, "gt_file": args.gt,
              "first_id": args.first_id, "num": args.num}  # fmt: skip
-  request = registry.Request(args.eval_dir, spec, model.geometry.input_size, args.batch_size, args.flip_test,
+  request = registry.Request(data, spec, model.geometry.input_size, args.batch_size, args.flip_test,
                              method or MethodConfig(), options)  # fmt: skip
   return kind.table(kind.make(request)(model))
 

@@ -114,6 +114,27 @@ def test_spec_mismatch_and_missing_set(synthetic_sets, tmp_path):
     pipeline.labeled_dataset(str(tmp_path / "nothing"), COCO17)
 
 
+def test_a_record_set_reads_its_manifest_once_for_every_reader(synthetic_sets, monkeypatch):
+  """The handle the Task and the evaluators pass along: the pipeline, the counts and the spec check share one read."""
+  out, src = synthetic_sets
+  reads = []
+  real = records.read_manifest
+  monkeypatch.setattr(records, "read_manifest", lambda d: reads.append(d) or real(d))
+  data = records.RecordSet(f"{out}/eval")
+  assert pipeline.set_spec(data).names == COCO17.names
+  assert pipeline.num_instances(data) == data.num_instances == len(src.items)
+  assert pipeline.steps_per_epoch(data, 4) == len(src.items) // 4
+  _take(pipeline.eval_dataset(data, COCO17, 4, SMALL), 1)
+  _take(pipeline.labeled_dataset(data, COCO17, 4, SMALL, seed=0), 1)
+  assert reads == [f"{out}/eval"]
+  assert records.open_record_set(data) is data and str(data) == f"{out}/eval"
+  with pytest.raises(ValueError, match="holds keypoint spec 'coco17'"):
+    data.check_spec(MPII16)
+  # A folder given as a string is a new handle each time: read again (the case the handle is for).
+  pipeline.num_instances(f"{out}/eval")
+  assert len(reads) == 2
+
+
 def test_coco_mini_pipeline(coco_mini_sets):
   """Real JPEGs (grayscale and odd sizes among them) through every pipeline."""
   lab = next(iter(pipeline.labeled_dataset(f"{coco_mini_sets}/labeled", COCO17, 8, seed=0)))

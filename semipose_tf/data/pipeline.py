@@ -60,27 +60,23 @@ class PipelineConfig:
     return self.codec.heatmap_size
 
 
-def set_spec(data_dir: str) -> KeypointSpec:
+def set_spec(data_dir: str | records.RecordSet) -> KeypointSpec:
   """The keypoint spec a TFRecord set was converted with (its manifest stores it)."""
-  return get_spec(records.read_manifest(data_dir)["keypoint_spec"])
+  return records.open_record_set(data_dir).spec
 
 
-def open_set(data_dir: str, spec: KeypointSpec | None = None) -> tuple[list[str], int, dict]:
+def open_set(data_dir: str | records.RecordSet, spec: KeypointSpec | None = None) -> tuple[list[str], int, dict]:
   """Shard paths, K and manifest of a set; with ``spec``, checks that the set holds that spec's keypoints.
 
   Raises:
     ValueError: the set's keypoints (count or names) differ from ``spec``'s; the message names both.
   """
-  manifest = records.read_manifest(data_dir)
-  stored = get_spec(manifest["keypoint_spec"])
-  if spec is not None and stored.names != spec.names:
-    raise ValueError(f"{data_dir} holds keypoint spec {stored.name!r} ({stored.num_keypoints} keypoints), the "
-                     f"configured spec is {spec.name!r} ({spec.num_keypoints} keypoints): set DataConfig.spec (or the "
-                     f"evaluation's spec) to {stored.name!r}, or convert the data with --spec {spec.name}")
-  return records.shard_paths(data_dir, manifest), stored.num_keypoints, manifest
+  data = records.open_record_set(data_dir)
+  data.check_spec(spec)
+  return data.shard_paths, data.spec.num_keypoints, data.manifest
 
 
-def instances(data_dir: str, *, shuffle: bool, seed: int, repeat: bool, config: PipelineConfig,
+def instances(data_dir: str | records.RecordSet, *, shuffle: bool, seed: int, repeat: bool, config: PipelineConfig,
               spec: KeypointSpec | None = None) -> tf.data.Dataset:
   """One element per person instance (full decoded ``image`` + instance keys, see :func:`ops.instances`)."""
   paths, k, _ = open_set(data_dir, spec)
@@ -119,7 +115,7 @@ def _finish(ds: tf.data.Dataset, batch_size: int | None, drop_remainder: bool) -
   return ds.with_options(options).prefetch(AUTOTUNE)
 
 
-def labeled_dataset(data_dir: str, spec: KeypointSpec, batch_size: int | None = 32,
+def labeled_dataset(data_dir: str | records.RecordSet, spec: KeypointSpec, batch_size: int | None = 32,
                     config: PipelineConfig = PipelineConfig(), seed: int = 0, repeat: bool = True,
                     shuffle: bool = True, drop_remainder: bool = True) -> tf.data.Dataset:
   """Augmented labeled examples ``{image [H, W, 3] float32, heatmaps [h, w, K], weights [K]}`` (batched)."""
@@ -135,7 +131,7 @@ def labeled_dataset(data_dir: str, spec: KeypointSpec, batch_size: int | None = 
   return _finish(ds, batch_size, drop_remainder=drop_remainder)
 
 
-def unlabeled_dataset(data_dir: str, spec: KeypointSpec | None = None, batch_size: int | None = 32,
+def unlabeled_dataset(data_dir: str | records.RecordSet, spec: KeypointSpec | None = None, batch_size: int | None = 32,
                       config: PipelineConfig = PipelineConfig(), seed: int = 0, repeat: bool = False,
                       shuffle: bool = True, keys: Sequence[str] = UNLABELED_KEYS) -> tf.data.Dataset:
   """Weak views ``{image, center, scale, rotation, flip, affine}`` (batched); labels are never read.
@@ -150,7 +146,7 @@ def unlabeled_dataset(data_dir: str, spec: KeypointSpec | None = None, batch_siz
   return _finish(ds, batch_size, drop_remainder=True)
 
 
-def semi_supervised_dataset(labeled_dir: str, unlabeled_dir: str, spec: KeypointSpec,
+def semi_supervised_dataset(labeled_dir: str | records.RecordSet, unlabeled_dir: str | records.RecordSet, spec: KeypointSpec,
                             labeled_batch_size: int = 32, unlabeled_batch_size: int = 32,
                             config: PipelineConfig = PipelineConfig(), seed: int = 0,
                             repeat: bool = False, unlabeled_targets: bool = False) -> tf.data.Dataset:
@@ -170,7 +166,7 @@ def semi_supervised_dataset(labeled_dir: str, unlabeled_dir: str, spec: Keypoint
   return tf.data.Dataset.zip({"labeled": labeled, "unlabeled": unlabeled}).prefetch(AUTOTUNE)
 
 
-def eval_dataset(data_dir: str, spec: KeypointSpec | None = None, batch_size: int | None = 32,
+def eval_dataset(data_dir: str | records.RecordSet, spec: KeypointSpec | None = None, batch_size: int | None = 32,
                  config: PipelineConfig = PipelineConfig()) -> tf.data.Dataset:
   """Un-augmented crops in file order with what decoding needs:
   ``{image, center [2], scale [2], image_id [], ann_id [], score [] (box score), area []}``; the last batch may
@@ -186,12 +182,12 @@ def eval_dataset(data_dir: str, spec: KeypointSpec | None = None, batch_size: in
   return _finish(ds, batch_size, drop_remainder=False)
 
 
-def num_instances(data_dir: str) -> int:
+def num_instances(data_dir: str | records.RecordSet) -> int:
   """Instances in a set, from its manifest."""
-  return int(records.read_manifest(data_dir)["num_instances"])
+  return records.open_record_set(data_dir).num_instances
 
 
-def steps_per_epoch(data_dir: str, batch_size: int) -> int:
+def steps_per_epoch(data_dir: str | records.RecordSet, batch_size: int) -> int:
   """Full batches in one pass over a set (the unlabeled set defines an epoch; the last partial batch is dropped)."""
   return num_instances(data_dir) // batch_size
 

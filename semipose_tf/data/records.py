@@ -15,6 +15,7 @@ nothing a reader would take for complete.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from typing import Any, Iterable
@@ -24,6 +25,7 @@ import tensorflow as tf
 
 from semipose_tf import atomic
 from semipose_tf.console import error_text
+from semipose_tf.keypoints import KeypointSpec, get_spec
 
 FORMAT = "semipose_tf.tfrecord.v1"
 MANIFEST = "manifest.json"
@@ -183,6 +185,68 @@ def read_manifest(directory: str) -> dict[str, Any]:
     if os.path.getsize(f) != shard["bytes"]:
       raise IncompleteSetError(f"{f}: {os.path.getsize(f)} bytes, the manifest says {shard['bytes']}")
   return manifest
+
+
+class RecordSet:
+  """One converted set on disk, its manifest and keypoint spec read once and handed along.
+
+  The Task opens each set of a run once (checking it), and the pipeline, the steps-per-epoch count and the
+  evaluators read the same handle instead of reading the manifest and resolving the spec again. Every function that
+  takes a set's folder also takes a RecordSet (:func:`open_record_set`).
+
+  Args:
+    directory: The set's folder (``<data_root>/<dataset>/<set>``), holding ``manifest.json`` and the shards.
+
+  Raises (on first use of :attr:`manifest`):
+    IncompleteSetError: see :func:`read_manifest`.
+  """
+
+  def __init__(self, directory: str):
+    self.directory = directory
+
+  def __repr__(self) -> str:
+    return f"RecordSet({self.directory!r})"
+
+  def __fspath__(self) -> str:  # Where a path is expected (os.path.join, open, messages), the set's folder.
+    return self.directory
+
+  def __str__(self) -> str:
+    return self.directory
+
+  @functools.cached_property
+  def manifest(self) -> dict[str, Any]:
+    """The manifest, checked against the shards on disk (:func:`read_manifest`), read on first use."""
+    return read_manifest(self.directory)
+
+  @functools.cached_property
+  def spec(self) -> KeypointSpec:
+    """The keypoint spec the set was converted with."""
+    return get_spec(self.manifest["keypoint_spec"])
+
+  @property
+  def num_instances(self) -> int:
+    """People in the set (the manifest's count)."""
+    return int(self.manifest["num_instances"])
+
+  @property
+  def shard_paths(self) -> list[str]:
+    """The shards' paths, in order."""
+    return shard_paths(self.directory, self.manifest)
+
+  def check_spec(self, spec: KeypointSpec | None) -> None:
+    """Raises ValueError naming both specs when the set's keypoints (names) differ from ``spec``'s."""
+    stored = self.spec
+    if spec is not None and stored.names != spec.names:
+      raise ValueError(
+        f"{self.directory} holds keypoint spec {stored.name!r} ({stored.num_keypoints} keypoints), the configured "
+        f"spec is {spec.name!r} ({spec.num_keypoints} keypoints): set DataConfig.spec (or the evaluation's spec) to "
+        f"{stored.name!r}, or convert the data with --spec {spec.name}"
+      )
+
+
+def open_record_set(data: str | os.PathLike | RecordSet) -> RecordSet:
+  """``data`` itself when it is a RecordSet (its manifest already read), else a new handle on that folder."""
+  return data if isinstance(data, RecordSet) else RecordSet(os.fspath(data))
 
 
 class CorruptSetError(ValueError):

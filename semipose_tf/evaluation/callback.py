@@ -146,8 +146,9 @@ def evaluation_callback(
   def make(evaluated: Evaluated):
     if evaluated.input_size is None:
       raise ValueError(f"{eval_dir}: the network takes no fixed-size image, so there is no crop size to evaluate at")
-    the_spec = registry.evaluation_spec(eval_dir, entry.spec or spec, evaluated.spec, binding)
-    request = registry.Request(eval_dir, the_spec, evaluated.input_size, batch_size, flip_test,
+    data = records.RecordSet(eval_dir)  # Its manifest and spec read once, for the spec check and the evaluator.
+    the_spec = registry.evaluation_spec(data, entry.spec or spec, evaluated.spec, binding)
+    request = registry.Request(data, the_spec, evaluated.input_size, batch_size, flip_test,
                                evaluated.method_config, options)  # fmt: skip
     return entry.make(request)
 

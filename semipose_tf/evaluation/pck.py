@@ -135,7 +135,7 @@ def pck(
   return out
 
 
-def set_ground_truth(set_dir: str) -> dict[int, np.ndarray]:
+def set_ground_truth(set_dir: str | records.RecordSet) -> dict[int, np.ndarray]:
   """``{ann_id: keypoints [K, 3]}`` of every person in a TFRecord set (x, y, v in image pixels)."""
   paths, k, _ = pipeline.open_set(set_dir)
   out = {}
@@ -156,7 +156,9 @@ class PCKEvaluator:
     flip_test: Average with the flipped input's heatmaps.
   """
 
-  def __init__(self, set_dir: str, dataset: tf.data.Dataset, spec: KeypointSpec, flip_test: bool = False):
+  def __init__(
+    self, set_dir: str | records.RecordSet, dataset: tf.data.Dataset, spec: KeypointSpec, flip_test: bool = False
+  ):
     torso_joints(spec)  # Fails now, not after a whole prediction pass.
     self.dataset, self.spec, self.flip_test = dataset, spec, flip_test
     self.truth = set_ground_truth(set_dir)

@@ -38,7 +38,7 @@ class Request:
   """What an evaluator is made for.
 
   Attributes:
-    eval_dir: The evaluation TFRecord set.
+    eval_dir: The evaluation TFRecord set (its folder, or the handle whose manifest was read already).
     spec: The keypoint spec to evaluate with (already agreed between the set, the network and the setting).
     input_size: (H, W) of the network's crops.
     batch_size: Prediction batch size.
@@ -47,7 +47,7 @@ class Request:
     options: The kind's own settings (``annotation_file``, ``results_file``, ``gt_file``, ``first_id``, ``num``).
   """
 
-  eval_dir: str
+  eval_dir: str | records.RecordSet
   spec: KeypointSpec
   input_size: tuple[int, int]
   batch_size: int = 64
@@ -97,7 +97,7 @@ def evaluators() -> tuple[str, ...]:
 
 
 def evaluation_spec(
-  eval_dir: str, spec: str | KeypointSpec | None, model_spec: KeypointSpec | None, binding: str
+  eval_dir: str | records.RecordSet, spec: str | KeypointSpec | None, model_spec: KeypointSpec | None, binding: str
 ) -> KeypointSpec:
   """The spec to evaluate with: the configured one, else the network's, else the evaluation set's; every one
   that is known must agree with the others (an error names both sides and ``binding``)."""
@@ -111,9 +111,9 @@ def evaluation_spec(
   return chosen
 
 
-def annotation_file_of(eval_dir: str) -> str:
+def annotation_file_of(eval_dir: str | records.RecordSet) -> str:
   """The COCO annotation file an evaluation set was converted from, as its manifest records it."""
-  files = records.read_manifest(eval_dir).get("source", {}).get("files", [])
+  files = records.open_record_set(eval_dir).manifest.get("source", {}).get("files", [])
   if not files:
     raise ValueError(f"{eval_dir}: its manifest names no annotation file; pass annotation_file")
   return files[0]

@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from semipose_tf.augment.cutout import adaptive_mask_count
-from semipose_tf.data import pipeline
+from semipose_tf.data import pipeline, records
 from semipose_tf.evaluation import pck
 from semipose_tf.evaluation.callback import EvaluationCallback, evaluation_callback
 from semipose_tf.evaluation.inference import predict_batches
@@ -59,7 +59,7 @@ class TeacherProbe:
 
   def __init__(
     self,
-    set_dir: str,
+    set_dir: str | records.RecordSet,
     spec: KeypointSpec,
     input_size: Sequence[int],
     masking: Masking,

@@ -56,15 +56,17 @@ class Experiment:
   extra_callbacks: list = dataclasses.field(default_factory=list)  # The run's own (evaluation) callbacks.
 
 
-def _check_set(path: str, what: str, hint: str) -> dict:
-  """The set's manifest; a missing or incomplete set is an error naming it and how to convert it."""
+def _check_set(path: str, what: str, hint: str) -> records.RecordSet:
+  """The set, its manifest read; a missing or incomplete set is an error naming it and how to convert it."""
   try:
-    return records.read_manifest(path)
+    data = records.RecordSet(path)
+    data.manifest  # noqa: B018 (read now, so that the error comes before any building)
+    return data
   except records.IncompleteSetError as e:
     raise FileNotFoundError(f"the {what} TFRecord set is missing or incomplete: {e}\n{hint}") from None
 
 
-def _check_people(path: str, binding: str, batch: int, what: str) -> None:
+def _check_people(path: str | records.RecordSet, binding: str, batch: int, what: str) -> None:
   """A set that a run batches with ``drop_remainder`` must hold at least one batch (an empty one hung, a smaller one
   gave no batch)."""
   n = pipeline.num_instances(path)
@@ -95,14 +97,20 @@ class PoseTask:
     self.preset = get_method(config.method.method)
     # The run's one codec: the pipeline encodes with it; the network is built at its input size.
     self.codec = HeatmapCodec(config.data.input_size)
+    self.sets: dict[str, records.RecordSet] = {}  # The run's TFRecord sets by role, read once (check_inputs).
 
   # --- The parts. ------------------------------------------------------------------------------------------------
 
-  def check_inputs(self) -> None:
-    """Every set the run reads exists and is complete (a clear error with the conversion command otherwise)."""
+  def check_inputs(self) -> dict[str, records.RecordSet]:
+    """Every set the run reads exists and is complete (a clear error with the conversion command otherwise).
+
+    Returns the sets by role (``labeled``, ``unlabeled``, ``val``), each read once; they are also kept as
+    ``self.sets`` for :meth:`build_inputs`.
+    """
     data = self.config.data
     hint = data.conversion_hint or "Convert the data with: python scripts/make_tfrecords.py --help"
-    manifest = _check_set(data.labeled_dir, "labeled", hint)
+    self.sets = {"labeled": _check_set(data.labeled_dir, "labeled", hint)}
+    manifest = self.sets["labeled"].manifest
     labels = manifest.get("labels", "used")
     if labels == "removed from the records" or labels.startswith("none"):
       raise ValueError(
@@ -114,9 +122,10 @@ class PoseTask:
     if self.preset.unlabeled:
       if data.unlabeled_dir is None:
         raise ValueError(f"method {self.preset.name!r} needs an unlabeled set: bind DataConfig.unlabeled_dir")
-      _check_set(data.unlabeled_dir, "unlabeled", hint)
+      self.sets["unlabeled"] = _check_set(data.unlabeled_dir, "unlabeled", hint)
     if data.val_dir is not None:
-      _check_set(data.val_dir, "validation", hint)
+      self.sets["val"] = _check_set(data.val_dir, "validation", hint)
+    return self.sets
 
   def build_inputs(self, replicas: int, strategy: tf.distribute.Strategy) -> dict:
     """The training stream, the validation set, the pictures' probe batch (a function that makes it on first call:
@@ -124,37 +133,39 @@ class PoseTask:
     data, seed = self.config.data, self.config.runtime.seed
     config = pipeline.PipelineConfig(self.codec, augment=data.augment, subpixel_targets=data.subpixel_targets)
     spec = get_spec(data.spec)
+    sets = self.sets or self.check_inputs()
+    labeled, unlabeled = sets["labeled"], sets.get("unlabeled", data.unlabeled_dir)
     gl, gu = data.labeled_batch_size * replicas, data.unlabeled_batch_size * replicas
     steps = self.config.fit.steps_per_epoch
     if steps is None:
-      source, batch = (data.unlabeled_dir, gu) if data.unlabeled_dir else (data.labeled_dir, gl)
+      source, batch = (unlabeled, gu) if unlabeled else (labeled, gl)
       steps = max(1, pipeline.steps_per_epoch(source, batch))
     oracle = self.preset.teacher == "labels"
     if self.preset.unlabeled:
-      _check_people(data.unlabeled_dir, "DataConfig.unlabeled_dir", gu, "unlabeled people")
+      _check_people(unlabeled, "DataConfig.unlabeled_dir", gu, "unlabeled people")
       stream = pipeline.semi_supervised_dataset(
-        data.labeled_dir, data.unlabeled_dir, spec, gl, gu, config, seed=seed, repeat=True, unlabeled_targets=oracle
+        labeled, unlabeled, spec, gl, gu, config, seed=seed, repeat=True, unlabeled_targets=oracle
       )
 
       # The pictures' batch: what the step's teacher reads (with the ground truth for the "labels" teacher).
       def probe():
         probe_set = (
-          pipeline.labeled_dataset(data.unlabeled_dir, spec, 4, config, seed=seed + 99)
+          pipeline.labeled_dataset(unlabeled, spec, 4, config, seed=seed + 99)
           if oracle
-          else pipeline.unlabeled_dataset(data.unlabeled_dir, None, 4, config, seed=seed + 99, repeat=True)
+          else pipeline.unlabeled_dataset(unlabeled, None, 4, config, seed=seed + 99, repeat=True)
         )
         return next(iter(probe_set))
     else:
-      stream = pipeline.labeled_dataset(data.labeled_dir, spec, gl, config, seed=seed).map(lambda ex: {"labeled": ex})
+      stream = pipeline.labeled_dataset(labeled, spec, gl, config, seed=seed).map(lambda ex: {"labeled": ex})
       probe = None
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
       options = tf.data.Options()
       options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
       stream = stream.with_options(options)
     val, val_steps = None, None
-    if data.val_dir is not None:
+    if "val" in sets:
       val = pipeline.labeled_dataset(
-        data.val_dir,
+        sets["val"],
         spec,
         gl,
         dataclasses.replace(config, augment=NONE),
@@ -162,7 +173,7 @@ class PoseTask:
         shuffle=False,
         drop_remainder=False,
       )
-      val_steps = -(-pipeline.num_instances(data.val_dir) // gl)  # Every batch, so Keras never runs past the end.
+      val_steps = -(-sets["val"].num_instances // gl)  # Every batch, so Keras never runs past the end.
     return {"train_data": stream, "val_data": val, "val_steps": val_steps, "probe": probe, "steps_per_epoch": steps}
 
   def build_network(self, spec: KeypointSpec) -> keras.Model:
