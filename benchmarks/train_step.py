@@ -100,7 +100,7 @@ def main() -> int:
     "--deterministic", action="store_true", help="TensorFlow op determinism on (RuntimeConfig.deterministic)"
   )
   args = p.parse_args()
-  if args.deterministic:  # As a deterministic run has it: op determinism and, on a CPU, one thread per op.
+  if args.deterministic:  # As a deterministic run has it: op determinism; on a CPU one thread per op, no Grappler.
     determinism.enable()  # Before the first op. oneDNN is the caller's: TF_ENABLE_ONEDNN_OPTS=0 for repeatable.
     keras.utils.set_random_seed(0)  # Determinism refuses unseeded random ops (the random batches here).
   networks = []

@@ -135,8 +135,9 @@ def _restart_if_needed(gin) -> None:
   if deterministic:
     determinism.enable()
     threads = "one thread per op" if determinism.intra_op_threads() == 1 else "the default threads (a GPU run)"
+    grappler = ", Grappler off" if determinism.grappler_off() else ""
     print(f"RuntimeConfig.deterministic: op determinism, oneDNN {'on' if determinism.onednn_on() else 'off'}, "
-          f"CPU ops on {threads}")  # fmt: skip
+          f"CPU ops on {threads}{grappler}")  # fmt: skip
 
 
 def _message(e: Exception | str) -> str:

@@ -1,9 +1,10 @@
 """A deterministic `plus` run repeats bit for bit on one loaded machine (issue 36, case 8).
 
 Under load the same seeded run drifted apart (the demo's plus phase ended at AP 0.4333 and 0.4362): oneDNN's CPU
-kernels and TensorFlow's multi-threaded CPU ops do not repeat when the thread pool is scheduled differently. With
-``RuntimeConfig.deterministic`` on, ``scripts/train.py`` restarts itself with oneDNN off and runs each CPU op on one
-thread (semipose_tf/train/determinism.py); this runs the script twice at once beside a busy process (each run loads
+kernels and TensorFlow's multi-threaded CPU ops do not repeat when the thread pool is scheduled differently, and
+Grappler rewrote the step's graph differently in some processes. With ``RuntimeConfig.deterministic`` on,
+``scripts/train.py`` restarts itself with oneDNN off, runs each CPU op on one thread and turns Grappler off
+(semipose_tf/train/determinism.py); this runs the script twice at once beside a busy process (each run loads
 the other) and compares every logged value and every weight. The network is the demo's (ResNet-18 width 16, 192x160,
 12 + 12 people a step): on networks of a few channels the differences did not show.
 """
@@ -75,9 +76,27 @@ def test_a_deterministic_plus_run_repeats_beside_a_busy_process(data_root, tmp_p
     busy.kill()
     for r in locals().get("runs", []):
       r.kill()
-  assert "TF_ENABLE_ONEDNN_OPTS=0" in out and "one thread per op" in out  # Restarted with oneDNN off, one thread.
+  assert "TF_ENABLE_ONEDNN_OPTS=0" in out and "one thread per op, Grappler off" in out  # Restarted, then set.
   assert len(first.splitlines()) == 3 and "loss_u" in first and "mask_count" in first
   assert second == first  # Every logged value: losses, mask counts, mixup lambda, per epoch.
   assert len(weights) == len(weights_again)
   differing = [i for i, (a, b) in enumerate(zip(weights, weights_again)) if not np.array_equal(a, b)]
   assert not differing, f"{len(differing)} of {len(weights)} weight arrays differ"
+
+
+def test_enable_on_a_cpu_sets_one_thread_per_op_and_turns_grappler_off():
+  """What determinism.enable() promises on a machine without a GPU, in a fresh process (it is process-wide)."""
+  code = (
+    "import tensorflow as tf\n"
+    "from tensorflow.python.framework import config\n"
+    "from semipose_tf.train import determinism\n"
+    "assert not determinism.grappler_off() and determinism.intra_op_threads() == 0\n"
+    "determinism.enable()\n"
+    "gpu = bool(tf.config.list_physical_devices('GPU'))\n"
+    "print(gpu, determinism.grappler_off(), determinism.intra_op_threads(),"
+    " config.is_op_determinism_enabled())\n"
+  )
+  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+  r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert r.stdout.split() == ["False", "True", "1", "True"], r.stdout

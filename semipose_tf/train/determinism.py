@@ -1,4 +1,5 @@
-"""Bit-for-bit repeatable training on one machine: op determinism, oneDNN off and one intra-op thread on the CPU.
+"""Bit-for-bit repeatable training on one machine: op determinism; on a CPU also oneDNN off, one intra-op thread
+and no Grappler rewrites.
 
 Op determinism (``tf.config.experimental.enable_op_determinism``) fixes the order of parallel reductions of the
 kernels TensorFlow knows to be nondeterministic (the GPU ones), and the seed fixes every random draw. On a CPU-only
@@ -13,6 +14,11 @@ checkpoint, 30-40 steps, with a busy process beside it):
   and weights. So a deterministic CPU run also computes each op on one thread (:func:`enable`; the inter-op pool
   still runs independent ops side by side). On a machine with a GPU the step runs there and op determinism
   covers it: the CPU keeps its threads.
+* that still left whole runs through ``model.fit`` differing (two demos at once, and two 50-step plus phases from
+  one checkpoint): Grappler, TensorFlow's graph optimizer, rewrote the step's graph differently in different
+  processes (with it off, the same runs repeat). Its passes are not covered by op determinism; TensorFlow's own
+  determinism RFC names Grappler as the one nondeterministic part left. So a deterministic CPU run also turns
+  Grappler off (``disable_meta_optimizer``): the graph runs as traced.
 
 The price on the 2-core development machine is on the page above (Eigen's kernels on one thread per op instead of
 oneDNN's on two); :func:`enable` must run before TensorFlow's runtime starts (the script does it first thing).
@@ -52,8 +58,8 @@ def restart_argv(deterministic: bool) -> list[str] | None:
 
 
 def enable() -> None:
-  """Turns on TensorFlow's op determinism for the process and, on a machine without a GPU, one intra-op thread;
-  warns in one line if oneDNN is on or the thread pool was already started.
+  """Turns on TensorFlow's op determinism for the process and, on a machine without a GPU, one intra-op thread and
+  no Grappler rewrites; warns in one line if oneDNN is on or the thread pool was already started.
 
   Process-wide, as TensorFlow makes it; call it before TensorFlow runs its first op.
   """
@@ -61,6 +67,8 @@ def enable() -> None:
 
   tf.config.experimental.enable_op_determinism()
   if not tf.config.list_physical_devices("GPU"):
+    # Read when a tf.function is first run, so it holds for every step function made after this call.
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
     try:
       tf.config.threading.set_intra_op_parallelism_threads(1)
     except RuntimeError:  # TensorFlow's runtime has started with more threads: say so, do not fail the run.
@@ -78,6 +86,13 @@ def enable() -> None:
       RuntimeWarning,
       stacklevel=2,
     )
+
+
+def grappler_off() -> bool:
+  """Whether TensorFlow's graph optimizer (Grappler) is off in this process (deterministic CPU runs)."""
+  import tensorflow as tf
+
+  return bool(tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False))
 
 
 def intra_op_threads() -> int:
