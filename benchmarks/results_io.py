@@ -75,8 +75,8 @@ def methods_and_seeds(parser, methods: str, seeds: str, known) -> tuple[list[str
 def provenance(root: str) -> dict[str, str]:
   """Where a record was measured: the checkout's commit, the CPU and the numeric libraries' versions.
 
-  Training is deterministic on one machine, not across CPUs or library versions (oneDNN and Eigen pick their kernels
-  by the instructions a CPU has), so a table built over several machines says which row ran on which."""
+  A deterministic run repeats on one machine, not across CPUs or library versions (Eigen picks its kernels by the
+  instructions a CPU has), so a table built over several machines says which row ran on which."""
   from importlib import metadata
 
   commit = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
