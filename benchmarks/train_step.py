@@ -100,8 +100,8 @@ def main() -> int:
     "--deterministic", action="store_true", help="TensorFlow op determinism on (RuntimeConfig.deterministic)"
   )
   args = p.parse_args()
-  if args.deterministic:  # As a deterministic run has it: op determinism; on a CPU one thread per op, no Grappler.
-    determinism.enable()  # Before the first op. oneDNN is the caller's: TF_ENABLE_ONEDNN_OPTS=0 for repeatable.
+  if args.deterministic:  # As a deterministic run has it: op determinism; on a CPU, Grappler off.
+    determinism.enable()
     keras.utils.set_random_seed(0)  # Determinism refuses unseeded random ops (the random batches here).
   networks = []
   for item in args.networks.split(","):
@@ -114,8 +114,7 @@ def main() -> int:
   print(
     f"TensorFlow {tf.__version__}, {devices}, {os.cpu_count()} CPU cores; batch {args.batch} labeled + "
     f"{args.batch} unlabeled (supervised: labeled only), {args.keypoints} keypoints, op determinism "
-    f"{'on' if args.deterministic else 'off'}, oneDNN {'on' if determinism.onednn_on() else 'off'}, intra-op threads "
-    f"{determinism.intra_op_threads() or 'default'}"
+    f"{'on' if args.deterministic else 'off'}, Grappler {'off' if determinism.grappler_off() else 'on'}"
   )
   print(f"{'network':18s} {'method':11s} {'policy':15s} {'jit':4s} {'images/s':>9s} {'s/step':>7s}")
   jits = {"off": [False], "on": [True], "both": [False, True]}[args.jit]

@@ -55,8 +55,8 @@ def main(argv=None) -> int:
   except (FileNotFoundError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  if argv is None and not args.dry_run:  # The script itself, not a caller's main([...]) in its own process.
-    _restart_if_needed(gin)
+  if not args.dry_run:
+    _announce_determinism(gin)
   work_dir = args.work_dir or os.path.join("work_dirs", os.path.splitext(os.path.basename(args.gin_file[0]))[0])
   if os.path.exists(work_dir) and not os.path.isdir(work_dir):
     print(f"error: --work_dir {work_dir} is a file, not a folder", file=sys.stderr)
@@ -114,30 +114,19 @@ def main(argv=None) -> int:
   return 0
 
 
-def _restart_if_needed(gin) -> None:
-  """A deterministic run restarts this script once with oneDNN off (TensorFlow picks its CPU kernels at import, and
-  oneDNN's gradients do not repeat on a loaded machine), then asks for determinism before TensorFlow's runtime
-  starts, so that CPU ops run on one thread each (semipose_tf/train/determinism.py)."""
+def _announce_determinism(gin) -> None:
+  """A deterministic run says what it turned on (semipose_tf/train/determinism.py): op determinism, and on a CPU
+  Grappler off, whose graph rewrites differed between processes."""
   from semipose_tf.train import determinism
 
   try:
     deterministic = bool(gin.query_parameter("RuntimeConfig.deterministic"))
   except ValueError:  # Not bound: train()'s default.
     deterministic = False
-  restart = determinism.restart_argv(deterministic)
-  if restart:
-    print(
-      f"RuntimeConfig.deterministic: restarting with {determinism.ONEDNN_ENV}=0 (oneDNN off) for bit-for-bit repeats"
-    )
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(restart[0], restart, {**os.environ, determinism.ONEDNN_ENV: "0"})
   if deterministic:
     determinism.enable()
-    threads = "one thread per op" if determinism.intra_op_threads() == 1 else "the default threads (a GPU run)"
-    grappler = ", Grappler off" if determinism.grappler_off() else ""
-    print(f"RuntimeConfig.deterministic: op determinism, oneDNN {'on' if determinism.onednn_on() else 'off'}, "
-          f"CPU ops on {threads}{grappler}")  # fmt: skip
+    grappler = "Grappler off" if determinism.grappler_off() else "Grappler on (a GPU run)"
+    print(f"RuntimeConfig.deterministic: op determinism, {grappler}")
 
 
 def _message(e: Exception | str) -> str:

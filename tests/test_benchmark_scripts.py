@@ -46,10 +46,10 @@ def test_train_step_times_each_method_of_our_step():
   timed = rows(out, "r18w16")
   assert [r[2] for r in timed] == ["supervised", "plus"], out
   assert all(float(r[-1]) > 0 for r in timed), out  # s/step
-  # As a deterministic run has it: op determinism and, without a GPU, one intra-op thread.
+  # As a deterministic run has it: op determinism and, without a GPU, Grappler off.
   out = run_benchmark("train_step.py", "--networks", "r18w16@64", "--batch", "2", "--steps", "1", "--methods",
                       "plus", "--policies", "float32", "--keypoints", "14", "--deterministic")  # fmt: skip
-  assert "op determinism on" in out and "intra-op threads 1" in out and len(rows(out, "r18w16")) == 1, out
+  assert "op determinism on, Grappler off" in out and len(rows(out, "r18w16")) == 1, out
 
 
 def test_reference_step_builds_both_pytorch_networks_and_times_them():

@@ -1,12 +1,12 @@
 """A deterministic `plus` run repeats bit for bit on one loaded machine (issue 36, case 8).
 
-Under load the same seeded run drifted apart (the demo's plus phase ended at AP 0.4333 and 0.4362): oneDNN's CPU
-kernels and TensorFlow's multi-threaded CPU ops do not repeat when the thread pool is scheduled differently, and
-Grappler rewrote the step's graph differently in some processes. With ``RuntimeConfig.deterministic`` on,
-``scripts/train.py`` restarts itself with oneDNN off, runs each CPU op on one thread and turns Grappler off
-(semipose_tf/train/determinism.py); this runs the script twice at once beside a busy process (each run loads
-the other) and compares every logged value and every weight. The network is the demo's (ResNet-18 width 16, 192x160,
-12 + 12 people a step): on networks of a few channels the differences did not show.
+Under load the same seeded run drifted apart (the demo's plus phase ended at AP 0.4333 and 0.4362): Grappler,
+TensorFlow's graph optimizer, rewrote the step's graph differently in different processes. With
+``RuntimeConfig.deterministic`` on, a run on a CPU turns Grappler off (semipose_tf/train/determinism.py); this runs
+the script twice at once beside a busy process (each run loads the other) and compares every logged value and every
+weight. The network is the demo's (ResNet-18 width 16, 192x160, 12 + 12 people a step): on networks of a few
+channels the differences did not show. Grappler's rewrite differed in some processes only, so one passing pair is
+evidence, not proof; benchmarks/results/determinism.md has the pairs that located it.
 """
 
 import os
@@ -76,7 +76,7 @@ def test_a_deterministic_plus_run_repeats_beside_a_busy_process(data_root, tmp_p
     busy.kill()
     for r in locals().get("runs", []):
       r.kill()
-  assert "TF_ENABLE_ONEDNN_OPTS=0" in out and "one thread per op, Grappler off" in out  # Restarted, then set.
+  assert "RuntimeConfig.deterministic: op determinism, Grappler off" in out
   assert len(first.splitlines()) == 3 and "loss_u" in first and "mask_count" in first
   assert second == first  # Every logged value: losses, mask counts, mixup lambda, per epoch.
   assert len(weights) == len(weights_again)
@@ -84,19 +84,19 @@ def test_a_deterministic_plus_run_repeats_beside_a_busy_process(data_root, tmp_p
   assert not differing, f"{len(differing)} of {len(weights)} weight arrays differ"
 
 
-def test_enable_on_a_cpu_sets_one_thread_per_op_and_turns_grappler_off():
+def test_enable_on_a_cpu_turns_grappler_off_and_keeps_the_threads():
   """What determinism.enable() promises on a machine without a GPU, in a fresh process (it is process-wide)."""
   code = (
     "import tensorflow as tf\n"
     "from tensorflow.python.framework import config\n"
     "from semipose_tf.train import determinism\n"
-    "assert not determinism.grappler_off() and determinism.intra_op_threads() == 0\n"
+    "assert not determinism.grappler_off()\n"
     "determinism.enable()\n"
     "gpu = bool(tf.config.list_physical_devices('GPU'))\n"
-    "print(gpu, determinism.grappler_off(), determinism.intra_op_threads(),"
+    "print(gpu, determinism.grappler_off(), tf.config.threading.get_intra_op_parallelism_threads(),"
     " config.is_op_determinism_enabled())\n"
   )
   env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
   r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
   assert r.returncode == 0, r.stderr[-2000:]
-  assert r.stdout.split() == ["False", "True", "1", "True"], r.stdout
+  assert r.stdout.split() == ["False", "True", "0", "True"], r.stdout  # 0: TensorFlow's default pool.
