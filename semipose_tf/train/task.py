@@ -219,7 +219,7 @@ class PoseTask:
   def build(self) -> Experiment:
     """Data checks, seeds, strategy, inputs, then the model inside the strategy's scope."""
     cfg = self.config
-    if cfg.runtime.deterministic:  # Op determinism, and a warning if oneDNN's kernels are on (determinism.py).
+    if cfg.runtime.deterministic:  # Op determinism and, on a CPU, Grappler off (determinism.py).
       determinism.enable()
     spec = get_spec(cfg.data.spec)
     self.check_inputs()
