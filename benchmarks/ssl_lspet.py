@@ -308,8 +308,8 @@ def provenance_line(recs: list[dict]) -> str:
     return "No run has finished yet."
   return (
     "Where the runs ran (a seeded run repeats bit for bit on one machine, not across CPUs or library versions, and "
-    "only from commit 59091d1 on, which turns oneDNN, multi-threaded CPU ops and Grappler off in deterministic CPU "
-    "runs; runs of earlier commits could drift apart under load: benchmarks/results/determinism.md): "
+    "only from commit 59091d1 on, which turns Grappler off in deterministic CPU runs; runs of earlier commits could "
+    "drift apart under load: benchmarks/results/determinism.md): "
     + "; ".join(f"{where} ({n} run{'s' * (n != 1)})" for where, n in counts.items())
     + "."
   )
