@@ -52,6 +52,7 @@ from semipose_tf.console import VERBOSE_FLAG, VERBOSE_HELP, quiet_start  # noqa:
 quiet_start()  # The report's pictures load TensorFlow in this process; its start-up lines stay hidden.
 
 from kept_start import START, keep_start, restore_start  # noqa: E402
+from lspet_anchors import ANCHORS, anchors_section  # noqa: E402
 from results_io import (  # noqa: E402
   checkout_env,
   last,
@@ -355,7 +356,7 @@ def _monitor(records: dict, regime: dict) -> list[str]:
     "| Row | Epoch | pseudo-label PCK@0.2 | PCK@0.1 | masks: all joints | most | few | logged |",
     "|---|---|---|---|---|---|---|---|",
   ]
-  for m in METHODS + DIAGNOSTICS:
+  for m in (m for m in METHODS + DIAGNOSTICS if m not in ANCHORS):  # The anchors' teacher: their own section.
     recs = [r for r in records.get(m, []) if r and "probe_PCK@0.2" in r["epochs"][0]]
     if not recs:
       continue
@@ -464,9 +465,11 @@ def report(records: dict, start: dict, key: str) -> str:
     if recs:
       lines.append(f"| {m} | " + " | ".join(fmt(stats([last(r, f"val_{g}") for r in recs])[0]) for g in GROUPS) + " |")
   lines += ["", "## PCK@0.2 after each epoch (mean over seeds)", ""]
-  epochs = max((len(r["epochs"]) for rs in records.values() for r in rs if r), default=0)
+  # The anchors' 20 epochs have their own section, beside the start's curve.
+  per_row = [m for m in METHODS + DIAGNOSTICS if m not in ANCHORS]
+  epochs = max((len(r["epochs"]) for m in per_row for r in records.get(m, []) if r), default=0)
   lines += ["| Row | " + " | ".join(str(e + 1) for e in range(epochs)) + " |", "|---|" + "---|" * epochs]
-  for m in METHODS + DIAGNOSTICS:
+  for m in per_row:
     recs = [r for r in records.get(m, []) if r]
     if recs:
       n = min(len(r["epochs"]) for r in recs)
@@ -476,6 +479,7 @@ def report(records: dict, start: dict, key: str) -> str:
         + " |"
       )
   lines += _monitor(records, regime)
+  lines += anchors_section(records, start)
   return "\n".join(lines) + "\n"
 
 

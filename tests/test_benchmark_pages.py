@@ -71,3 +71,26 @@ def test_the_shared_start_is_kept_without_its_optimizer_and_restored_elsewhere(t
     assert json.load(f)["epochs"][-1]["val_PCK@0.2"] == 27.0
   assert not restore_start(elsewhere, records)  # A work folder with a trained start keeps it.
   assert keep_start(str(trained / "checkpoints" / "final.keras"), records) == kept
+
+
+def test_the_anchors_section_lines_up_the_start_then_the_rows_beside_the_anchors(monkeypatch):
+  """Epochs 1..start: the start's curve in both design columns; after it, each row's mean; the anchors' gain paired."""
+  monkeypatch.syspath_prepend(os.path.join(ROOT, "benchmarks"))
+  from lspet_anchors import anchors_section
+
+  def rec(pcks, probe=None, masks=None):
+    return {"epochs": [{"val_PCK@0.2": p, "probe_PCK@0.2": probe, "mask_count": masks} for p in pcks]}
+
+  start = rec([20.0, 30.0])
+  records = {
+    "supervised": [rec([31.0]), rec([33.0])],
+    "plus": [rec([30.0]), rec([30.5])],
+    "anchor_supervised": [rec([21.0, 29.0, 32.0], probe=25.0)],
+    "anchor_plus": [rec([22.0, 30.5], probe=26.0, masks=4.125)],  # Still running: its third epoch not yet.
+  }
+  assert anchors_section({"supervised": records["supervised"]}, start) == []  # No anchor: no section.
+  rows = [line.split(" | ") for line in anchors_section(records, start) if line.startswith("| ") and line[2].isdigit()]
+  assert [r[0] for r in rows] == ["| 1", "| 2", "| 3"]
+  assert rows[0][1:6] == ["20.0", "20.0", "21.0", "22.0", "+1.0"]
+  assert rows[2][1:6] == ["32.0", "30.2", "32.0", "-", "-"]  # The rows' means after the start; plus not there.
+  assert rows[1][6:] == ["25.0", "26.0", "4.12 |"]
