@@ -149,7 +149,7 @@ REGIMES = {
     alone=None,
     fingerprint=None,
     probe_images="im01001..im01500",
-    findings=None,
+    findings="ssl_lspet_box_findings.md",
     floors={},
   ),
 }

@@ -1,8 +1,10 @@
 #!/usr/bin/env python
-"""The two LSPET tables side by side: random weights (200 labels) against the ImageNet start (1,000 labels).
+"""The three LSPET tables side by side: random weights (200 labels), the ImageNet start (1,000 labels) on the
+whole image, and the ImageNet start on person boxes.
 
-Reads the finished runs' records that ``benchmarks/ssl_lspet.py`` keeps in ``benchmarks/results/ssl_lspet/`` and
-``benchmarks/results/ssl_lspet_imagenet/`` (committed, so this needs no work folder and no training) and writes
+Reads the finished runs' records that ``benchmarks/ssl_lspet.py`` keeps in ``benchmarks/results/ssl_lspet/``,
+``benchmarks/results/ssl_lspet_imagenet/`` and ``benchmarks/results/ssl_lspet_box/`` (committed, so this needs no
+work folder and no training) and writes
 ``benchmarks/results/ssl_lspet_side_by_side.md``: per row and regime the test PCK@0.2 (mean ± spread over the paired
 seeds), the paired gain over the supervised row seed by seed, and what the teacher knows (its pseudo-label PCK@0.2
 on the held-back probe people after the last epoch). A row not measured yet says so.
@@ -31,7 +33,7 @@ ROWS = (
   ("upper_bound", "all 9,000 labels"),
   ("oracle_plus", "plus, ground-truth targets (diagnostic)"),
 )
-REGIMES = (("ssl_lspet", "random"), ("ssl_lspet_imagenet", "ImageNet"))
+REGIMES = (("ssl_lspet", "random"), ("ssl_lspet_imagenet", "ImageNet"), ("ssl_lspet_box", "boxes"))
 
 
 def load(name: str, records: str = RESULTS) -> dict[str, dict[int, dict]]:
@@ -68,19 +70,22 @@ def side_by_side(tables: dict[str, dict]) -> str:
   """The markdown page: one line per row, three cells per regime."""
   head = ["Row"] + [f"{title}: {c}" for _, title in REGIMES for c in ("PCK@0.2", "gain per seed", "teacher")]
   lines = [
-    "# LSPET: random weights against the ImageNet start, side by side",
+    "# LSPET: random weights, the ImageNet start and person boxes, side by side",
     "",
     "Built by `python benchmarks/ssl_lspet_compare.py` from the records of `benchmarks/ssl_lspet.py` "
-    "(`--regime random` and `--regime imagenet`). **random**: SimpleBaseline-R18 at width 16 from random "
+    "(`--regime random`, `imagenet` and `box`). **random**: SimpleBaseline-R18 at width 16 from random "
     "weights, 200 labels, 256x256, 8 epochs x 250 steps per row. **ImageNet**: EfficientNet-Lite0 from its "
-    "ImageNet weights, 1,000 labels, 192x192, 2 epochs x 250 steps per row. Both: 16 labeled + 16 unlabeled "
+    "ImageNet weights, 1,000 labels, 192x192, the whole image as the box, 2 epochs x 250 steps per row. "
+    "**boxes**: the same network and labels, each person cropped by the box around its joints, 4 epochs x 250 "
+    "steps per row. All: 16 labeled + 16 unlabeled "
     "per step, the 9,000 training images unlabeled, every row from its regime's shared supervised start. "
     "PCK@0.2: torso PCK on the 737 test people with a torso after the last epoch, mean ± sample spread over "
     "paired seeds. Gain per seed: the row minus the "
     "supervised row of the same seed (seeds 0 / 1 / 2). Teacher: the network's pseudo-label PCK@0.2 on the "
     "500 held-back probe people after the last epoch, what the consistency losses copy. Each regime's own "
     "page has the schedule, spreads, joint groups and the monitor per epoch: "
-    "[ssl_lspet.md](ssl_lspet.md), [ssl_lspet_imagenet.md](ssl_lspet_imagenet.md).",
+    "[ssl_lspet.md](ssl_lspet.md), [ssl_lspet_imagenet.md](ssl_lspet_imagenet.md), "
+    "[ssl_lspet_box.md](ssl_lspet_box.md).",
     "",
     "| " + " | ".join(head) + " |",
     "|---" * len(head) + "|",
@@ -101,7 +106,9 @@ def side_by_side(tables: dict[str, dict]) -> str:
 
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--records", default=RESULTS, help="the folder holding ssl_lspet/ and ssl_lspet_imagenet/")
+  p.add_argument(
+    "--records", default=RESULTS, help="the folder holding ssl_lspet/, ssl_lspet_imagenet/ and ssl_lspet_box/"
+  )
   p.add_argument("--out", default=os.path.join(RESULTS, "ssl_lspet_side_by_side.md"))
   args = p.parse_args(argv)
   tables = {name: load(name, args.records) for name, _ in REGIMES}
