@@ -94,3 +94,20 @@ def test_the_anchors_section_lines_up_the_start_then_the_rows_beside_the_anchors
   assert rows[0][1:6] == ["20.0", "20.0", "21.0", "22.0", "+1.0"]
   assert rows[2][1:6] == ["32.0", "30.2", "32.0", "-", "-"]  # The rows' means after the start; plus not there.
   assert rows[1][6:] == ["25.0", "26.0", "4.12 |"]
+
+
+def test_the_confidence_table_ranks_bins_and_keeps_the_most_confident_joints(monkeypatch):
+  """AUC from ranks (ties half), the fraction right per confidence bin and what a top-k filter keeps."""
+  import numpy as np
+
+  monkeypatch.syspath_prepend(os.path.join(ROOT, "benchmarks"))
+  from teacher_confidence import confidence_table
+
+  scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.3])
+  correct = np.array([True, True, False, True, False, False, True, False])
+  t = confidence_table(scores, correct, quantiles=4)
+  # Right joints outscore wrong ones in 11.5 of the 16 pairs: 4 + 4 + 3, and the 0.3 tie counts half.
+  assert t["joints"] == 8 and t["right"] == 0.5 and abs(t["auc"] - 11.5 / 16) < 1e-12
+  assert t["bins"] == [0.5, 0.0, 0.5, 1.0]  # Least confident first.
+  assert t["keep"][0.25] == (1.0, 0.5) and t["keep"][0.5] == (0.75, 0.75) and t["keep"][1.0] == (0.5, 1.0)
+  assert np.isnan(confidence_table(scores, np.ones(8, bool))["auc"])  # No wrong joint: nothing to separate.
