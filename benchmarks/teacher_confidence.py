@@ -21,11 +21,9 @@ import sys
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-from semipose_tf.console import VERBOSE_FLAG, VERBOSE_HELP, quiet_start  # noqa: E402
-
-quiet_start()
-
 from results_io import provenance, write_page  # noqa: E402
+
+from semipose_tf.console import VERBOSE_FLAG, VERBOSE_HELP, quiet_start  # noqa: E402
 
 KEEP = (0.25, 0.5, 0.75, 1.0)  # Fractions of the scored joints kept, most confident first.
 
@@ -141,6 +139,7 @@ def main() -> int:
   p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "ssl_lspet_box_confidence.md"))
   p.add_argument(VERBOSE_FLAG, action="store_true", help=VERBOSE_HELP)
   args = p.parse_args()
+  quiet_start()  # Here, not at import: a test imports confidence_table without touching the process's logging.
   given = args.checkpoint or ["start=" + os.path.join(ROOT, "benchmarks", "results", "ssl_lspet_box", "burn_in.keras")]
   checkpoints = dict(c.split("=", 1) if "=" in c else (os.path.relpath(c, ROOT), c) for c in given)
   for c in checkpoints.values():
