@@ -9,13 +9,9 @@ epoch beside the burn-in design: the start's curve, then the supervised and plus
 
 from __future__ import annotations
 
-from results_io import stats
+from results_io import fmt, stats
 
 ANCHORS = ("anchor_supervised", "anchor_plus")
-
-
-def _cell(x: float, digits: int = 1) -> str:
-  return "-" if x != x else f"{x:.{digits}f}"
 
 
 def _at(recs: list[dict], epoch: int, key: str) -> float:
@@ -62,14 +58,14 @@ def anchors_section(records: dict, start: dict) -> list[str]:
   ]
   for e in range(n):
     if e < len(burn):
-      left = _cell(burn[e].get("val_PCK@0.2", float("nan")))
+      left = fmt(burn[e].get("val_PCK@0.2", float("nan")))
       design = (left, left)
     else:
-      design = tuple(_cell(_at(rows[m], e - len(burn), "val_PCK@0.2")) for m in ("supervised", "plus"))
+      design = tuple(fmt(_at(rows[m], e - len(burn), "val_PCK@0.2")) for m in ("supervised", "plus"))
     s, p = _at(sup, e, "val_PCK@0.2"), _at(plus, e, "val_PCK@0.2")
     lines.append(
-      f"| {e + 1} | {design[0]} | {design[1]} | {_cell(s)} | {_cell(p)} | {_gain(p, s)} | "
-      f"{_cell(_at(sup, e, 'probe_PCK@0.2'))} | {_cell(_at(plus, e, 'probe_PCK@0.2'))} | "
-      f"{_cell(_at(plus, e, 'mask_count'), 2)} |"
+      f"| {e + 1} | {design[0]} | {design[1]} | {fmt(s)} | {fmt(p)} | {_gain(p, s)} | "
+      f"{fmt(_at(sup, e, 'probe_PCK@0.2'))} | {fmt(_at(plus, e, 'probe_PCK@0.2'))} | "
+      f"{fmt(_at(plus, e, 'mask_count'), 2)} |"
     )
   return lines

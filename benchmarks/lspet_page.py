@@ -12,7 +12,7 @@ import platform
 
 from lspet_anchors import ANCHORS, anchors_section
 from lspet_regimes import DIAGNOSTICS, GROUPS, METHODS, PAIRED_WITH, REGIMES, label
-from results_io import last, stats
+from results_io import fmt, last, stats
 
 
 def _algorithm_1() -> str:
@@ -21,10 +21,6 @@ def _algorithm_1() -> str:
 
   m = Masking()
   return f"gamma {m.gamma}, m {m.mask_max}, m_min {m.mask_min}, tau {m.tau}"
-
-
-def fmt(x: float, digits: int = 1) -> str:
-  return "-" if x != x else f"{x:.{digits}f}"
 
 
 def wall_text(recs: list) -> str:

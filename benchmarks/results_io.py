@@ -45,6 +45,11 @@ def last(record: dict, key: str) -> float | None:
   return record["epochs"][-1].get(key) if record.get("epochs") else None
 
 
+def fmt(x: float, digits: int = 1) -> str:
+  """A page's number: ``digits`` decimals, or "-" for NaN (nothing measured)."""
+  return "-" if x != x else f"{x:.{digits}f}"
+
+
 def stats(values) -> tuple[float, float]:
   """Mean and sample standard deviation of the finite values (NaN, NaN when there are none; sd 0 for one)."""
   v = np.asarray([x for x in values if x is not None and np.isfinite(x)], np.float64)

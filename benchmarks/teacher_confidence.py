@@ -71,15 +71,15 @@ def measure(checkpoint: str, set_dir: str, first_id: int, num: int) -> dict:
   from semipose_tf.method_config import Masking
 
   net = keras.models.load_model(checkpoint)
-  spec = records.open_record_set(set_dir).spec
-  probe = TeacherProbe(set_dir, spec, net.input_shape[1:3], Masking(), first_id=first_id, num=num)
+  people = records.open_record_set(set_dir)  # Read once: the probe's stream and ground truth take the handle.
+  probe = TeacherProbe(people, people.spec, net.input_shape[1:3], Masking(), first_id=first_id, num=num)
   preds, scores, ids = [], [], []
   for batch, _, coords, peak in predict_batches(lambda x: net(x, training=False), probe.dataset):
     preds.append(coords)
     scores.append(peak)
     ids.extend(int(i) for i in batch["ann_id"].numpy())
   truth = np.stack([probe.truth[i] for i in ids])
-  correct, scored = pck.correct_joints(np.concatenate(preds), truth[..., :2], truth[..., 2] > 0, spec)
+  correct, scored = pck.correct_joints(np.concatenate(preds), truth[..., :2], truth[..., 2] > 0, people.spec)
   return confidence_table(np.concatenate(scores)[scored], correct[scored])
 
 
